@@ -1,0 +1,252 @@
+//! Building and running the application: state, start-up bootstrap, router and middleware.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::SecretBox;
+use crate::error::AppError;
+use crate::store::{self, Db};
+use crate::tickets::memory::MemoryStore;
+use crate::tickets::TicketStore;
+use crate::tokens::Keys;
+use crate::wechat::{Simulator, WechatClient};
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub tickets: Arc<dyn TicketStore>,
+    pub wechat: Arc<WechatClient>,
+    pub keys: Arc<Keys>,
+    pub secrets: SecretBox,
+    pub clock: Clock,
+    /// The WeChat simulator, in `dev` mode only.
+    pub simulator: Option<Simulator>,
+}
+
+/// A built application: a bound listener and the router to serve on it.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    /// Connects storage, applies migrations, upserts the configured Mini Programs and apps,
+    /// loads signing keys and binds the listener (port 0 picks a free port).
+    pub async fn build(mut config: Config) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        if config.public_url.port() == Some(0) {
+            let _ = config.public_url.set_port(Some(port));
+        }
+        let simulator = config.dev_mode.then(Simulator::new);
+        if config.dev_mode {
+            crate::dev::prepare_config(&mut config);
+        }
+        let state = build_state(config, simulator).await?;
+        let router = router(state.clone());
+        Ok(App { listener, router, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or ctrl-c.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// The key that seals secrets: configured, or for the embedded default generated once and kept
+/// beside the SQLite database.
+fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
+    if let Some(key) = &config.secret_key {
+        return Ok(SecretBox::from_base64(key.expose())?);
+    }
+    let dir = config
+        .data_dir()
+        .filter(|_| config.database_url.starts_with("sqlite"))
+        .context("configuration key `secret_key` is required unless the database is a SQLite file")?;
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("secret.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k,
+        Err(_) => {
+            let k = SecretBox::generate_key();
+            write_private(&path, &k)?;
+            tracing::warn!(path = %path.display(), "generated a new secret_key; back it up with the database");
+            k
+        }
+    };
+    Ok(SecretBox::from_base64(&key)?)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+pub async fn connect_tickets(config: &Config) -> anyhow::Result<Arc<dyn TicketStore>> {
+    Ok(if config.uses_redis() {
+        Arc::new(crate::tickets::redis::RedisStore::connect(&config.redis_url, &config.redis_prefix, config.clock.clone()).await?)
+    } else {
+        Arc::new(MemoryStore::new(config.clock.clone()))
+    })
+}
+
+async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Result<AppState> {
+    let secrets = secret_box(&config)?;
+    let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+    db.migrate().await.context("applying database migrations")?;
+    let tickets = connect_tickets(&config).await?;
+    let wechat = Arc::new(WechatClient::new(config.wechat.api_base.clone(), config.wechat_timeout(), Arc::clone(&tickets)));
+    let clock = config.clock.clone();
+    let keys = Arc::new(Keys::new(db.clone(), secrets.clone(), clock.clone()));
+    let state = AppState { config: Arc::new(config), db, tickets, wechat, keys, secrets, clock, simulator };
+    bootstrap(&state).await?;
+    Ok(state)
+}
+
+/// Upserts the configured pools, Mini Programs and apps, and makes sure the default pool has a
+/// signing key.
+async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let db = &state.db;
+    store::pools::ensure(db, "default", "Default", now).await?;
+    for mp in &state.config.miniprograms {
+        store::pools::ensure(db, &mp.pool, &mp.pool, now).await?;
+        let record = store::miniprograms::MiniProgram {
+            appid: mp.appid.clone(),
+            pool: mp.pool.clone(),
+            name: mp.name.clone(),
+            secret_enc: state.secrets.seal(mp.secret.expose().as_bytes()),
+        };
+        store::miniprograms::upsert(db, &record, now).await?;
+        if let Some(sim) = &state.simulator {
+            sim.register_app(&mp.appid, mp.secret.expose());
+        }
+    }
+    for app in &state.config.apps {
+        let mp = store::miniprograms::get(db, &app.miniprogram)
+            .await?
+            .with_context(|| format!("app `{}`: Mini Program {} is not configured", app.client_id, app.miniprogram))?;
+        if mp.pool != app.pool {
+            anyhow::bail!("app `{}` is in pool `{}` but its Mini Program serves pool `{}`", app.client_id, app.pool, mp.pool);
+        }
+        store::pools::ensure(db, &app.pool, &app.pool, now).await?;
+        let client_secret_hash = match &app.client_secret {
+            Some(secret) => {
+                let secret = secret.expose().to_owned();
+                Some(tokio::task::spawn_blocking(move || crate::crypto::hash_password(&secret)).await??)
+            }
+            None => None,
+        };
+        let record = store::apps::App {
+            client_id: app.client_id.clone(),
+            pool: app.pool.clone(),
+            name: app.name.clone(),
+            logo: app.logo.clone(),
+            client_secret_hash,
+            redirect_uris: app.redirect_uris.clone(),
+            allowed_origins: app.allowed_origins.clone(),
+            miniprogram: app.miniprogram.clone(),
+            qr_ttl_secs: app.qr_ttl_secs as i64,
+            require_binding: app.require_binding,
+        };
+        store::apps::upsert(db, &record, now).await?;
+    }
+    state.keys.for_pool("default").await.context("loading signing keys")?;
+    Ok(())
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut app = Router::new()
+        .merge(crate::ops::router())
+        .merge(crate::pc::router())
+        .merge(crate::mp::router())
+        .merge(crate::oidc::router());
+    if state.config.dev_mode {
+        app = app.merge(crate::dev::router(&state));
+    }
+    app.fallback(not_found)
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let path = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_else(|| "-".into());
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found() -> Response {
+    AppError::NotFound("no such resource".into()).into_response()
+}

@@ -1,0 +1,403 @@
+//! One typed configuration: defaults < TOML file < environment.
+//!
+//! Every key of the file may be overridden by an environment variable with the `SCANGATE_`
+//! prefix and `__` for nesting (`SCANGATE_WECHAT__TIMEOUT_MS=2000`); `DATABASE_URL` and
+//! `REDIS_URL` are honoured too. Unknown keys and malformed values stop start-up with a message
+//! that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::clock::Clock;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The URL browsers and Mini Programs reach this server at; issuers and QR links derive
+    /// from it.
+    pub public_url: Url,
+    /// `sqlite://…` (embedded default) or `postgres://…`.
+    pub database_url: String,
+    /// Empty: the in-process ticket store (one instance only). `redis://…`: shared state.
+    pub redis_url: String,
+    /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
+    pub redis_prefix: String,
+    /// 32 bytes in base64; encrypts AppSecrets and private keys at rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<Secret>,
+    /// Largest database pool.
+    pub database_max_connections: u32,
+    pub wechat: WechatConfig,
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+    pub miniprograms: Vec<MiniProgramConfig>,
+    pub apps: Vec<AppConfig>,
+    /// Set by `scangate dev`: mounts `/_dev/`. Never read from a file.
+    #[serde(skip)]
+    pub dev_mode: bool,
+    /// The clock; a manual one in tests.
+    #[serde(skip, default = "system_clock")]
+    pub clock: Clock,
+}
+
+fn system_clock() -> Clock {
+    Clock::System
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatConfig {
+    /// Base URL of WeChat's server API; tests and the simulator point this elsewhere.
+    pub api_base: Url,
+    /// Timeout of one call to WeChat.
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A Mini Program to upsert at start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiniProgramConfig {
+    pub appid: String,
+    pub secret: Secret,
+    /// The user pool whose users this Mini Program signs in.
+    #[serde(default = "default_pool")]
+    pub pool: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An app (OIDC client) to upsert at start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    #[serde(default = "default_pool")]
+    pub pool: String,
+    pub client_id: String,
+    /// Absent: a public client (PKCE).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    pub name: String,
+    #[serde(default)]
+    pub logo: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub miniprogram: String,
+    #[serde(default = "default_qr_ttl")]
+    pub qr_ttl_secs: u64,
+    #[serde(default = "default_true")]
+    pub require_binding: bool,
+}
+
+fn default_pool() -> String {
+    "default".into()
+}
+fn default_qr_ttl() -> u64 {
+    120
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A secret string: serialises as itself (the config file is the source) but never prints.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: Url::parse("http://127.0.0.1:8080").expect("static URL"),
+            database_url: "sqlite://data/scangate.db".into(),
+            redis_url: String::new(),
+            redis_prefix: "scangate".into(),
+            secret_key: None,
+            database_max_connections: 10,
+            wechat: WechatConfig::default(),
+            log_format: LogFormat::Text,
+            miniprograms: Vec::new(),
+            apps: Vec::new(),
+            dev_mode: false,
+            clock: Clock::System,
+        }
+    }
+}
+
+impl Default for WechatConfig {
+    fn default() -> Self {
+        Self { api_base: Url::parse("https://api.weixin.qq.com").expect("static URL"), timeout_ms: 5000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Parse(format!("file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut prefixed = Vec::new();
+        for (k, v) in &env {
+            if let Some(rest) = k.strip_prefix("SCANGATE_") {
+                prefixed.push((rest.to_ascii_lowercase().replace("__", "."), v.clone()));
+            }
+        }
+        for (k, v) in prefixed {
+            figment = figment.merge(Serialized::global(&k, env_value(&v)));
+        }
+        for (name, key) in [("DATABASE_URL", "database_url"), ("REDIS_URL", "redis_url")] {
+            if let Some((_, v)) = env.iter().find(|(k, _)| k == name) {
+                figment = figment.merge(Serialized::global(key, v.clone()));
+            }
+        }
+        let _ = Env::raw; // environment is read above with our own nesting rule
+        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: URL schemes, ranges, cross references.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.public_url.scheme(), "http" | "https") {
+            return Err(invalid("public_url", "must be an http or https URL"));
+        }
+        let db = self.database_url.as_str();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(invalid("database_url", "must start with sqlite: or postgres://"));
+        }
+        if !self.redis_url.is_empty()
+            && !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://"))
+        {
+            return Err(invalid("redis_url", "must be empty or start with redis:// or rediss://"));
+        }
+        if let Some(key) = &self.secret_key {
+            crate::crypto::SecretBox::from_base64(key.expose()).map_err(|e| invalid("secret_key", e.to_string()))?;
+        }
+        if !(100..=60_000).contains(&self.wechat.timeout_ms) {
+            return Err(invalid("wechat.timeout_ms", "must be between 100 and 60000"));
+        }
+        for (i, mp) in self.miniprograms.iter().enumerate() {
+            crate::domain::AppId::parse(&mp.appid).map_err(|e| invalid(format!("miniprograms[{i}].appid"), e))?;
+            if mp.secret.expose().is_empty() {
+                return Err(invalid(format!("miniprograms[{i}].secret"), "must not be empty"));
+            }
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            let key = |f: &str| format!("apps[{i}].{f}");
+            crate::domain::ClientId::parse(&app.client_id).map_err(|e| invalid(key("client_id"), e))?;
+            crate::domain::AppId::parse(&app.miniprogram).map_err(|e| invalid(key("miniprogram"), e))?;
+            if !(30..=3600).contains(&app.qr_ttl_secs) {
+                return Err(invalid(key("qr_ttl_secs"), "must be between 30 and 3600"));
+            }
+            for (j, uri) in app.redirect_uris.iter().enumerate() {
+                crate::domain::parse_redirect_uri(uri).map_err(|e| invalid(key(&format!("redirect_uris[{j}]")), e))?;
+            }
+            for (j, origin) in app.allowed_origins.iter().enumerate() {
+                crate::domain::parse_origin(origin).map_err(|e| invalid(key(&format!("allowed_origins[{j}]")), e))?;
+            }
+            let declared = self.miniprograms.iter().any(|m| m.appid == app.miniprogram);
+            if !declared && !self.dev_mode {
+                // Allowed: the Mini Program may already be in the database. Checked at start-up.
+            }
+        }
+        Ok(())
+    }
+
+    pub fn wechat_timeout(&self) -> Duration {
+        Duration::from_millis(self.wechat.timeout_ms)
+    }
+
+    /// Where the embedded default keeps its files (the SQLite database's folder).
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        let path = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path == ":memory:" {
+            return None;
+        }
+        Some(Path::new(path).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")))
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        !self.redis_url.is_empty()
+    }
+
+    /// The issuer of a pool: `{public_url}/oidc` for the default pool.
+    pub fn issuer(&self, pool_slug: &str) -> String {
+        let base = self.public_url.as_str().trim_end_matches('/');
+        if pool_slug == "default" {
+            format!("{base}/oidc")
+        } else {
+            format!("{base}/pools/{pool_slug}/oidc")
+        }
+    }
+
+    /// An absolute URL on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// Environment values are strings; numbers and booleans are recognised so typed keys parse.
+fn env_value(v: &str) -> figment::value::Value {
+    use figment::value::Value;
+    if let Ok(b) = v.parse::<bool>() {
+        return Value::from(b);
+    }
+    if let Ok(n) = v.parse::<u64>() {
+        return Value::from(n);
+    }
+    Value::from(v.to_owned())
+}
+
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let mut msg = e.kind.to_string();
+            if !key.is_empty() {
+                msg = format!("key `{key}`: {msg}");
+            }
+            if let Some(src) = &e.metadata.and_then(|m| m.source) {
+                msg = format!("{msg} (from {src})");
+            }
+            msg
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("scangate.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("scangate-config-{}", crate::crypto::random_token(6)));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn no_configuration_is_the_embedded_default() {
+        let c = Config::load_from(None, Vec::new()).unwrap();
+        assert_eq!(c.database_url, "sqlite://data/scangate.db");
+        assert!(!c.uses_redis());
+        assert_eq!(c.issuer("default"), "http://127.0.0.1:8080/oidc");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_in_the_error() {
+        let d = tmp();
+        let p = write(&d, "listen = \"127.0.0.1:1\"\nlisen_typo = 1\n");
+        let err = Config::load_from(Some(&p), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("lisen_typo"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_nested_key_from_the_environment_is_named() {
+        let err = Config::load_from(None, vec![("SCANGATE_WECHAT__TIMEOUT".into(), "5".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let d = tmp();
+        let p = write(&d, "[wechat]\ntimeout_ms = 1000\n");
+        let c = Config::load_from(
+            Some(&p),
+            vec![
+                ("SCANGATE_WECHAT__TIMEOUT_MS".into(), "2500".into()),
+                ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.wechat.timeout_ms, 2500);
+        assert!(c.uses_redis());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let d = tmp();
+        let p = write(&d, "[[apps]]\nclient_id = \"demo\"\nname = \"x\"\nminiprogram = \"nope\"\n");
+        let err = Config::load_from(Some(&p), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("apps[0].miniprogram"), "{err}");
+        let p = write(&d, "public_url = \"not a url\"\n");
+        let err = Config::load_from(Some(&p), Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("public_url"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_secret_key_is_refused() {
+        let err = Config::load_from(None, vec![("SCANGATE_SECRET_KEY".into(), "short".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret_key"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "<redacted>");
+    }
+}

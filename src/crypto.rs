@@ -1,0 +1,148 @@
+//! Small cryptographic helpers: random tokens, hashing, and encryption of secrets at rest.
+//!
+//! AppSecrets and private keys are sealed with AES-256-GCM under the configured `secret_key`;
+//! a sealed value is `v1.` + base64url(nonce ‖ ciphertext ‖ tag), text so that it stores the
+//! same way in SQLite and PostgreSQL.
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// `n` random bytes from the OS CSPRNG, base64url without padding.
+pub fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Lowercase hex SHA-256 of `data`: how bearer tokens, bind tokens and cookies are stored.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Compares two strings without an early exit on the first difference.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Seals and opens secrets at rest.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretBoxError {
+    #[error("secret_key must be 32 bytes in base64")]
+    BadKey,
+    #[error("a sealed secret could not be opened (wrong secret_key or corrupted data)")]
+    Open,
+}
+
+impl SecretBox {
+    /// From the configured `secret_key`: 32 bytes in standard or URL-safe base64.
+    pub fn from_base64(key: &str) -> Result<Self, SecretBoxError> {
+        let key = key.trim();
+        let bytes = STANDARD
+            .decode(key)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(key.trim_end_matches('=')))
+            .map_err(|_| SecretBoxError::BadKey)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| SecretBoxError::BadKey)?;
+        Ok(Self { cipher: Aes256Gcm::new(&key.into()) })
+    }
+
+    /// A fresh random key in the configuration's format.
+    pub fn generate_key() -> String {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        STANDARD.encode(key)
+    }
+
+    pub fn seal(&self, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        // Encryption with a valid key and a 12-byte nonce cannot fail.
+        let ct = self.cipher.encrypt(Nonce::from_slice(&nonce), plaintext).unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        format!("v1.{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    pub fn open(&self, sealed: &str) -> Result<Vec<u8>, SecretBoxError> {
+        let body = sealed.strip_prefix("v1.").ok_or(SecretBoxError::Open)?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| SecretBoxError::Open)?;
+        if bytes.len() < 12 + 16 {
+            return Err(SecretBoxError::Open);
+        }
+        let (nonce, ct) = bytes.split_at(12);
+        self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| SecretBoxError::Open)
+    }
+
+    pub fn open_string(&self, sealed: &str) -> Result<String, SecretBoxError> {
+        String::from_utf8(self.open(sealed)?).map_err(|_| SecretBoxError::Open)
+    }
+}
+
+/// Hashes a client secret with Argon2id (PHC string). CPU-heavy: call from `spawn_blocking`.
+pub fn hash_password(secret: &str) -> anyhow::Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2::Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+}
+
+/// Checks a client secret against its PHC hash. CPU-heavy: call from `spawn_blocking`.
+pub fn verify_password(secret: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc)
+        .map(|h| argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_open_with_the_same_key_only() {
+        let a = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+        let b = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+        let sealed = a.seal(b"app secret");
+        assert!(!sealed.contains("app secret"));
+        assert_eq!(a.open(&sealed).unwrap(), b"app secret");
+        assert!(b.open(&sealed).is_err());
+        assert!(a.open("v1.AAAA").is_err());
+    }
+
+    #[test]
+    fn a_short_secret_key_is_rejected() {
+        assert!(SecretBox::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn random_tokens_are_url_safe_and_long_enough() {
+        let t = random_token(16);
+        assert_eq!(t.len(), 22);
+        assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(t, random_token(16));
+    }
+
+    #[test]
+    fn password_hashes_verify() {
+        let h = hash_password("s3cret").unwrap();
+        assert!(verify_password("s3cret", &h));
+        assert!(!verify_password("other", &h));
+    }
+}

@@ -1,0 +1,47 @@
+//! `scangate dev`: the demo app, the WeChat simulator and the phone simulator under `/_dev/`.
+//! Nothing here is mounted in any other mode.
+
+use axum::Router;
+
+use crate::app::AppState;
+use crate::config::{AppConfig, Config, MiniProgramConfig, Secret};
+
+/// The demo Mini Program's AppID (the one WeChat's reference test vectors use).
+pub const DEMO_APPID: &str = "wx0123456789abcdef";
+pub const DEMO_CLIENT_ID: &str = "demo";
+
+/// Adds the demo Mini Program and app, and points the WeChat client at the simulator.
+pub fn prepare_config(config: &mut Config) {
+    config.wechat.api_base = config.public_url.join("/_dev/wechat/").unwrap_or_else(|_| config.public_url.clone());
+    if !config.miniprograms.iter().any(|m| m.appid == DEMO_APPID) {
+        config.miniprograms.push(MiniProgramConfig {
+            appid: DEMO_APPID.into(),
+            secret: Secret(crate::crypto::random_token(16)),
+            pool: "default".into(),
+            name: Some("ScanGate demo".into()),
+        });
+    }
+    if !config.apps.iter().any(|a| a.client_id == DEMO_CLIENT_ID) {
+        let origin = config.public_url.origin().ascii_serialization();
+        config.apps.push(AppConfig {
+            pool: "default".into(),
+            client_id: DEMO_CLIENT_ID.into(),
+            client_secret: None,
+            name: "Demo shop".into(),
+            logo: None,
+            redirect_uris: vec![config.url("/_dev/callback")],
+            allowed_origins: vec![origin],
+            miniprogram: DEMO_APPID.into(),
+            qr_ttl_secs: 120,
+            require_binding: true,
+        });
+    }
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut r = Router::new();
+    if let Some(sim) = &state.simulator {
+        r = r.nest_service("/_dev/wechat", sim.router());
+    }
+    r
+}

@@ -1,0 +1,159 @@
+//! Values parsed once at the edge. Handlers see only valid ones.
+
+use serde::{Deserialize, Serialize};
+
+/// A Mini Program AppID: `wx` followed by 16 hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AppId(String);
+
+impl AppId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = s.len() == 18 && s.starts_with("wx") && s[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("must be a Mini Program AppID: `wx` and 16 hex digits".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AppId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<AppId> for String {
+    fn from(a: AppId) -> String {
+        a.0
+    }
+}
+
+/// An app's client id: 1–64 of `[A-Za-z0-9._-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("must be 1 to 64 characters of A-Z a-z 0-9 . _ -".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The public name of a QR code: base64url, 22 to 32 characters (≥128 bits when generated).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Random(String);
+
+impl Random {
+    /// 144 random bits: 24 base64url characters, within a Mini Program `scene`'s 32.
+    pub fn generate() -> Self {
+        Self(crate::crypto::random_token(18))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (22..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("not a QR code random".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Random {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A redirect URI as registered: absolute http(s), no fragment, no user info. Compared to
+/// requests by exact string, so it is kept exactly as written.
+pub fn parse_redirect_uri(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be http or https".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry user info".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// A web origin: `scheme://host[:port]`, nothing after.
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not an origin: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be http or https".into());
+    }
+    let origin = url.origin().ascii_serialization();
+    if origin != s.trim_end_matches('/') {
+        return Err(format!("must be an origin only, like {origin}"));
+    }
+    Ok(origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appids_are_wx_and_sixteen_hex_digits() {
+        assert!(AppId::parse("wx0123456789abcdef").is_ok());
+        assert!(AppId::parse("wx0123456789abcdeg").is_err());
+        assert!(AppId::parse("wx0123").is_err());
+        assert!(AppId::parse("ab0123456789abcdef").is_err());
+    }
+
+    #[test]
+    fn generated_randoms_fit_a_scene_and_parse() {
+        let r = Random::generate();
+        assert!(r.as_str().len() <= 32);
+        assert!(Random::parse(r.as_str()).is_ok());
+        assert!(Random::parse("short").is_err());
+        assert!(Random::parse("has/slash/and/more/characters__").is_err());
+    }
+
+    #[test]
+    fn redirect_uris_refuse_fragments_and_userinfo() {
+        assert!(parse_redirect_uri("http://127.0.0.1:3000/callback").is_ok());
+        assert!(parse_redirect_uri("http://a/cb#x").is_err());
+        assert!(parse_redirect_uri("http://u:p@a/cb").is_err());
+        assert!(parse_redirect_uri("javascript:alert(1)").is_err());
+        assert!(parse_redirect_uri("/relative").is_err());
+    }
+
+    #[test]
+    fn origins_have_no_path() {
+        assert_eq!(parse_origin("http://127.0.0.1:3000").unwrap(), "http://127.0.0.1:3000");
+        assert!(parse_origin("http://127.0.0.1:3000/x").is_err());
+    }
+
+    #[test]
+    fn client_ids_are_restricted() {
+        assert!(ClientId::parse("demo").is_ok());
+        assert!(ClientId::parse("").is_err());
+        assert!(ClientId::parse("a b").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! Our own extractors: every rejection becomes an [`AppError`] with a stable code, never
+//! axum's plain-text message.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+
+/// JSON body. Malformed JSON, a wrong content type or a missing field is `invalid_request`.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: axum::extract::rejection::JsonRejection) -> AppError {
+    use axum::extract::rejection::JsonRejection as R;
+    match r {
+        R::MissingJsonContentType(_) => AppError::invalid("expected Content-Type: application/json"),
+        R::JsonSyntaxError(_) => AppError::invalid("the body is not valid JSON"),
+        R::JsonDataError(e) => AppError::invalid(format!("the JSON does not fit: {}", e.body_text())),
+        R::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge("the body is too large".into())
+        }
+        _ => AppError::invalid("the body could not be read"),
+    }
+}
+
+/// An optional JSON body: empty means `None`; anything else must be valid JSON of `T`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| AppError::invalid("the body could not be read"))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| OptionalJson(Some(v)))
+            .map_err(|e| AppError::invalid(format!("the body is not valid JSON of the expected shape: {e}")))
+    }
+}
+
+/// Query string. Anything that does not parse is `invalid_request`.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| AppError::invalid(format!("bad query string: {}", e.body_text())))
+    }
+}
+
+/// Who is calling: the client's IP and user agent, for audit and the confirm screen.
+#[derive(Clone, Debug)]
+pub struct Requester {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Requester {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(Requester { ip: client_ip(peer, &parts.headers), user_agent: header_str(&parts.headers, header::USER_AGENT.as_str()) })
+    }
+}
+
+/// The client's address: the first `X-Forwarded-For` hop when the peer is a local proxy,
+/// otherwise the peer itself (a remote client cannot forge its address this way).
+fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap) -> String {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .and_then(|v| v.parse::<IpAddr>().ok());
+    match (peer, forwarded) {
+        (Some(p), Some(f)) if p.is_loopback() => f.to_string(),
+        (Some(p), _) => p.to_string(),
+        (None, Some(f)) => f.to_string(),
+        (None, None) => "unknown".into(),
+    }
+}
+
+pub fn header_str(headers: &HeaderMap, name: &str) -> String {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(512).collect()
+}
+
+/// The bearer token of an `Authorization` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}

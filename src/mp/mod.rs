@@ -1,0 +1,271 @@
+//! The Mini Program's backend API (`/api/mp/v1`): session from a `wx.login` code, scan,
+//! confirm and cancel a QR code, and the user's own profile.
+//!
+//! The WeChat `session_key` is sealed in the database and never leaves the server; the Mini
+//! Program holds only an opaque bearer token whose SHA-256 we store.
+
+mod profile;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::crypto::{random_token, sha256_hex};
+use crate::error::{AppError, AppResult};
+use crate::extract::{bearer, Json, OptionalJson, Requester};
+use crate::store::{self, audit, identities::Identity, users::User};
+use crate::tickets::{ExchangeTicket, QrStatus, Scanner, TICKET_TTL};
+use crate::wechat::Credentials;
+
+/// Lifetime of a Mini Program bearer session.
+const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/mp/v1/session", post(session_post))
+        .route("/api/mp/v1/qrcodes/{random}/scan", post(scan_post))
+        .route("/api/mp/v1/qrcodes/{random}/confirm", post(confirm_post))
+        .route("/api/mp/v1/qrcodes/{random}/cancel", post(cancel_post))
+        .merge(profile::router())
+}
+
+#[derive(Deserialize)]
+struct SessionRequest {
+    appid: String,
+    code: String,
+}
+
+#[derive(Serialize)]
+struct SessionResponse {
+    token: String,
+    expires_in: i64,
+    user: SessionUser,
+}
+
+#[derive(Serialize)]
+struct SessionUser {
+    id: String,
+    is_new: bool,
+    nickname: Option<String>,
+    avatar_url: Option<String>,
+    has_phone: bool,
+}
+
+/// The Mini Program's credentials, with its AppSecret unsealed.
+pub async fn credentials(state: &AppState, appid: &str) -> AppResult<(store::miniprograms::MiniProgram, Credentials)> {
+    let mp = store::miniprograms::get(&state.db, appid)
+        .await?
+        .ok_or_else(|| AppError::NotFound("unknown Mini Program appid".into()))?;
+    let secret = state.secrets.open_string(&mp.secret_enc).map_err(|e| AppError::Internal(e.into()))?;
+    let creds = Credentials { appid: mp.appid.clone(), secret };
+    Ok((mp, creds))
+}
+
+/// `POST /api/mp/v1/session`: `wx.login` code → code2Session → identity upsert → bearer token.
+async fn session_post(State(state): State<AppState>, requester: Requester, Json(req): Json<SessionRequest>) -> AppResult<Response> {
+    if req.code.is_empty() || req.code.len() > 256 {
+        return Err(AppError::invalid("code must be the code from wx.login"));
+    }
+    crate::domain::AppId::parse(&req.appid).map_err(AppError::invalid)?;
+    let (mp, creds) = credentials(&state, &req.appid).await?;
+    let session = state.wechat.code2session(&creds, &req.code).await?;
+    let now = state.clock.now();
+    let sealed_key = state.secrets.seal(session.session_key.as_bytes());
+    let upserted = store::identities::upsert_login(
+        &state.db,
+        &mp.pool,
+        &mp.appid,
+        &session.openid,
+        session.unionid.as_deref(),
+        &sealed_key,
+        now,
+    )
+    .await?;
+    let identity = upserted.identity;
+    let token = random_token(32);
+    let expires_at = now + SESSION_TTL_SECS * 1000;
+    store::sessions::insert(&state.db, &sha256_hex(token.as_bytes()), &identity.id, &identity.user_id, now, expires_at).await?;
+    let user = store::users::get(&state.db.pool, &identity.user_id)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("identity without user")))?;
+    audit::record(
+        &state.db,
+        audit::Event {
+            pool: Some(&mp.pool),
+            actor: Some(&user.id),
+            action: if upserted.is_new { "mp.signup" } else { "mp.session" },
+            subject: Some(&mp.appid),
+            ip: Some(&requester.ip),
+            detail: None,
+        },
+        now,
+    )
+    .await?;
+    let body = SessionResponse {
+        token,
+        expires_in: SESSION_TTL_SECS,
+        user: SessionUser {
+            id: user.id,
+            is_new: upserted.is_new,
+            nickname: user.nickname,
+            avatar_url: user.avatar_url,
+            has_phone: user.phone.is_some(),
+        },
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+/// The caller of an authenticated Mini Program endpoint.
+pub struct MpUser {
+    pub identity: Identity,
+    pub user: User,
+}
+
+impl MpUser {
+    /// The session key of this identity, unsealed (for decrypting open data).
+    pub fn session_key(&self, state: &AppState) -> AppResult<String> {
+        let sealed = self.identity.session_key_enc.as_deref().ok_or_else(|| AppError::Unauthorized("no WeChat session; call session again".into()))?;
+        state.secrets.open_string(sealed).map_err(|e| AppError::Internal(e.into()))
+    }
+}
+
+impl FromRequestParts<AppState> for MpUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(&parts.headers).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+        if token.len() > 128 {
+            return Err(AppError::Unauthorized("invalid or expired token".into()));
+        }
+        let now = state.clock.now();
+        let session = store::sessions::get(&state.db, &sha256_hex(token.as_bytes()), now)
+            .await?
+            .ok_or_else(|| AppError::Unauthorized("invalid or expired token".into()))?;
+        let identity = store::identities::get(&state.db, &session.identity_id)
+            .await?
+            .ok_or_else(|| AppError::Unauthorized("invalid or expired token".into()))?;
+        let user = store::users::get(&state.db.pool, &session.user_id)
+            .await?
+            .ok_or_else(|| AppError::Unauthorized("invalid or expired token".into()))?;
+        if user.blocked {
+            return Err(AppError::Forbidden("this user is blocked".into()));
+        }
+        Ok(MpUser { identity, user })
+    }
+}
+
+/// Loads a code the caller's Mini Program may act on.
+async fn load_for(state: &AppState, who: &MpUser, random: &str) -> AppResult<crate::tickets::QrCode> {
+    let qr = crate::pc::load(state, random).await?;
+    if qr.appid != who.identity.appid {
+        return Err(AppError::Forbidden("this QR code belongs to another Mini Program".into()));
+    }
+    if qr.status_at(state.clock.now()) == QrStatus::Expired {
+        return Err(AppError::Expired("the QR code has expired".into()));
+    }
+    Ok(qr)
+}
+
+/// `POST /api/mp/v1/qrcodes/{random}/scan`
+async fn scan_post(State(state): State<AppState>, who: MpUser, Path(random): Path<String>) -> AppResult<Response> {
+    let qr = load_for(&state, &who, &random).await?;
+    let scanner = Scanner {
+        user_id: who.user.id.clone(),
+        nickname: who.user.nickname.clone(),
+        avatar_url: who.user.avatar_url.clone(),
+    };
+    let qr = state.tickets.scan(&qr.random, &scanner, state.clock.now()).await?;
+    let app = store::apps::get(&state.db, &qr.client_id).await?;
+    let (name, logo_url) = app.map(|a| (a.name, a.logo)).unwrap_or_default();
+    Ok(axum::Json(json!({
+        "app": { "name": name, "logo_url": logo_url },
+        "requester": {
+            "ip": qr.requester_ip,
+            "user_agent": qr.requester_user_agent,
+            "created_at": rfc3339(qr.created_at),
+        },
+        "expires_at": rfc3339(qr.expires_at),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    #[serde(default)]
+    pub profile: Option<profile::ProfileInput>,
+    #[serde(default)]
+    pub user_info: Option<profile::UserInfoInput>,
+    #[serde(default)]
+    pub phone: Option<profile::PhoneInput>,
+}
+
+/// `POST /api/mp/v1/qrcodes/{random}/confirm`: applies the optional profile and phone, then
+/// moves scanned → confirmed and issues the exchange ticket.
+async fn confirm_post(
+    State(state): State<AppState>,
+    who: MpUser,
+    Path(random): Path<String>,
+    OptionalJson(body): OptionalJson<ConfirmRequest>,
+) -> AppResult<Response> {
+    let qr = load_for(&state, &who, &random).await?;
+    // Fail before any WeChat call when the transition cannot succeed anyway.
+    match (qr.status, &qr.scanner) {
+        (QrStatus::Scanned, Some(s)) if s.user_id == who.user.id => {}
+        (QrStatus::Scanned, _) => return Err(AppError::Forbidden("this QR code was scanned by another user".into())),
+        (QrStatus::Pending, _) => return Err(AppError::Conflict("the QR code has not been scanned".into())),
+        _ => return Err(AppError::Conflict("this QR code has already been used".into())),
+    }
+    let body = body.unwrap_or_default();
+    if let Some(p) = &body.profile {
+        profile::apply_profile(&state, &who, p).await?;
+    }
+    if let Some(u) = &body.user_info {
+        profile::apply_user_info(&state, &who, u).await?;
+    }
+    if let Some(p) = &body.phone {
+        profile::apply_phone(&state, &who, p).await?;
+    }
+    let now = state.clock.now();
+    let ticket = ExchangeTicket {
+        ticket: random_token(24),
+        random: qr.random.clone(),
+        pool_id: qr.pool_id.clone(),
+        client_id: qr.client_id.clone(),
+        user_id: who.user.id.clone(),
+        bind_hash: qr.bind_hash.clone(),
+        browser_hash: qr.browser_hash.clone(),
+        require_binding: qr.require_binding,
+        confirmed_at: now,
+        expires_at: now + TICKET_TTL.as_millis() as i64,
+    };
+    let qr = state.tickets.confirm(&qr.random, &ticket, now).await?;
+    audit::record(
+        &state.db,
+        audit::Event {
+            pool: Some(&qr.pool_id),
+            actor: Some(&who.user.id),
+            action: "qrcode.confirm",
+            subject: Some(&qr.client_id),
+            ip: None,
+            detail: Some(json!({ "random": qr.random })),
+        },
+        now,
+    )
+    .await?;
+    Ok(axum::Json(json!({ "status": qr.status })).into_response())
+}
+
+/// `POST /api/mp/v1/qrcodes/{random}/cancel`
+async fn cancel_post(State(state): State<AppState>, who: MpUser, Path(random): Path<String>) -> AppResult<Response> {
+    let qr = load_for(&state, &who, &random).await?;
+    let qr = state.tickets.cancel(&qr.random, &who.user.id, state.clock.now()).await?;
+    Ok((StatusCode::OK, axum::Json(json!({ "status": qr.status }))).into_response())
+}

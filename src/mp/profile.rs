@@ -1,0 +1,243 @@
+//! The user's own profile: nickname and avatar (fill-in or legacy encrypted user info), phone
+//! (by `getPhoneNumber` code or legacy encrypted data), and avatar uploads.
+
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{credentials, MpUser};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::extract::Json;
+use crate::store;
+use crate::wechat;
+
+/// Largest avatar upload.
+pub const MAX_AVATAR_BYTES: usize = 2 * 1024 * 1024;
+/// WeChat's placeholder nickname when a profile is withheld.
+const ANONYMOUS_NICKNAME: &str = "微信用户";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/mp/v1/me", get(me_get).patch(me_patch))
+        .route(
+            "/api/mp/v1/me/avatar",
+            // Room for multipart framing around the largest image we accept.
+            post(avatar_post).layer(DefaultBodyLimit::max(MAX_AVATAR_BYTES + 64 * 1024)),
+        )
+        .route("/api/mp/v1/me/phone", post(phone_post))
+        .route("/media/avatars/{id}", get(avatar_get))
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct UserInfoInput {
+    pub encrypted_data: String,
+    pub iv: String,
+    pub raw_data: Option<String>,
+    pub signature: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneInput {
+    pub code: Option<String>,
+    pub encrypted_data: Option<String>,
+    pub iv: Option<String>,
+}
+
+fn me_json(user: &store::users::User) -> serde_json::Value {
+    json!({
+        "id": user.id,
+        "nickname": user.nickname,
+        "avatar_url": user.avatar_url,
+        "phone": user.phone,
+        "phone_country_code": user.phone_country,
+        "has_phone": user.phone.is_some(),
+        "login_count": user.login_count,
+        "created_at": crate::clock::rfc3339(user.created_at),
+    })
+}
+
+async fn reload(state: &AppState, who: &MpUser) -> AppResult<store::users::User> {
+    store::users::get(&state.db.pool, &who.user.id).await?.ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))
+}
+
+/// `GET /api/mp/v1/me`
+async fn me_get(who: MpUser) -> AppResult<Response> {
+    Ok(axum::Json(me_json(&who.user)).into_response())
+}
+
+/// `PATCH /api/mp/v1/me` `{"nickname"?, "avatar_url"?}`
+async fn me_patch(State(state): State<AppState>, who: MpUser, Json(input): Json<ProfileInput>) -> AppResult<Response> {
+    apply_profile(&state, &who, &input).await?;
+    Ok(axum::Json(me_json(&reload(&state, &who).await?)).into_response())
+}
+
+/// Validates and stores a nickname and avatar URL chosen in the Mini Program.
+pub async fn apply_profile(state: &AppState, who: &MpUser, input: &ProfileInput) -> AppResult<()> {
+    let nickname = input.nickname.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if let Some(n) = nickname {
+        if n.chars().count() > 64 || n.chars().any(char::is_control) {
+            return Err(AppError::invalid("nickname must be at most 64 printable characters"));
+        }
+    }
+    let avatar = input.avatar_url.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    if let Some(a) = avatar {
+        let ok = a.len() <= 1024 && url::Url::parse(a).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            return Err(AppError::invalid("avatar_url must be an http(s) URL (upload a chosen avatar to /me/avatar first)"));
+        }
+    }
+    if nickname.is_some() || avatar.is_some() {
+        store::users::update_profile(&state.db, &who.user.id, nickname, avatar, state.clock.now()).await?;
+    }
+    Ok(())
+}
+
+/// Legacy `getUserInfo` data: signature checked when given, decrypted with the session key,
+/// watermark checked against the Mini Program.
+pub async fn apply_user_info(state: &AppState, who: &MpUser, input: &UserInfoInput) -> AppResult<()> {
+    let session_key = who.session_key(state)?;
+    if let (Some(raw), Some(sig)) = (&input.raw_data, &input.signature) {
+        if !wechat::check_signature(raw, &session_key, sig) {
+            return Err(AppError::DecryptFailed("signature does not match raw_data".into()));
+        }
+    }
+    let data = wechat::decrypt(&session_key, &input.iv, &input.encrypted_data, &who.identity.appid)?;
+    if let Some(open_id) = data.get("openId").and_then(|v| v.as_str()) {
+        if open_id != who.identity.openid {
+            return Err(AppError::DecryptFailed("the data belongs to another user".into()));
+        }
+    }
+    let nickname = data.get("nickName").and_then(|v| v.as_str()).filter(|n| *n != ANONYMOUS_NICKNAME);
+    let avatar = data.get("avatarUrl").and_then(|v| v.as_str()).filter(|a| !a.is_empty() && nickname.is_some());
+    let input = ProfileInput { nickname: nickname.map(str::to_owned), avatar_url: avatar.map(str::to_owned) };
+    apply_profile(state, who, &input).await
+}
+
+/// A phone number by `getPhoneNumber` code (new way) or encrypted data (legacy).
+pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> AppResult<()> {
+    let (phone, country) = match (&input.code, &input.encrypted_data, &input.iv) {
+        (Some(code), None, None) => {
+            if code.is_empty() || code.len() > 256 {
+                return Err(AppError::invalid("phone.code must be the code from getPhoneNumber"));
+            }
+            let (_, creds) = credentials(state, &who.identity.appid).await?;
+            let info = state.wechat.phone_number(&creds, code, Some(&who.identity.openid)).await?;
+            (info.pure_phone_number, info.country_code)
+        }
+        (None, Some(data), Some(iv)) => {
+            let session_key = who.session_key(state)?;
+            let v = wechat::decrypt(&session_key, iv, data, &who.identity.appid)?;
+            let pure = v.get("purePhoneNumber").and_then(|p| p.as_str()).unwrap_or_default().to_owned();
+            // countryCode is documented as a string but sent as a number too.
+            let country = match v.get("countryCode") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            if pure.is_empty() {
+                return Err(AppError::DecryptFailed("the data holds no phone number".into()));
+            }
+            (pure, country)
+        }
+        _ => return Err(AppError::invalid("phone needs either `code` or both `encrypted_data` and `iv`")),
+    };
+    store::users::set_phone(&state.db, &who.user.id, &phone, &country, state.clock.now()).await?;
+    Ok(())
+}
+
+/// `POST /api/mp/v1/me/phone`
+async fn phone_post(State(state): State<AppState>, who: MpUser, Json(input): Json<PhoneInput>) -> AppResult<Response> {
+    apply_phone(&state, &who, &input).await?;
+    Ok(axum::Json(me_json(&reload(&state, &who).await?)).into_response())
+}
+
+/// `POST /api/mp/v1/me/avatar` (multipart, one image part): stores the image and makes it the
+/// user's avatar.
+async fn avatar_post(State(state): State<AppState>, who: MpUser, mut multipart: Multipart) -> AppResult<Response> {
+    let mut bytes = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.file_name().is_some() || matches!(field.name(), Some("file" | "avatar")) {
+            bytes = Some(field.bytes().await.map_err(multipart_error)?);
+            break;
+        }
+    }
+    let bytes = bytes.ok_or_else(|| AppError::invalid("expected a multipart part named `file` with the image"))?;
+    if bytes.len() > MAX_AVATAR_BYTES {
+        return Err(AppError::PayloadTooLarge(format!("the avatar must be at most {} bytes", MAX_AVATAR_BYTES)));
+    }
+    let content_type = sniff_image(&bytes).ok_or_else(|| AppError::invalid("the avatar must be a PNG, JPEG, WebP or GIF image"))?;
+    let check = bytes.clone();
+    tokio::task::spawn_blocking(move || check_image(&check))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|_| AppError::invalid("the avatar image is corrupt or too large in pixels"))?;
+    let id = crate::crypto::random_token(16);
+    let now = state.clock.now();
+    store::avatars::insert(&state.db, &id, &who.user.id, content_type, &bytes, now).await?;
+    let url = state.config.url(&format!("/media/avatars/{id}"));
+    store::users::update_profile(&state.db, &who.user.id, None, Some(&url), now).await?;
+    Ok(axum::Json(json!({ "avatar_url": url })).into_response())
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge(format!("the avatar must be at most {} bytes", MAX_AVATAR_BYTES))
+    } else {
+        AppError::invalid("the body is not valid multipart/form-data")
+    }
+}
+
+/// The MIME type of an image we accept, by its magic bytes.
+fn sniff_image(b: &[u8]) -> Option<&'static str> {
+    if b.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some("image/png")
+    } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if b.len() > 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else {
+        None
+    }
+}
+
+/// Decodes the image under pixel and memory limits, so a corrupt or hostile file is refused.
+fn check_image(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(4096);
+    limits.max_image_height = Some(4096);
+    limits.max_alloc = Some(64 * 1024 * 1024);
+    reader.limits(limits);
+    reader.decode()?;
+    Ok(())
+}
+
+/// `GET /media/avatars/{id}`
+async fn avatar_get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
+    if id.len() > 64 {
+        return Err(AppError::NotFound("no such avatar".into()));
+    }
+    let (content_type, bytes) = store::avatars::get(&state.db, &id).await?.ok_or_else(|| AppError::NotFound("no such avatar".into()))?;
+    let ct = HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        [(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"))],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,40 @@
+//! Operational endpoints: liveness and readiness.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz_get)).route("/readyz", get(readyz_get))
+}
+
+/// Liveness: the process answers.
+async fn healthz_get() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the database and the ticket store both answer.
+async fn readyz_get(State(state): State<AppState>) -> impl IntoResponse {
+    let (db, tickets) = tokio::join!(state.db.ping(), state.tickets.ping());
+    let db_ok = db.is_ok();
+    let tickets_ok = tickets.is_ok();
+    let status = if db_ok && tickets_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let body = json!({
+        "status": word(db_ok && tickets_ok),
+        "checks": { "database": word(db_ok), "ticket_store": word(tickets_ok) },
+    });
+    if status == StatusCode::OK {
+        (status, Json(body)).into_response()
+    } else {
+        let mut body = body;
+        body["error"] = json!("unavailable");
+        body["message"] = json!("a dependency is unavailable");
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,160 @@
+//! Exchanging a one-time ticket for the user and tokens.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::binding;
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::error::{AppError, AppResult};
+use crate::extract::{Json, Requester};
+use crate::store::{self, audit, users::User};
+use crate::tickets::{ExchangeTicket, Take};
+use crate::tokens::{AccessClaims, IdClaims, TOKEN_TTL_SECS};
+
+#[derive(Deserialize)]
+pub struct ExchangeRequest {
+    pub ticket: String,
+}
+
+#[derive(Serialize)]
+pub struct ExchangeResponse {
+    pub user: Value,
+    pub id_token: String,
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+/// `POST /api/v1/qrcodes/exchange`
+pub async fn exchange_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    requester: Requester,
+    Json(req): Json<ExchangeRequest>,
+) -> AppResult<Response> {
+    let (user, tokens) = redeem(&state, &req.ticket, &binding(&headers, &jar), &requester).await?;
+    let body = ExchangeResponse {
+        user: user_json(&user),
+        id_token: tokens.id_token,
+        access_token: tokens.access_token,
+        token_type: "Bearer",
+        expires_in: tokens.expires_in,
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+}
+
+/// Consumes a ticket (once, and only for its QR code's creator), records the login and issues
+/// tokens.
+pub async fn redeem(
+    state: &AppState,
+    ticket: &str,
+    binding: &crate::tickets::Binding,
+    requester: &Requester,
+) -> AppResult<(User, IssuedTokens)> {
+    if ticket.is_empty() || ticket.len() > 128 {
+        return Err(AppError::invalid("the ticket is unknown, used or expired"));
+    }
+    let now = state.clock.now();
+    let t = match state.tickets.take_ticket(ticket, binding, now).await? {
+        Take::Taken(t) => t,
+        Take::Missing => return Err(AppError::invalid("the ticket is unknown, used or expired")),
+        Take::NotBound => return Err(AppError::Forbidden("this ticket belongs to another browser".into())),
+    };
+    let user = store::users::get(&state.db.pool, &t.user_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the user no longer exists".into()))?;
+    if user.blocked {
+        return Err(AppError::Forbidden("this user is blocked".into()));
+    }
+    store::users::record_login(&state.db, &user.id, &requester.ip, now).await?;
+    audit::record(
+        &state.db,
+        audit::Event {
+            pool: Some(&t.pool_id),
+            actor: Some(&user.id),
+            action: "login.exchange",
+            subject: Some(&t.client_id),
+            ip: Some(&requester.ip),
+            detail: Some(json!({ "random": t.random })),
+        },
+        now,
+    )
+    .await?;
+    let user = store::users::get(&state.db.pool, &t.user_id).await?.unwrap_or(user);
+    let tokens = issue_tokens(state, &t, &user, None, "openid profile phone").await?;
+    Ok((user, tokens))
+}
+
+pub struct IssuedTokens {
+    pub id_token: String,
+    pub access_token: String,
+    pub expires_in: i64,
+    pub expires_at: i64,
+}
+
+/// Signs an ID token and an access token for `user` logged in through `t`.
+pub async fn issue_tokens(
+    state: &AppState,
+    t: &ExchangeTicket,
+    user: &User,
+    nonce: Option<&str>,
+    scope: &str,
+) -> AppResult<IssuedTokens> {
+    let pool = store::pools::get(&state.db, &t.pool_id).await?.map(|p| p.slug).unwrap_or_else(|| "default".into());
+    let issuer = state.config.issuer(&pool);
+    let iat = state.clock.now_secs();
+    let exp = iat + TOKEN_TTL_SECS;
+    let auth_time = t.confirmed_at.div_euclid(1000);
+    let scopes: Vec<&str> = scope.split(' ').collect();
+    let profile = scopes.contains(&"profile");
+    let phone = scopes.contains(&"phone");
+    let id = IdClaims {
+        iss: &issuer,
+        sub: &user.id,
+        aud: &t.client_id,
+        exp,
+        iat,
+        auth_time,
+        nonce,
+        amr: ["qr"],
+        nickname: user.nickname.as_deref().filter(|_| profile),
+        name: user.nickname.as_deref().filter(|_| profile),
+        picture: user.avatar_url.as_deref().filter(|_| profile),
+        phone_number: user.phone.as_deref().filter(|_| phone),
+        phone_number_verified: user.phone.as_ref().filter(|_| phone).map(|_| true),
+    };
+    let access = AccessClaims {
+        iss: &issuer,
+        sub: &user.id,
+        aud: &t.client_id,
+        client_id: &t.client_id,
+        scope,
+        exp,
+        iat,
+        auth_time,
+        jti: crate::crypto::random_token(16),
+    };
+    let id_token = state.keys.sign(&pool, "JWT", &id).await.map_err(AppError::Internal)?;
+    let access_token = state.keys.sign(&pool, "at+jwt", &access).await.map_err(AppError::Internal)?;
+    Ok(IssuedTokens { id_token, access_token, expires_in: TOKEN_TTL_SECS, expires_at: exp })
+}
+
+/// The user as the PC side sees it.
+pub fn user_json(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "nickname": user.nickname,
+        "avatar_url": user.avatar_url,
+        "phone": user.phone,
+        "phone_country_code": user.phone_country,
+        "login_count": user.login_count,
+        "last_login_at": user.last_login_at.map(rfc3339),
+        "created_at": rfc3339(user.created_at),
+    })
+}

@@ -1,0 +1,238 @@
+//! The PC side's native API (`/api/v1/qrcodes`): create a QR code bound to its browser, follow
+//! its status by poll, long-poll or Server-Sent Events, fetch its image, and exchange the
+//! one-time ticket for the user and tokens.
+
+mod exchange;
+mod status;
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::crypto::{random_token, sha256_hex};
+use crate::domain::Random;
+use crate::error::{AppError, AppResult};
+use crate::extract::{Json, Query, Requester};
+use crate::store;
+use crate::tickets::{Binding, QrCode, QrStatus};
+
+pub use exchange::{issue_tokens, user_json, IssuedTokens};
+pub use status::{status_view, StatusView};
+
+/// The browser cookie a QR code is bound to.
+pub const BROWSER_COOKIE: &str = "scangate_browser";
+/// The header a server-side caller proves binding with.
+pub const BIND_HEADER: &str = "x-scangate-bind";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/qrcodes", post(qrcode_post))
+        .route("/api/v1/qrcodes/exchange", post(exchange::exchange_post))
+        .route("/api/v1/qrcodes/{random}", get(status::qrcode_get))
+        .route("/api/v1/qrcodes/{random}/events", get(status::events_get))
+        .route("/api/v1/qrcodes/{random}/image.png", get(image_png_get))
+        .route("/api/v1/qrcodes/{random}/image.svg", get(image_svg_get))
+        .route("/q/{random}", get(scan_landing_get))
+}
+
+#[derive(Deserialize)]
+pub struct CreateQrRequest {
+    pub app_id: String,
+}
+
+#[derive(Serialize)]
+pub struct CreateQrResponse {
+    pub random: String,
+    pub expires_at: String,
+    pub expires_in: i64,
+    pub image_url: String,
+    pub scan_url: String,
+    pub status_url: String,
+    pub events_url: String,
+    pub bind_token: String,
+}
+
+/// A freshly created code and the secret that binds it to its creator.
+pub struct Created {
+    pub qr: QrCode,
+    pub bind_token: String,
+    pub jar: CookieJar,
+}
+
+/// Creates a pending QR code for `client_id`, bound to the caller's browser cookie (set here if
+/// absent) and to a fresh bind token.
+pub async fn create_qrcode(state: &AppState, client_id: &str, jar: CookieJar, requester: &Requester) -> AppResult<Created> {
+    let app = store::apps::get(&state.db, client_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64))))?;
+    let (jar, browser) = browser_cookie(state, jar);
+    let bind_token = random_token(24);
+    let now = state.clock.now();
+    let qr = QrCode {
+        random: Random::generate().as_str().to_owned(),
+        pool_id: app.pool.clone(),
+        client_id: app.client_id.clone(),
+        appid: app.miniprogram.clone(),
+        status: QrStatus::Pending,
+        created_at: now,
+        expires_at: now + app.qr_ttl_secs * 1000,
+        bind_hash: sha256_hex(bind_token.as_bytes()),
+        browser_hash: Some(sha256_hex(browser.as_bytes())),
+        require_binding: app.require_binding,
+        requester_ip: requester.ip.clone(),
+        requester_user_agent: requester.user_agent.clone(),
+        scanner: None,
+        ticket: None,
+    };
+    state.tickets.insert(&qr).await?;
+    Ok(Created { qr, bind_token, jar })
+}
+
+/// `POST /api/v1/qrcodes`
+async fn qrcode_post(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    requester: Requester,
+    Json(req): Json<CreateQrRequest>,
+) -> AppResult<Response> {
+    let created = create_qrcode(&state, &req.app_id, jar, &requester).await?;
+    let qr = &created.qr;
+    let base = state.config.url(&format!("/api/v1/qrcodes/{}", qr.random));
+    let body = CreateQrResponse {
+        random: qr.random.clone(),
+        expires_at: rfc3339(qr.expires_at),
+        expires_in: (qr.expires_at - state.clock.now()).div_euclid(1000),
+        image_url: format!("{base}/image.png"),
+        scan_url: scan_url(&state, &qr.random),
+        status_url: base.clone(),
+        events_url: format!("{base}/events"),
+        bind_token: created.bind_token,
+    };
+    Ok((StatusCode::CREATED, created.jar, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+}
+
+/// What the QR code encodes: a URL WeChat's "scan an ordinary QR code to open the Mini Program"
+/// rule matches by prefix (`{public_url}/q/`), delivered to the Mini Program as `options.q`.
+pub fn scan_url(state: &AppState, random: &str) -> String {
+    state.config.url(&format!("/q/{random}"))
+}
+
+/// The browser id cookie: reused when present, else minted. Returns the jar to send back and
+/// the id.
+fn browser_cookie(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(c) = jar.get(BROWSER_COOKIE).filter(|c| c.value().len() >= 22 && c.value().len() <= 64) {
+        let v = c.value().to_owned();
+        return (jar, v);
+    }
+    let id = random_token(32);
+    let secure = state.config.public_url.scheme() == "https";
+    let cookie = Cookie::build((BROWSER_COOKIE, id.clone()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        // Cross-site XHR with credentials (an embedding site) needs None, which browsers
+        // accept only with Secure; on plain http (development) Lax still covers same-site
+        // origins such as two localhost ports.
+        .same_site(if secure { SameSite::None } else { SameSite::Lax })
+        .max_age(time::Duration::days(365))
+        .build();
+    (jar.add(cookie), id)
+}
+
+/// The caller's proof of binding: its bind header and its browser cookie, hashed.
+pub fn binding(headers: &HeaderMap, jar: &CookieJar) -> Binding {
+    Binding {
+        bind_hash: headers.get(BIND_HEADER).and_then(|v| v.to_str().ok()).map(|t| sha256_hex(t.as_bytes())),
+        browser_hash: jar.get(BROWSER_COOKIE).map(|c| sha256_hex(c.value().as_bytes())),
+    }
+}
+
+/// Parses a path random; anything malformed cannot name a code.
+pub fn parse_random(random: &str) -> AppResult<Random> {
+    Random::parse(random).map_err(|_| AppError::NotFound("no such QR code".into()))
+}
+
+/// Loads a code or fails with `not_found`.
+pub async fn load(state: &AppState, random: &str) -> AppResult<QrCode> {
+    let random = parse_random(random)?;
+    state.tickets.get(random.as_str()).await?.ok_or_else(|| AppError::NotFound("no such QR code".into()))
+}
+
+#[derive(Deserialize)]
+struct ImageQuery {
+    size: Option<u32>,
+}
+
+async fn image_png_get(
+    State(state): State<AppState>,
+    Path(random): Path<String>,
+    Query(q): Query<ImageQuery>,
+) -> AppResult<Response> {
+    image(state, random, q, "png").await
+}
+
+async fn image_svg_get(
+    State(state): State<AppState>,
+    Path(random): Path<String>,
+    Query(q): Query<ImageQuery>,
+) -> AppResult<Response> {
+    image(state, random, q, "svg").await
+}
+
+/// The QR image of a code's `scan_url`. Rendered off the async workers.
+async fn image(state: AppState, random: String, q: ImageQuery, kind: &'static str) -> AppResult<Response> {
+    let size = q.size.unwrap_or(crate::qr::DEFAULT_SIZE);
+    if !(crate::qr::MIN_SIZE..=crate::qr::MAX_SIZE).contains(&size) {
+        return Err(AppError::invalid(format!("size must be between {} and {}", crate::qr::MIN_SIZE, crate::qr::MAX_SIZE)));
+    }
+    let qr = load(&state, &random).await?;
+    let url = scan_url(&state, &qr.random);
+    let max_age = ((qr.expires_at - state.clock.now()) / 1000).max(0);
+    let (body, content_type) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, &'static str)> {
+        Ok(match kind {
+            "png" => (crate::qr::png(&url, size)?, "image/png"),
+            _ => (crate::qr::svg(&url, size)?.into_bytes(), "image/svg+xml"),
+        })
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?
+    .map_err(AppError::Internal)?;
+    let cache = HeaderValue::from_str(&format!("private, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-store"));
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::CACHE_CONTROL, cache)], body).into_response())
+}
+
+/// `GET /q/{random}`: what a QR code's URL shows when scanned by something other than WeChat.
+async fn scan_landing_get(State(state): State<AppState>, Path(random): Path<String>) -> Response {
+    let _ = parse_random(&random);
+    let dev_hint = if state.config.dev_mode {
+        format!(" In development, open <a href=\"/_dev/phone?random={}\">the phone simulator</a>.", html_escape(&random))
+    } else {
+        String::new()
+    };
+    axum::response::Html(format!(
+        "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>ScanGate</title>\
+         <p>请使用微信扫一扫打开此二维码。</p><p>Scan this code with WeChat to sign in.{dev_hint}</p>"
+    ))
+    .into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Long-poll ceiling in seconds.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);

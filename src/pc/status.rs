@@ -1,0 +1,186 @@
+//! Following a QR code: status, long-poll and Server-Sent Events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use super::{binding, parse_random, MAX_WAIT};
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::error::{AppError, AppResult};
+use crate::extract::Query;
+use crate::tickets::{Binding, QrCode, QrStatus, Subscription};
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct ScannedBy {
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// What a PC page may see of a code.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct StatusView {
+    pub random: String,
+    pub status: QrStatus,
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanned_by: Option<ScannedBy>,
+    /// Revealed only to the creator (or to anyone when the app turned binding off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+pub fn status_view(qr: &QrCode, now: i64, binding: &Binding) -> StatusView {
+    let status = qr.status_at(now);
+    let bound = !qr.require_binding || binding.matches(&qr.bind_hash, qr.browser_hash.as_deref());
+    StatusView {
+        random: qr.random.clone(),
+        status,
+        expires_at: rfc3339(qr.expires_at),
+        scanned_by: qr
+            .scanner
+            .as_ref()
+            .filter(|_| matches!(status, QrStatus::Scanned | QrStatus::Confirmed))
+            .map(|s| ScannedBy { nickname: s.nickname.clone(), avatar_url: s.avatar_url.clone() }),
+        ticket: qr.ticket.clone().filter(|_| bound && status == QrStatus::Confirmed),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StatusQuery {
+    /// Long-poll: hold the request up to this many seconds for a change.
+    wait: Option<u64>,
+    /// The status the caller already knows; a different current status answers at once.
+    status: Option<String>,
+}
+
+/// Reads a code, with its status as of now, or `not_found`.
+async fn current(state: &AppState, random: &str) -> AppResult<QrCode> {
+    state.tickets.get(random).await?.ok_or_else(|| AppError::NotFound("no such QR code".into()))
+}
+
+/// `GET /api/v1/qrcodes/{random}[?wait=N&status=known]`
+pub async fn qrcode_get(
+    State(state): State<AppState>,
+    Path(random): Path<String>,
+    Query(q): Query<StatusQuery>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> AppResult<Response> {
+    let random = parse_random(&random)?;
+    let binding = binding(&headers, &jar);
+    let wait = match q.wait {
+        Some(w) if w > MAX_WAIT.as_secs() => return Err(AppError::invalid("wait must be at most 30 seconds")),
+        Some(w) => Duration::from_secs(w),
+        None => Duration::ZERO,
+    };
+    let known = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(QrStatus::parse(s).ok_or_else(|| AppError::invalid("unknown status"))?),
+    };
+    // Subscribe before reading so no change can slip between the read and the wait.
+    let mut sub = (!wait.is_zero()).then(|| state.tickets.subscribe(random.as_str()));
+    let qr = current(&state, random.as_str()).await?;
+    let mut view = status_view(&qr, state.clock.now(), &binding);
+    if let Some(sub) = sub.as_mut() {
+        let seen = known.unwrap_or(view.status);
+        if view.status == seen && !view.status.is_final() {
+            let until = tokio::time::Instant::now() + wait.min(until_expiry(&state, &qr));
+            loop {
+                tokio::select! {
+                    _ = sub.changed() => {}
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+                let qr = current(&state, random.as_str()).await?;
+                view = status_view(&qr, state.clock.now(), &binding);
+                if view.status != seen || tokio::time::Instant::now() >= until {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(view)).into_response())
+}
+
+/// Time left until the code expires by itself (no notification marks that moment).
+fn until_expiry(state: &AppState, qr: &QrCode) -> Duration {
+    Duration::from_millis((qr.expires_at - state.clock.now()).max(0) as u64)
+}
+
+/// `GET /api/v1/qrcodes/{random}/events`: one `status` event per change; closes after a final
+/// state.
+pub async fn events_get(
+    State(state): State<AppState>,
+    Path(random): Path<String>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> AppResult<Response> {
+    let random = parse_random(&random)?;
+    let binding = binding(&headers, &jar);
+    let sub = state.tickets.subscribe(random.as_str());
+    // Fail fast with a proper status if the code does not exist.
+    current(&state, random.as_str()).await?;
+    let stream = status_events(state, random.as_str().to_owned(), binding, sub);
+    let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    res.headers_mut().insert("x-accel-buffering", header::HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+struct Follow {
+    state: AppState,
+    random: String,
+    binding: Binding,
+    sub: Subscription,
+    last: Option<QrStatus>,
+    done: bool,
+}
+
+/// The stream of status views: the current one first, then one per change.
+pub fn status_events(
+    state: AppState,
+    random: String,
+    binding: Binding,
+    sub: Subscription,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let follow = Follow { state, random, binding, sub, last: None, done: false };
+    futures::stream::unfold(follow, |mut f| async move {
+        if f.done {
+            return None;
+        }
+        loop {
+            let qr = match f.state.tickets.get(&f.random).await {
+                Ok(Some(qr)) => qr,
+                Ok(None) => {
+                    f.done = true;
+                    let e = Event::default().event("error").data(r#"{"error":"not_found","message":"no such QR code"}"#);
+                    return Some((Ok(e), f));
+                }
+                Err(_) => {
+                    f.done = true;
+                    let e = Event::default().event("error").data(r#"{"error":"unavailable","message":"service temporarily unavailable"}"#);
+                    return Some((Ok(e), f));
+                }
+            };
+            let view = status_view(&qr, f.state.clock.now(), &f.binding);
+            if f.last != Some(view.status) {
+                f.last = Some(view.status);
+                f.done = view.status.is_final();
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                return Some((Ok(Event::default().event("status").data(data)), f));
+            }
+            let expiry = until_expiry(&f.state, &qr);
+            tokio::select! {
+                _ = f.sub.changed() => {}
+                _ = tokio::time::sleep(expiry + Duration::from_millis(5)) => {}
+            }
+        }
+    })
+}

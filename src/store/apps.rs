@@ -1,0 +1,82 @@
+//! Apps: the sites (OIDC clients) that show QR codes.
+
+use sqlx::Row as _;
+
+use super::{from_json_list, to_json_list, Db, Row};
+
+#[derive(Clone)]
+pub struct App {
+    pub client_id: String,
+    pub pool: String,
+    pub name: String,
+    pub logo: Option<String>,
+    /// Argon2id hash; `None` for a public client.
+    pub client_secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub miniprogram: String,
+    pub qr_ttl_secs: i64,
+    pub require_binding: bool,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("client_id", &self.client_id).field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+const COLUMNS: &str = "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
+                       miniprogram, qr_ttl_secs, require_binding";
+
+pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+         ON CONFLICT (client_id) DO UPDATE SET pool = excluded.pool, name = excluded.name, logo = excluded.logo,
+             client_secret_hash = excluded.client_secret_hash, redirect_uris = excluded.redirect_uris,
+             allowed_origins = excluded.allowed_origins, miniprogram = excluded.miniprogram,
+             qr_ttl_secs = excluded.qr_ttl_secs, require_binding = excluded.require_binding,
+             updated_at = excluded.updated_at"
+    ))
+    .bind(&app.client_id)
+    .bind(&app.pool)
+    .bind(&app.name)
+    .bind(&app.logo)
+    .bind(&app.client_secret_hash)
+    .bind(to_json_list(&app.redirect_uris))
+    .bind(to_json_list(&app.allowed_origins))
+    .bind(&app.miniprogram)
+    .bind(app.qr_ttl_secs)
+    .bind(i64::from(app.require_binding))
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, client_id: &str) -> Result<Option<App>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM apps WHERE client_id = $1"))
+        .bind(client_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(db: &Db) -> Result<Vec<App>, sqlx::Error> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY client_id")).fetch_all(&db.pool).await?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(r: &Row) -> Result<App, sqlx::Error> {
+    Ok(App {
+        client_id: r.try_get("client_id")?,
+        pool: r.try_get("pool")?,
+        name: r.try_get("name")?,
+        logo: r.try_get("logo")?,
+        client_secret_hash: r.try_get("client_secret_hash")?,
+        redirect_uris: from_json_list(&r.try_get::<String, _>("redirect_uris")?),
+        allowed_origins: from_json_list(&r.try_get::<String, _>("allowed_origins")?),
+        miniprogram: r.try_get("miniprogram")?,
+        qr_ttl_secs: r.try_get("qr_ttl_secs")?,
+        require_binding: r.try_get::<i64, _>("require_binding")? != 0,
+    })
+}

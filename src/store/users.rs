@@ -1,0 +1,101 @@
+//! Users: one person in one pool, with the profile the Mini Program supplied.
+
+use sqlx::Row as _;
+
+use super::{Db, Row};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub pool: String,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub phone: Option<String>,
+    pub phone_country: Option<String>,
+    pub login_count: i64,
+    pub last_login_at: Option<i64>,
+    pub last_ip: Option<String>,
+    pub blocked: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, pool, nickname, avatar_url, phone, phone_country, login_count, last_login_at, \
+                       last_ip, blocked, created_at, updated_at";
+
+pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(db: E, id: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1")).bind(id).fetch_optional(db).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(db: E, id: &str, pool: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO users (id, pool, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+        .bind(id)
+        .bind(pool)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Sets the fields given; `None` leaves a field as it is.
+pub async fn update_profile(
+    db: &Db,
+    id: &str,
+    nickname: Option<&str>,
+    avatar_url: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET nickname = COALESCE($2, nickname), avatar_url = COALESCE($3, avatar_url), updated_at = $4
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(nickname)
+    .bind(avatar_url)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_phone(db: &Db, id: &str, phone: &str, country: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET phone = $2, phone_country = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(phone)
+        .bind(country)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Counts a completed login.
+pub async fn record_login(db: &Db, id: &str, ip: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET login_count = login_count + 1, last_login_at = $2, last_ip = $3, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(ip)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+fn from_row(r: &Row) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: r.try_get("id")?,
+        pool: r.try_get("pool")?,
+        nickname: r.try_get("nickname")?,
+        avatar_url: r.try_get("avatar_url")?,
+        phone: r.try_get("phone")?,
+        phone_country: r.try_get("phone_country")?,
+        login_count: r.try_get("login_count")?,
+        last_login_at: r.try_get("last_login_at")?,
+        last_ip: r.try_get("last_ip")?,
+        blocked: r.try_get::<i64, _>("blocked")? != 0,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}

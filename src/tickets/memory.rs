@@ -1,0 +1,186 @@
+//! In-process ticket store: the embedded default for a single instance.
+//!
+//! One mutex guards all state, which makes every transition trivially atomic; the critical
+//! sections are a hash lookup and a few field writes. Expired records are swept lazily on
+//! insert, bounded by the same retention the Redis backend uses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{
+    Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take, TicketStore,
+    TransitionError, RETAIN_AFTER_EXPIRY,
+};
+use crate::clock::{Clock, Millis};
+
+#[derive(Default)]
+struct State {
+    codes: HashMap<String, QrCode>,
+    tickets: HashMap<String, ExchangeTicket>,
+    cache: HashMap<String, (String, Millis)>,
+    locks: HashMap<String, (String, Millis)>,
+    /// Inserts since the last sweep.
+    since_sweep: usize,
+}
+
+pub struct MemoryStore {
+    state: Mutex<State>,
+    hub: Arc<Hub>,
+    clock: Clock,
+}
+
+impl MemoryStore {
+    pub fn new(clock: Clock) -> Self {
+        Self { state: Mutex::default(), hub: Hub::new(), clock }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies `f` to a live code under the lock and wakes its waiters on success.
+    fn transition(
+        &self,
+        random: &str,
+        now: Millis,
+        f: impl FnOnce(&mut QrCode, &mut State) -> Result<(), TransitionError>,
+    ) -> Result<QrCode, TransitionError> {
+        let mut state = self.state();
+        let mut qr = state.codes.get(random).cloned().ok_or(TransitionError::NotFound)?;
+        if qr.status_at(now) == QrStatus::Expired {
+            return Err(TransitionError::Expired);
+        }
+        f(&mut qr, &mut state)?;
+        state.codes.insert(random.to_owned(), qr.clone());
+        drop(state);
+        self.hub.notify(random);
+        Ok(qr)
+    }
+}
+
+fn sweep(state: &mut State, now: Millis) {
+    let retain = RETAIN_AFTER_EXPIRY.as_millis() as i64;
+    state.codes.retain(|_, qr| qr.expires_at + retain > now);
+    state.tickets.retain(|_, t| t.expires_at > now);
+    state.cache.retain(|_, (_, exp)| *exp > now);
+    state.locks.retain(|_, (_, exp)| *exp > now);
+    state.since_sweep = 0;
+}
+
+#[async_trait]
+impl TicketStore for MemoryStore {
+    async fn insert(&self, qr: &QrCode) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        state.since_sweep += 1;
+        if state.since_sweep >= 1024 {
+            sweep(&mut state, now);
+        }
+        state.codes.insert(qr.random.clone(), qr.clone());
+        Ok(())
+    }
+
+    async fn get(&self, random: &str) -> Result<Option<QrCode>, StoreError> {
+        Ok(self.state().codes.get(random).cloned())
+    }
+
+    async fn scan(&self, random: &str, scanner: &Scanner, now: Millis) -> Result<QrCode, TransitionError> {
+        self.transition(random, now, |qr, _| match (&qr.status, &qr.scanner) {
+            (QrStatus::Pending, _) => {
+                qr.status = QrStatus::Scanned;
+                qr.scanner = Some(scanner.clone());
+                Ok(())
+            }
+            (QrStatus::Scanned, Some(s)) if s.user_id == scanner.user_id => {
+                qr.scanner = Some(scanner.clone());
+                Ok(())
+            }
+            (QrStatus::Scanned, _) => Err(TransitionError::Conflict("another user has scanned this QR code")),
+            _ => Err(TransitionError::Conflict("this QR code has already been used")),
+        })
+    }
+
+    async fn confirm(&self, random: &str, ticket: &ExchangeTicket, now: Millis) -> Result<QrCode, TransitionError> {
+        self.transition(random, now, |qr, state| {
+            check_scanned_by(qr, &ticket.user_id)?;
+            qr.status = QrStatus::Confirmed;
+            qr.ticket = Some(ticket.ticket.clone());
+            state.tickets.insert(ticket.ticket.clone(), ticket.clone());
+            Ok(())
+        })
+    }
+
+    async fn cancel(&self, random: &str, user_id: &str, now: Millis) -> Result<QrCode, TransitionError> {
+        self.transition(random, now, |qr, _| {
+            if qr.status != QrStatus::Pending {
+                check_scanned_by(qr, user_id)?;
+            }
+            qr.status = QrStatus::Cancelled;
+            Ok(())
+        })
+    }
+
+    async fn take_ticket(&self, ticket: &str, binding: &Binding, now: Millis) -> Result<Take, StoreError> {
+        let mut state = self.state();
+        let Some(t) = state.tickets.get(ticket) else { return Ok(Take::Missing) };
+        if t.expires_at <= now {
+            state.tickets.remove(ticket);
+            return Ok(Take::Missing);
+        }
+        if t.require_binding && !binding.matches(&t.bind_hash, t.browser_hash.as_deref()) {
+            return Ok(Take::NotBound);
+        }
+        Ok(state.tickets.remove(ticket).map_or(Take::Missing, Take::Taken))
+    }
+
+    fn subscribe(&self, random: &str) -> Subscription {
+        self.hub.subscribe(random)
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now();
+        Ok(self.state().cache.get(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone()))
+    }
+
+    async fn cache_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let exp = self.clock.now() + ttl.as_millis() as i64;
+        self.state().cache.insert(key.to_owned(), (value.to_owned(), exp));
+        Ok(())
+    }
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        if state.locks.get(key).is_some_and(|(_, exp)| *exp > now) {
+            return Ok(None);
+        }
+        let token = crate::crypto::random_token(16);
+        state.locks.insert(key.to_owned(), (token.clone(), now + ttl.as_millis() as i64));
+        Ok(Some(token))
+    }
+
+    async fn unlock(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.locks.get(key).is_some_and(|(t, _)| t == token) {
+            state.locks.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The code is `scanned` and `user_id` is its scanner.
+fn check_scanned_by(qr: &QrCode, user_id: &str) -> Result<(), TransitionError> {
+    match (qr.status, &qr.scanner) {
+        (QrStatus::Scanned, Some(s)) if s.user_id == user_id => Ok(()),
+        (QrStatus::Scanned, _) => Err(TransitionError::Forbidden("this QR code was scanned by another user")),
+        (QrStatus::Pending, _) => Err(TransitionError::Conflict("the QR code has not been scanned")),
+        _ => Err(TransitionError::Conflict("this QR code has already been used")),
+    }
+}

@@ -1,0 +1,328 @@
+//! QR tickets: the state machine of a QR login and the one-time exchange ticket.
+//!
+//! A QR code moves `pending → scanned → confirmed | cancelled`; any non-final state reads as
+//! `expired` once its TTL has passed (computed from the injected clock, so records may outlive
+//! their TTL in storage without changing what callers see). Confirming issues a single-use
+//! exchange ticket. Every transition is atomic: a mutex in the in-process backend, a Lua script
+//! in Redis.
+//!
+//! Waiters subscribe to a [`Hub`] of per-QR change counters. The in-process backend bumps the
+//! counter directly; the Redis backend publishes on one channel and every instance's listener
+//! bumps its own hub, so a browser waiting on instance A hears a confirmation made on B.
+//!
+//! The same backend also holds small shared cache entries and locks (the WeChat access token),
+//! so that one fetch serves every instance.
+
+pub mod memory;
+pub mod redis;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::clock::Millis;
+
+/// How long a record is kept after its QR code expired, so late pollers read `expired` rather
+/// than `not_found`.
+pub const RETAIN_AFTER_EXPIRY: Duration = Duration::from_secs(600);
+/// How long an exchange ticket lives after confirmation.
+pub const TICKET_TTL: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QrStatus {
+    Pending,
+    Scanned,
+    Confirmed,
+    Cancelled,
+    Expired,
+}
+
+impl QrStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QrStatus::Pending => "pending",
+            QrStatus::Scanned => "scanned",
+            QrStatus::Confirmed => "confirmed",
+            QrStatus::Cancelled => "cancelled",
+            QrStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => QrStatus::Pending,
+            "scanned" => QrStatus::Scanned,
+            "confirmed" => QrStatus::Confirmed,
+            "cancelled" => QrStatus::Cancelled,
+            "expired" => QrStatus::Expired,
+            _ => return None,
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, QrStatus::Confirmed | QrStatus::Cancelled | QrStatus::Expired)
+    }
+}
+
+/// The Mini Program user who scanned a QR code, as the PC page may show them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scanner {
+    pub user_id: String,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// One QR login attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrCode {
+    /// The public name of the code: ≥128 random bits, URL-safe, ≤32 chars.
+    pub random: String,
+    pub pool_id: String,
+    /// The app (OIDC client id) the login is for.
+    pub client_id: String,
+    /// The Mini Program that may scan it.
+    pub appid: String,
+    /// Stored status; read [`QrCode::status_at`] for what callers see.
+    pub status: QrStatus,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    /// SHA-256 (hex) of the `bind_token` handed to the creator.
+    pub bind_hash: String,
+    /// SHA-256 (hex) of the creating browser's cookie, when it had one.
+    pub browser_hash: Option<String>,
+    /// Whether the exchange ticket is revealed only to the creator.
+    pub require_binding: bool,
+    pub requester_ip: String,
+    pub requester_user_agent: String,
+    pub scanner: Option<Scanner>,
+    /// The exchange ticket, set on confirmation.
+    pub ticket: Option<String>,
+}
+
+impl QrCode {
+    /// The status as seen at `now`: a non-final code past its TTL is `expired`.
+    pub fn status_at(&self, now: Millis) -> QrStatus {
+        if !self.status.is_final() && now >= self.expires_at {
+            QrStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// The one-time ticket a confirmed QR code yields; exchanged once for the user and tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeTicket {
+    pub ticket: String,
+    pub random: String,
+    pub pool_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub bind_hash: String,
+    pub browser_hash: Option<String>,
+    pub require_binding: bool,
+    /// When the user confirmed: the `auth_time` of the tokens.
+    pub confirmed_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// Proof of binding presented by a caller: hashes of its `X-ScanGate-Bind` header and its
+/// browser cookie, either of which may be absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Binding {
+    pub bind_hash: Option<String>,
+    pub browser_hash: Option<String>,
+}
+
+impl Binding {
+    /// Whether this caller is the creator recorded as (`bind_hash`, `browser_hash`).
+    pub fn matches(&self, bind_hash: &str, browser_hash: Option<&str>) -> bool {
+        let by_token = self
+            .bind_hash
+            .as_deref()
+            .is_some_and(|h| crate::crypto::constant_time_eq(h, bind_hash));
+        let by_cookie = match (self.browser_hash.as_deref(), browser_hash) {
+            (Some(a), Some(b)) => crate::crypto::constant_time_eq(a, b),
+            _ => false,
+        };
+        by_token || by_cookie
+    }
+}
+
+/// Why a transition did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    #[error("no such QR code")]
+    NotFound,
+    #[error("the QR code has expired")]
+    Expired,
+    /// The code is in a state that does not allow this (already final, or scanned by someone
+    /// else when scanning).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The caller is not the user this transition belongs to.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of presenting an exchange ticket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Take {
+    /// Consumed: nobody can take it again.
+    Taken(ExchangeTicket),
+    /// Unknown, already used or expired.
+    Missing,
+    /// The ticket exists but the caller is not its QR code's creator; it was left in place.
+    NotBound,
+}
+
+/// The backend itself failed (Redis unreachable, a script error).
+#[derive(Debug, thiserror::Error)]
+#[error("ticket store: {0:#}")]
+pub struct StoreError(#[from] pub anyhow::Error);
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(e: ::redis::RedisError) -> Self {
+        StoreError(e.into())
+    }
+}
+
+impl From<StoreError> for crate::error::AppError {
+    fn from(e: StoreError) -> Self {
+        crate::error::AppError::Unavailable(e.0)
+    }
+}
+
+impl From<TransitionError> for crate::error::AppError {
+    fn from(e: TransitionError) -> Self {
+        use crate::error::AppError;
+        match e {
+            TransitionError::NotFound => AppError::NotFound("no such QR code".into()),
+            TransitionError::Expired => AppError::Expired("the QR code has expired".into()),
+            TransitionError::Conflict(m) => AppError::Conflict(m.into()),
+            TransitionError::Forbidden(m) => AppError::Forbidden(m.into()),
+            TransitionError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// What every ticket backend provides. Both backends pass the same conformance suite.
+#[async_trait]
+pub trait TicketStore: Send + Sync + 'static {
+    /// Stores a new pending code. Its random is fresh, so this never overwrites.
+    async fn insert(&self, qr: &QrCode) -> Result<(), StoreError>;
+
+    async fn get(&self, random: &str) -> Result<Option<QrCode>, StoreError>;
+
+    /// pending → scanned by `scanner`. Scanning again by the same user is allowed (the page may
+    /// reload); by another user it is a conflict.
+    async fn scan(&self, random: &str, scanner: &Scanner, now: Millis) -> Result<QrCode, TransitionError>;
+
+    /// scanned → confirmed by the user who scanned, issuing `ticket` (its `expires_at` set by
+    /// the caller). Exactly one of any number of concurrent confirms succeeds.
+    async fn confirm(&self, random: &str, ticket: &ExchangeTicket, now: Millis) -> Result<QrCode, TransitionError>;
+
+    /// pending or scanned (by `user_id`) → cancelled.
+    async fn cancel(&self, random: &str, user_id: &str, now: Millis) -> Result<QrCode, TransitionError>;
+
+    /// Consumes an exchange ticket if `binding` satisfies it. Exactly one of any number of
+    /// concurrent takes succeeds.
+    async fn take_ticket(&self, ticket: &str, binding: &Binding, now: Millis) -> Result<Take, StoreError>;
+
+    /// A receiver that changes whenever the code's state changes, on any instance.
+    fn subscribe(&self, random: &str) -> Subscription;
+
+    /// A shared cache value (e.g. a WeChat access token), if present and unexpired.
+    async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    async fn cache_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Takes a lock for at most `ttl`; `Some(token)` when taken.
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError>;
+
+    /// Releases a lock if `token` still holds it.
+    async fn unlock(&self, key: &str, token: &str) -> Result<(), StoreError>;
+
+    /// Fails when the backend cannot be reached.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Per-QR change counters for local waiters.
+///
+/// One `watch` channel per code that somebody is waiting on; entries disappear with their last
+/// subscriber, so ten thousand idle waiters cost ten thousand small channels and nothing more.
+#[derive(Default)]
+pub struct Hub {
+    channels: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl Hub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn subscribe(self: &Arc<Self>, random: &str) -> Subscription {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = match channels.get(random) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = watch::channel(0);
+                channels.insert(random.to_owned(), tx);
+                rx
+            }
+        };
+        Subscription { rx, hub: Arc::clone(self), random: random.to_owned() }
+    }
+
+    /// Wakes every local waiter of `random`.
+    pub fn notify(&self, random: &str) {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = channels.get(random) {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// How many codes have local waiters (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A waiter's handle; dropping the last one for a code frees its channel.
+pub struct Subscription {
+    rx: watch::Receiver<u64>,
+    hub: Arc<Hub>,
+    random: String,
+}
+
+impl Subscription {
+    /// Resolves at the next change after the last one seen.
+    pub async fn changed(&mut self) {
+        // The sender lives in the hub until the last subscriber drops, so this cannot fail
+        // while we hold `self`; treat a closed channel as "something changed" anyway.
+        let _ = self.rx.changed().await;
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut channels = self.hub.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = channels.get(&self.random) {
+            // Our receiver is still alive here, so 1 means we are the last.
+            if tx.receiver_count() <= 1 {
+                channels.remove(&self.random);
+            }
+        }
+    }
+}
