@@ -151,6 +151,14 @@ impl TicketStore for MemoryStore {
         Ok(())
     }
 
+    async fn cache_remove(&self, key: &str, expected: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if state.cache.get(key).is_some_and(|(v, _)| v == expected) {
+            state.cache.remove(key);
+        }
+        Ok(())
+    }
+
     async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
         let now = self.clock.now();
         let mut state = self.state();

@@ -244,6 +244,10 @@ pub trait TicketStore: Send + Sync + 'static {
 
     async fn cache_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
 
+    /// Removes a cache entry only if it still holds `expected` (so an instance does not drop a
+    /// value another instance has just refreshed).
+    async fn cache_remove(&self, key: &str, expected: &str) -> Result<(), StoreError>;
+
     /// Takes a lock for at most `ttl`; `Some(token)` when taken.
     async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError>;
 
@@ -285,6 +289,14 @@ impl Hub {
     pub fn notify(&self, random: &str) {
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = channels.get(random) {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// Wakes every local waiter (after a lost pub/sub connection: they re-read their state).
+    pub fn notify_all(&self) {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in channels.values() {
             tx.send_modify(|v| *v = v.wrapping_add(1));
         }
     }

@@ -46,6 +46,9 @@ impl TicketStore for RedisStore {
     async fn cache_set(&self, _key: &str, _value: &str, _ttl: Duration) -> Result<(), StoreError> {
         unimplemented!()
     }
+    async fn cache_remove(&self, _key: &str, _expected: &str) -> Result<(), StoreError> {
+        unimplemented!()
+    }
     async fn lock(&self, _key: &str, _ttl: Duration) -> Result<Option<String>, StoreError> {
         unimplemented!()
     }
