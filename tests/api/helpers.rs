@@ -1,0 +1,308 @@
+//! Spawning ScanGate for a test: a fresh database (SQLite file, or a PostgreSQL schema), a
+//! fresh ticket store (in-process, or a Redis key prefix), a WeChat simulator on its own port,
+//! a manual clock, and a cookie-keeping HTTP client.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::{Client, Response, StatusCode};
+use scangate::app::{App, AppState};
+use scangate::clock::Clock;
+use scangate::config::{AppConfig, Config, MiniProgramConfig, Secret};
+use scangate::crypto::{random_token, SecretBox};
+use scangate::wechat::Simulator;
+use serde_json::{json, Value};
+
+pub const APPID: &str = "wx0123456789abcdef";
+/// A second Mini Program in the default pool (unionid linking).
+pub const APPID_2: &str = "wx00000000000000bb";
+/// A Mini Program of another pool.
+pub const APPID_OTHER: &str = "wx00000000000000aa";
+pub const MP_SECRET: &str = "sim-app-secret-0123456789";
+pub const CLIENT_SECRET: &str = "web-client-secret-abcdef";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite + in-process ticket store.
+    Embedded,
+    /// PostgreSQL + Redis.
+    Distributed,
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Every log line of the test process, so tests can look for leaked secrets.
+pub fn captured_logs() -> String {
+    let buf = log_buffer().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+#[derive(Clone)]
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        log_buffer().lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=info,hyper=info,h2=info,reqwest=info,rustls=info,tower=info,redis=info")
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// Serves a router on a free port in the background; returns its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+    });
+    format!("http://{addr}")
+}
+
+/// A fresh PostgreSQL schema; the returned URL selects it through `search_path`.
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let base = postgres_url();
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for the distributed tests (set TEST_DATABASE_URL): {e}"));
+    let schema = format!("t_{}", random_token(9).to_ascii_lowercase().replace(['-', '_'], "x"));
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Fails the test when Redis is not there.
+pub async fn require_redis() -> String {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} is required for the distributed tests (set TEST_REDIS_URL): {e}"));
+    let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("redis ping");
+    url
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub clock: Clock,
+    pub sim: Simulator,
+    pub sim_base: String,
+    pub state: AppState,
+    pub config: Config,
+    _dir: tempdir::Dir,
+}
+
+pub mod tempdir {
+    /// A temporary folder removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("scangate-test-{}", scangate::crypto::random_token(8)));
+            std::fs::create_dir_all(&p).expect("tempdir");
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn cookie_client() -> Client {
+    Client::builder().cookie_store(true).timeout(Duration::from_secs(40)).build().expect("client")
+}
+
+/// The configuration every test starts from, before the backend is chosen.
+pub fn base_config(sim_base: &str) -> Config {
+    let app = |client_id: &str, mp: &str, pool: &str, binding: bool| AppConfig {
+        pool: pool.into(),
+        client_id: client_id.into(),
+        client_secret: Some(Secret(CLIENT_SECRET.into())),
+        name: format!("App {client_id}"),
+        logo: None,
+        redirect_uris: vec!["http://127.0.0.1:3000/callback".into()],
+        allowed_origins: vec!["http://127.0.0.1:3000".into()],
+        miniprogram: mp.into(),
+        qr_ttl_secs: 120,
+        require_binding: binding,
+    };
+    let mp = |appid: &str, pool: &str| MiniProgramConfig {
+        appid: appid.into(),
+        secret: Secret(MP_SECRET.into()),
+        pool: pool.into(),
+        name: None,
+    };
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.public_url = "http://127.0.0.1:0".parse().expect("url");
+    config.secret_key = Some(Secret(SecretBox::generate_key()));
+    config.wechat.api_base = sim_base.parse().expect("sim url");
+    config.wechat.timeout_ms = 2000;
+    config.database_max_connections = 5;
+    config.miniprograms = vec![mp(APPID, "default"), mp(APPID_2, "default"), mp(APPID_OTHER, "other")];
+    config.apps = vec![
+        app("web", APPID, "default", true),
+        app("open", APPID, "default", false),
+        app("other", APPID_OTHER, "other", true),
+    ];
+    config.clock = Clock::manual();
+    config
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, customise: impl FnOnce(&mut Config)) -> TestApp {
+        init_logs();
+        let sim = Simulator::new();
+        for appid in [APPID, APPID_2, APPID_OTHER] {
+            sim.register_app(appid, MP_SECRET);
+        }
+        let sim_base = serve(sim.router()).await;
+        let dir = tempdir::Dir::new();
+        let mut config = base_config(&sim_base);
+        match backend {
+            Backend::Embedded => {
+                config.database_url = format!("sqlite://{}/scangate.db", dir.0.display());
+            }
+            Backend::Distributed => {
+                config.database_url = fresh_postgres().await;
+                config.redis_url = require_redis().await;
+                config.redis_prefix = format!("test-{}", random_token(8));
+            }
+        }
+        customise(&mut config);
+        let clock = config.clock.clone();
+        let app = App::build(config.clone()).await.expect("app builds");
+        let state = app.state().clone();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until(std::future::pending()));
+        TestApp { base, client: cookie_client(), clock, sim, sim_base, state, config, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Creates a QR code for `app_id` with this app's cookie-keeping client.
+    pub async fn create_qr_for(&self, client: &Client, app_id: &str) -> Value {
+        let res = client.post(self.url("/api/v1/qrcodes")).json(&json!({ "app_id": app_id })).send().await.expect("create");
+        assert_eq!(res.status(), StatusCode::CREATED, "create QR");
+        res.json().await.expect("json")
+    }
+
+    pub async fn create_qr(&self) -> Value {
+        self.create_qr_for(&self.client, "web").await
+    }
+
+    pub async fn status(&self, client: &Client, random: &str) -> Value {
+        let res = client.get(self.url(&format!("/api/v1/qrcodes/{random}"))).send().await.expect("status");
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.expect("json")
+    }
+
+    /// Logs a fake WeChat user into the Mini Program API; returns the bearer token.
+    pub async fn mp_login(&self, appid: &str, openid: &str) -> String {
+        self.mp_login_full(appid, openid, None).await["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn mp_login_full(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Value {
+        let code = self.sim.login_code(appid, openid, unionid);
+        let res = self.client.post(self.url("/api/mp/v1/session")).json(&json!({ "appid": appid, "code": code })).send().await.expect("session");
+        assert_eq!(res.status(), StatusCode::OK, "session");
+        res.json().await.expect("json")
+    }
+
+    pub async fn mp_post(&self, token: &str, path: &str, body: Option<Value>) -> Response {
+        let mut req = self.client.post(self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("mp request")
+    }
+
+    pub async fn scan(&self, token: &str, random: &str) -> Response {
+        self.mp_post(token, &format!("/api/mp/v1/qrcodes/{random}/scan"), None).await
+    }
+
+    pub async fn confirm(&self, token: &str, random: &str, body: Option<Value>) -> Response {
+        self.mp_post(token, &format!("/api/mp/v1/qrcodes/{random}/confirm"), body).await
+    }
+
+    /// Creates a code, scans and confirms it as `openid`; returns (random, ticket).
+    pub async fn confirmed_ticket(&self, openid: &str) -> (String, String) {
+        let qr = self.create_qr().await;
+        let random = qr["random"].as_str().expect("random").to_owned();
+        let token = self.mp_login(APPID, openid).await;
+        assert_eq!(self.scan(&token, &random).await.status(), StatusCode::OK);
+        assert_eq!(self.confirm(&token, &random, None).await.status(), StatusCode::OK);
+        let status = self.status(&self.client, &random).await;
+        (random, status["ticket"].as_str().expect("ticket").to_owned())
+    }
+
+    pub async fn exchange(&self, client: &Client, ticket: &str) -> Response {
+        client.post(self.url("/api/v1/qrcodes/exchange")).json(&json!({ "ticket": ticket })).send().await.expect("exchange")
+    }
+}
+
+/// Asserts a native error response: status and code.
+pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> Value {
+    let got = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "status for {body}");
+    assert_eq!(body["error"], code, "error code in {body}");
+    assert!(body["message"].is_string(), "message in {body}");
+    body
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed async fn taking a `Backend`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Embedded).await
+                }
+            )*
+        }
+        mod distributed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Distributed).await
+                }
+            )*
+        }
+    };
+}

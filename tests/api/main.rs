@@ -1,0 +1,12 @@
+//! Black-box tests: ScanGate on a real port, over real HTTP, against real SQLite, PostgreSQL
+//! and Redis, with the WeChat simulator standing in for WeChat.
+
+mod helpers;
+
+mod bad_input;
+mod mp;
+mod ops;
+mod qrcodes;
+mod races;
+mod secrets;
+mod tokens;
