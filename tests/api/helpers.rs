@@ -112,7 +112,6 @@ pub struct TestApp {
     pub client: Client,
     pub clock: Clock,
     pub sim: Simulator,
-    pub sim_base: String,
     pub state: AppState,
     pub config: Config,
     _dir: tempdir::Dir,
@@ -206,7 +205,7 @@ impl TestApp {
         let state = app.state().clone();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until(std::future::pending()));
-        TestApp { base, client: cookie_client(), clock, sim, sim_base, state, config, _dir: dir }
+        TestApp { base, client: cookie_client(), clock, sim, state, config, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -305,4 +304,64 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// A TCP proxy in front of PostgreSQL or Redis that a test can cut and restore, to show how
+/// ScanGate behaves while a dependency is away.
+pub struct Proxy {
+    pub port: u16,
+    down: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if *rx.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut down = rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|d| *d) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, down: Arc::new(tx) }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.down.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.down.send_replace(false);
+    }
+}
+
+/// Retries `f` until it returns true, for at most `limit`; for waiting on a dependency that
+/// reconnects in its own time.
+pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }

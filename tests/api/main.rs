@@ -5,7 +5,9 @@ mod helpers;
 
 mod bad_input;
 mod mp;
+mod multi_instance;
 mod ops;
+mod outage;
 mod qrcodes;
 mod races;
 mod secrets;
