@@ -86,7 +86,7 @@ pub async fn redeem(
         now,
     )
     .await?;
-    let user = store::users::get(&state.db.pool, &t.user_id).await?.unwrap_or(user);
+    let user = User { login_count: user.login_count + 1, last_login_at: Some(now), last_ip: Some(requester.ip.clone()), ..user };
     let tokens = issue_tokens(state, &t, &user, None, "openid profile phone").await?;
     Ok((user, tokens))
 }
@@ -106,8 +106,8 @@ pub async fn issue_tokens(
     nonce: Option<&str>,
     scope: &str,
 ) -> AppResult<IssuedTokens> {
-    let pool = store::pools::get(&state.db, &t.pool_id).await?.map(|p| p.slug).unwrap_or_else(|| "default".into());
-    let issuer = state.config.issuer(&pool);
+    let pool = t.pool_id.as_str();
+    let issuer = state.config.issuer(pool);
     let iat = state.clock.now_secs();
     let exp = iat + TOKEN_TTL_SECS;
     let auth_time = t.confirmed_at.div_euclid(1000);
@@ -140,8 +140,8 @@ pub async fn issue_tokens(
         auth_time,
         jti: crate::crypto::random_token(16),
     };
-    let id_token = state.keys.sign(&pool, "JWT", &id).await.map_err(AppError::Internal)?;
-    let access_token = state.keys.sign(&pool, "at+jwt", &access).await.map_err(AppError::Internal)?;
+    let id_token = state.keys.sign(pool, "JWT", &id).await.map_err(AppError::Internal)?;
+    let access_token = state.keys.sign(pool, "at+jwt", &access).await.map_err(AppError::Internal)?;
     Ok(IssuedTokens { id_token, access_token, expires_in: TOKEN_TTL_SECS, expires_at: exp })
 }
 
