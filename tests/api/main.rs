@@ -1,7 +1,8 @@
 //! Black-box tests: ScanGate on a real port, over real HTTP, against real SQLite, PostgreSQL
 
-#![allow(clippy::unwrap_used)]
 //! and Redis, with the WeChat simulator standing in for WeChat.
+
+#![allow(clippy::unwrap_used)]
 
 mod helpers;
 
