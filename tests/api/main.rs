@@ -1,5 +1,4 @@
 //! Black-box tests: ScanGate on a real port, over real HTTP, against real SQLite, PostgreSQL
-
 //! and Redis, with the WeChat simulator standing in for WeChat.
 
 #![allow(clippy::unwrap_used)]
