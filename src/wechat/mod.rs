@@ -5,6 +5,11 @@ pub mod client;
 pub mod crypt;
 pub mod simulator;
 
-pub use client::{Credentials, PhoneInfo, Session, WechatClient, WechatError};
-pub use crypt::{check_signature, decrypt, DecryptError};
+#[cfg(test)]
+mod tests;
+
+pub use client::{
+    Credentials, LineColor, PhoneInfo, Session, WechatClient, WechatError, WxaCodeRequest,
+};
+pub use crypt::{check_signature, decrypt, encrypt, DecryptError};
 pub use simulator::Simulator;
