@@ -26,8 +26,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/mp/v1/me", get(me_get).patch(me_patch))
         .route(
             "/api/mp/v1/me/avatar",
-            // Room for multipart framing around the largest image we accept.
-            post(avatar_post).layer(DefaultBodyLimit::max(MAX_AVATAR_BYTES + 64 * 1024)),
+            // Read somewhat oversized uploads whole and refuse them with a 413 body the client
+            // can see; cutting the connection mid-upload would leave it with no answer at all.
+            post(avatar_post).layer(DefaultBodyLimit::max(4 * MAX_AVATAR_BYTES)),
         )
         .route("/api/mp/v1/me/phone", post(phone_post))
         .route("/media/avatars/{id}", get(avatar_get))
@@ -167,7 +168,12 @@ async fn phone_post(State(state): State<AppState>, who: MpUser, Json(input): Jso
 
 /// `POST /api/mp/v1/me/avatar` (multipart, one image part): stores the image and makes it the
 /// user's avatar.
-async fn avatar_post(State(state): State<AppState>, who: MpUser, mut multipart: Multipart) -> AppResult<Response> {
+async fn avatar_post(
+    State(state): State<AppState>,
+    who: MpUser,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> AppResult<Response> {
+    let mut multipart = multipart.map_err(|_| AppError::invalid("expected multipart/form-data with one image part"))?;
     let mut bytes = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.file_name().is_some() || matches!(field.name(), Some("file" | "avatar")) {
