@@ -152,7 +152,15 @@ impl From<WechatError> for crate::error::AppError {
             WechatError::Refused => AppError::Forbidden(e.to_string()),
             WechatError::RateLimited => AppError::RateLimited(e.to_string()),
             WechatError::Store(s) => s.into(),
-            other => AppError::Wechat(other.to_string()),
+            // The detail (transport error, unexpected reply) is for the operator's log only.
+            other @ (WechatError::Transport(_) | WechatError::BadReply(_)) => {
+                tracing::warn!(error = %other, "WeChat call failed");
+                AppError::Wechat("WeChat could not be reached or answered unexpectedly".into())
+            }
+            other => {
+                tracing::warn!(error = %other, "WeChat call failed");
+                AppError::Wechat(other.to_string())
+            }
         }
     }
 }
