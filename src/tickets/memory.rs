@@ -37,6 +37,11 @@ impl MemoryStore {
         Self { state: Mutex::default(), hub: Hub::new(), clock }
     }
 
+    #[cfg(test)]
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -13,6 +13,8 @@
 //! The same backend also holds small shared cache entries and locks (the WeChat access token),
 //! so that one fetch serves every instance.
 
+#[cfg(test)]
+mod conformance;
 pub mod memory;
 pub mod redis;
 

@@ -1,61 +1,769 @@
-//! Redis ticket store (placeholder; implementation pending).
+//! Redis ticket store: shared state for a fleet of instances.
+//!
+//! This module owns every Redis key, TTL and script the ticket store uses. All keys live under
+//! the configured prefix, so tests (and several deployments sharing one server) never collide:
+//!
+//! | key | type | lives until |
+//! |---|---|---|
+//! | `{prefix}:qr:{random}` | hash: `body` (the code as inserted, JSON), `status`, `expires_at`, `scanner` (JSON), `scanner_id`, `ticket` | `expires_at + RETAIN_AFTER_EXPIRY` |
+//! | `{prefix}:ticket:{ticket}` | hash: `body` (JSON), `bind_hash`, `browser_hash`, `require_binding`, `expires_at` | the ticket's `expires_at` |
+//! | `{prefix}:cache:{key}` | string | the TTL given to `cache_set` |
+//! | `{prefix}:lock:{key}` | string: the holder's random token | the TTL given to `lock` |
+//! | `{prefix}:events` | pub/sub channel: the `random` of each changed code | — |
+//!
+//! The hash keeps the fields a transition reads or writes apart from the immutable rest of the
+//! record, so the scripts compare and set plain strings and never parse JSON. Each transition
+//! (`scan`, `confirm`, `cancel`, `take_ticket`) is one Lua script that checks the state, writes
+//! and publishes the change atomically; the caller passes `now`, so expiry follows the injected
+//! clock exactly as in the in-process backend. TTLs are relative (`PEXPIRE expires_at - now`), so
+//! clock skew between instances only matters through `now` itself.
+//!
+//! Connections: one multiplexed [`ConnectionManager`] for commands, established lazily on first
+//! use and re-established by the manager after a failure. Every attempt is bounded (connect
+//! and response timeouts, and an overall deadline per operation), so a dead Redis turns into a
+//! prompt [`StoreError`] (HTTP 503) instead of a hung request, and start-up never blocks on it.
+//! A background task holds a dedicated pub/sub connection to the events channel and bumps the
+//! local [`Hub`] for every message; after a lost connection it reconnects with bounded backoff
+//! and wakes every local waiter, since messages may have been missed meanwhile.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
+use futures::StreamExt as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
+use redis::{RedisResult, Script};
+use tokio::sync::{watch, OnceCell};
+use tokio::task::JoinHandle;
 
-use super::{Binding, ExchangeTicket, QrCode, Scanner, StoreError, Subscription, Take, TicketStore, TransitionError};
+use super::{
+    Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take,
+    TicketStore, TransitionError, RETAIN_AFTER_EXPIRY,
+};
 use crate::clock::{Clock, Millis};
 
+/// How long to wait for a TCP connection (and handshake) to Redis.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for the answer to one command.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Upper bound on one store operation, connecting included.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+/// First and longest pause between attempts to restore the pub/sub connection.
+const LISTEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// How often the listener pings its connection: a silent channel cannot tell a quiet fleet
+/// from a dead socket.
+const LISTEN_PING_EVERY: Duration = Duration::from_secs(15);
+
+/// Statuses the scripts return; the Lua below spells the same numbers as literals.
+mod status {
+    pub const OK: i64 = 0;
+    pub const NOT_FOUND: i64 = 1;
+    pub const EXPIRED: i64 = 2;
+    pub const SCANNED_BY_OTHER: i64 = 3;
+    pub const USED: i64 = 4;
+    pub const NOT_THE_SCANNER: i64 = 5;
+    pub const NOT_SCANNED: i64 = 6;
+    pub const NOT_BOUND: i64 = 7;
+}
+
+/// Helpers shared by the transition scripts. Calling convention: `KEYS[1]` is the code's hash,
+/// `ARGV[1]` is `now`, `ARGV[2]` the events channel, `ARGV[3]` the code's random. A script
+/// returns `{status, fields}` where `fields` is the code's hash after a successful write.
+const TRANSITION_PRELUDE: &str = r#"
+local now = tonumber(ARGV[1])
+
+-- The code's mutable fields, or nil and a status when it is missing or expired at `now`.
+local function live()
+  local f = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'scanner_id')
+  if not f[1] then return nil, 1 end
+  local status = f[1]
+  if status == 'expired' then return nil, 2 end
+  if (status == 'pending' or status == 'scanned') and now >= tonumber(f[2]) then return nil, 2 end
+  return { status = status, scanner_id = f[3] }, 0
+end
+
+-- 0 when the code is scanned by `user`, else why not.
+local function scanned_by(qr, user)
+  if qr.status == 'scanned' then
+    if qr.scanner_id == user then return 0 end
+    return 5
+  end
+  if qr.status == 'pending' then return 6 end
+  return 4
+end
+
+local function changed()
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return { 0, redis.call('HGETALL', KEYS[1]) }
+end
+
+local function failed(status)
+  return { status, {} }
+end
+"#;
+
+/// pending → scanned. `ARGV[4]` user id, `ARGV[5]` scanner JSON.
+const SCAN: &str = r#"
+local qr, err = live()
+if not qr then return failed(err) end
+if qr.status == 'pending' or (qr.status == 'scanned' and qr.scanner_id == ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'status', 'scanned', 'scanner', ARGV[5], 'scanner_id', ARGV[4])
+  return changed()
+end
+if qr.status == 'scanned' then return failed(3) end
+return failed(4)
+"#;
+
+/// scanned → confirmed, creating the ticket hash `KEYS[2]`. `ARGV[4]` user id, `ARGV[5]` the
+/// ticket, `ARGV[6]` its JSON, `ARGV[7]` bind hash, `ARGV[8]` browser hash or '' when
+/// `ARGV[9]` is '0', `ARGV[10]` require_binding '1'/'0', `ARGV[11]` the ticket's expires_at.
+const CONFIRM: &str = r#"
+local qr, err = live()
+if not qr then return failed(err) end
+local by = scanned_by(qr, ARGV[4])
+if by ~= 0 then return failed(by) end
+redis.call('HSET', KEYS[1], 'status', 'confirmed', 'ticket', ARGV[5])
+redis.call('DEL', KEYS[2])
+local ttl = tonumber(ARGV[11]) - now
+if ttl > 0 then
+  redis.call('HSET', KEYS[2], 'body', ARGV[6], 'bind_hash', ARGV[7], 'require_binding', ARGV[10],
+    'expires_at', ARGV[11])
+  if ARGV[9] == '1' then redis.call('HSET', KEYS[2], 'browser_hash', ARGV[8]) end
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return changed()
+"#;
+
+/// pending (by anyone) or scanned (by its scanner) → cancelled. `ARGV[4]` user id.
+const CANCEL: &str = r#"
+local qr, err = live()
+if not qr then return failed(err) end
+if qr.status ~= 'pending' then
+  local by = scanned_by(qr, ARGV[4])
+  if by ~= 0 then return failed(by) end
+end
+redis.call('HSET', KEYS[1], 'status', 'cancelled')
+return changed()
+"#;
+
+/// Consumes the ticket hash `KEYS[1]` if the caller is bound to it, as `Binding::matches`
+/// decides. `ARGV[1]` now, `ARGV[2]`/`ARGV[3]` whether the caller has a bind hash and the hash,
+/// `ARGV[4]`/`ARGV[5]` the same for a browser hash. Returns `{status, body}`.
+const TAKE: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'body', 'expires_at', 'require_binding', 'bind_hash',
+  'browser_hash')
+if not f[1] then return { 1, '' } end
+if tonumber(f[2]) <= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return { 1, '' }
+end
+if f[3] == '1' then
+  local by_token = ARGV[2] == '1' and f[4] ~= false and ARGV[3] == f[4]
+  local by_cookie = ARGV[4] == '1' and f[5] ~= false and ARGV[5] == f[5]
+  if not (by_token or by_cookie) then return { 7, '' } end
+end
+redis.call('DEL', KEYS[1])
+return { 0, f[1] }
+"#;
+
+/// Deletes `KEYS[1]` only if it still holds `ARGV[1]` (cache entries and locks).
+const DELETE_IF_EQUAL: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// The loaded scripts; each is sent by `EVALSHA`, falling back to `EVAL` after a Redis restart.
+struct Scripts {
+    scan: Script,
+    confirm: Script,
+    cancel: Script,
+    take: Script,
+    delete_if_equal: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let transition = |body: &str| Script::new(&format!("{TRANSITION_PRELUDE}{body}"));
+        Self {
+            scan: transition(SCAN),
+            confirm: transition(CONFIRM),
+            cancel: transition(CANCEL),
+            take: Script::new(TAKE),
+            delete_if_equal: Script::new(DELETE_IF_EQUAL),
+        }
+    }
+}
+
+/// Names of every key and channel, all under one prefix.
+#[derive(Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn qr(&self, random: &str) -> String {
+        format!("{}:qr:{random}", self.prefix)
+    }
+
+    fn ticket(&self, ticket: &str) -> String {
+        format!("{}:ticket:{ticket}", self.prefix)
+    }
+
+    fn cache(&self, key: &str) -> String {
+        format!("{}:cache:{key}", self.prefix)
+    }
+
+    fn lock(&self, key: &str) -> String {
+        format!("{}:lock:{key}", self.prefix)
+    }
+
+    fn events(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+}
+
+/// The ticket store shared by every instance pointed at the same Redis and prefix.
 pub struct RedisStore {
-    hub: std::sync::Arc<super::Hub>,
+    /// Kept to open the command connection lazily.
+    client: redis::Client,
+    /// The command connection, created on first use; it then reconnects by itself.
+    conn: OnceCell<ConnectionManager>,
+    keys: Keys,
+    scripts: Scripts,
+    /// Local waiters, woken by the listener task.
+    hub: Arc<Hub>,
+    /// Reads the time for TTLs of records inserted without a caller-supplied `now`.
+    clock: Clock,
+    /// Whether the listener is currently subscribed to the events channel.
+    listening: watch::Receiver<bool>,
+    /// The listener task, stopped when the store is dropped.
+    listener: JoinHandle<()>,
 }
 
 impl RedisStore {
-    pub async fn connect(_url: &str, _prefix: &str, _clock: Clock) -> anyhow::Result<Self> {
-        anyhow::bail!("the Redis ticket store is not implemented yet")
+    /// Builds the store and starts its event listener.
+    ///
+    /// Connecting is lazy: only a malformed URL fails here. If Redis cannot be reached yet, a
+    /// warning is logged and every operation fails promptly with a [`StoreError`] (and
+    /// `/readyz` reports it) until Redis answers; the instance then recovers by itself.
+    pub async fn connect(url: &str, prefix: &str, clock: Clock) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("redis_url is not a valid Redis URL")?;
+        let keys = Keys {
+            prefix: prefix.to_owned(),
+        };
+        let hub = Hub::new();
+        let (listening_tx, listening) = watch::channel(false);
+        let listener = tokio::spawn(listen(
+            client.clone(),
+            keys.events(),
+            Arc::clone(&hub),
+            listening_tx,
+        ));
+        let store = Self {
+            client,
+            conn: OnceCell::new(),
+            keys,
+            scripts: Scripts::new(),
+            hub,
+            clock,
+            listening,
+            listener,
+        };
+        if let Err(e) = store.ping().await {
+            tracing::warn!(error = %e, "Redis is not reachable yet; QR logins fail until it is");
+        }
+        Ok(store)
     }
+
+    /// Whether cross-instance notifications are flowing (the listener is subscribed).
+    pub fn is_listening(&self) -> bool {
+        *self.listening.borrow()
+    }
+
+    /// The command connection, opened on first use.
+    async fn conn(&self) -> RedisResult<ConnectionManager> {
+        let manager = self
+            .conn
+            .get_or_try_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(CONNECT_TIMEOUT)
+                    .set_response_timeout(RESPONSE_TIMEOUT)
+                    // One attempt per request: a request waiting out a backoff schedule would
+                    // outlive any sensible HTTP timeout. The manager tries again on the next one.
+                    .set_number_of_retries(0);
+                ConnectionManager::new_with_config(self.client.clone(), config)
+            })
+            .await?;
+        Ok(manager.clone())
+    }
+
+    /// Runs one command on the shared connection within [`OPERATION_TIMEOUT`].
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let op = async {
+            let conn = self.conn().await?;
+            f(conn).await
+        };
+        match tokio::time::timeout(OPERATION_TIMEOUT, op).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError(anyhow!(
+                "Redis did not answer within {OPERATION_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Like [`RedisStore::run`] for a read, retried once if the connection turned out to be
+    /// dead: the first command after Redis restarts meets the old socket, and a read is safe
+    /// to repeat.
+    async fn read<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let op = async {
+            let conn = self.conn().await?;
+            match f(conn).await {
+                Err(e) if e.is_connection_dropped() => f(self.conn().await?).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(OPERATION_TIMEOUT, op).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError(anyhow!(
+                "Redis did not answer within {OPERATION_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Runs a transition script on the code `random` and maps its status.
+    async fn transition(
+        &self,
+        script: &Script,
+        random: &str,
+        now: Millis,
+        extra_keys: &[String],
+        args: &[&str],
+    ) -> Result<QrCode, TransitionError> {
+        let mut call = script.prepare_invoke();
+        call.key(self.keys.qr(random));
+        for key in extra_keys {
+            call.key(key);
+        }
+        call.arg(now).arg(self.keys.events()).arg(random);
+        for arg in args {
+            call.arg(*arg);
+        }
+        let (code, fields): (i64, HashMap<String, String>) = self
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        if code != status::OK {
+            return Err(transition_error(code));
+        }
+        decode_qr(fields)?.ok_or_else(|| {
+            TransitionError::Store(StoreError(anyhow!("a transition returned no record")))
+        })
+    }
+
+    /// Key names, for tests that inspect TTLs.
+    #[cfg(test)]
+    pub(crate) fn qr_key(&self, random: &str) -> String {
+        self.keys.qr(random)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn ticket_key(&self, ticket: &str) -> String {
+        self.keys.ticket(ticket)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Follows the listener's state; closed once the listener task has stopped.
+    #[cfg(test)]
+    pub(crate) fn listening_watch(&self) -> watch::Receiver<bool> {
+        self.listening.clone()
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// The status code of a failed transition script, as the in-process backend reports it.
+fn transition_error(code: i64) -> TransitionError {
+    match code {
+        status::NOT_FOUND => TransitionError::NotFound,
+        status::EXPIRED => TransitionError::Expired,
+        status::SCANNED_BY_OTHER => {
+            TransitionError::Conflict("another user has scanned this QR code")
+        }
+        status::USED => TransitionError::Conflict("this QR code has already been used"),
+        status::NOT_THE_SCANNER => {
+            TransitionError::Forbidden("this QR code was scanned by another user")
+        }
+        status::NOT_SCANNED => TransitionError::Conflict("the QR code has not been scanned"),
+        other => {
+            TransitionError::Store(StoreError(anyhow!("unexpected transition status {other}")))
+        }
+    }
+}
+
+/// The hash fields of a new code.
+fn encode_qr(qr: &QrCode) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let mut fields = vec![
+        (
+            "body",
+            serde_json::to_string(qr).context("encoding a QR code")?,
+        ),
+        ("status", qr.status.as_str().to_owned()),
+        ("expires_at", qr.expires_at.to_string()),
+    ];
+    if let Some(scanner) = &qr.scanner {
+        fields.push((
+            "scanner",
+            serde_json::to_string(scanner).context("encoding a scanner")?,
+        ));
+        fields.push(("scanner_id", scanner.user_id.clone()));
+    }
+    if let Some(ticket) = &qr.ticket {
+        fields.push(("ticket", ticket.clone()));
+    }
+    Ok(fields)
+}
+
+/// A code from its hash fields: the inserted body with the mutable fields laid over it.
+fn decode_qr(mut fields: HashMap<String, String>) -> Result<Option<QrCode>, StoreError> {
+    let Some(body) = fields.remove("body") else {
+        return Ok(None);
+    };
+    let mut qr: QrCode = serde_json::from_str(&body).context("decoding a stored QR code")?;
+    let status = fields.remove("status").unwrap_or_default();
+    qr.status = QrStatus::parse(&status)
+        .ok_or_else(|| StoreError(anyhow!("unknown stored QR status {status:?}")))?;
+    qr.scanner = match fields.remove("scanner") {
+        Some(json) => Some(serde_json::from_str(&json).context("decoding a stored scanner")?),
+        None => None,
+    };
+    qr.ticket = fields.remove("ticket");
+    Ok(Some(qr))
+}
+
+/// A TTL in milliseconds for something that ends at `until`, never zero or negative (Redis
+/// rejects those).
+fn ttl_until(until: Millis, now: Millis) -> i64 {
+    (until - now).max(1)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
 impl TicketStore for RedisStore {
-    async fn insert(&self, _qr: &QrCode) -> Result<(), StoreError> {
-        unimplemented!()
+    async fn insert(&self, qr: &QrCode) -> Result<(), StoreError> {
+        let key = self.keys.qr(&qr.random);
+        let fields = encode_qr(qr)?;
+        let ttl = ttl_until(
+            qr.expires_at + millis(RETAIN_AFTER_EXPIRY),
+            self.clock.now(),
+        );
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&key)
+            .ignore()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .pexpire(&key, ttl)
+            .ignore();
+        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
     }
-    async fn get(&self, _random: &str) -> Result<Option<QrCode>, StoreError> {
-        unimplemented!()
+
+    async fn get(&self, random: &str) -> Result<Option<QrCode>, StoreError> {
+        let key = self.keys.qr(random);
+        let fields: HashMap<String, String> = self
+            .read(|mut conn| {
+                let key = key.clone();
+                async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
+            })
+            .await?;
+        decode_qr(fields)
     }
-    async fn scan(&self, _random: &str, _scanner: &Scanner, _now: Millis) -> Result<QrCode, TransitionError> {
-        unimplemented!()
+
+    async fn scan(
+        &self,
+        random: &str,
+        scanner: &Scanner,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError> {
+        let json = serde_json::to_string(scanner)
+            .context("encoding a scanner")
+            .map_err(StoreError)?;
+        self.transition(
+            &self.scripts.scan,
+            random,
+            now,
+            &[],
+            &[scanner.user_id.as_str(), json.as_str()],
+        )
+        .await
     }
-    async fn confirm(&self, _random: &str, _ticket: &ExchangeTicket, _now: Millis) -> Result<QrCode, TransitionError> {
-        unimplemented!()
+
+    async fn confirm(
+        &self,
+        random: &str,
+        ticket: &ExchangeTicket,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError> {
+        let json = serde_json::to_string(ticket)
+            .context("encoding an exchange ticket")
+            .map_err(StoreError)?;
+        let expires_at = ticket.expires_at.to_string();
+        let args: [&str; 8] = [
+            &ticket.user_id,
+            &ticket.ticket,
+            &json,
+            &ticket.bind_hash,
+            ticket.browser_hash.as_deref().unwrap_or(""),
+            if ticket.browser_hash.is_some() {
+                "1"
+            } else {
+                "0"
+            },
+            if ticket.require_binding { "1" } else { "0" },
+            &expires_at,
+        ];
+        let keys = [self.keys.ticket(&ticket.ticket)];
+        self.transition(&self.scripts.confirm, random, now, &keys, &args)
+            .await
     }
-    async fn cancel(&self, _random: &str, _user_id: &str, _now: Millis) -> Result<QrCode, TransitionError> {
-        unimplemented!()
+
+    async fn cancel(
+        &self,
+        random: &str,
+        user_id: &str,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError> {
+        self.transition(&self.scripts.cancel, random, now, &[], &[user_id])
+            .await
     }
-    async fn take_ticket(&self, _ticket: &str, _binding: &Binding, _now: Millis) -> Result<Take, StoreError> {
-        unimplemented!()
+
+    async fn take_ticket(
+        &self,
+        ticket: &str,
+        binding: &Binding,
+        now: Millis,
+    ) -> Result<Take, StoreError> {
+        let flag = |h: &Option<String>| if h.is_some() { "1" } else { "0" };
+        let mut call = self.scripts.take.prepare_invoke();
+        call.key(self.keys.ticket(ticket))
+            .arg(now)
+            .arg(flag(&binding.bind_hash))
+            .arg(binding.bind_hash.as_deref().unwrap_or(""))
+            .arg(flag(&binding.browser_hash))
+            .arg(binding.browser_hash.as_deref().unwrap_or(""));
+        let (code, body): (i64, String) = self
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        match code {
+            status::OK => Ok(Take::Taken(
+                serde_json::from_str(&body).context("decoding a stored exchange ticket")?,
+            )),
+            status::NOT_FOUND => Ok(Take::Missing),
+            status::NOT_BOUND => Ok(Take::NotBound),
+            other => Err(StoreError(anyhow!("unexpected take status {other}"))),
+        }
     }
+
     fn subscribe(&self, random: &str) -> Subscription {
         self.hub.subscribe(random)
     }
-    async fn cache_get(&self, _key: &str) -> Result<Option<String>, StoreError> {
-        unimplemented!()
+
+    async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = self.keys.cache(key);
+        self.read(|mut conn| {
+            let key = key.clone();
+            async move { redis::cmd("GET").arg(key).query_async(&mut conn).await }
+        })
+        .await
     }
-    async fn cache_set(&self, _key: &str, _value: &str, _ttl: Duration) -> Result<(), StoreError> {
-        unimplemented!()
+
+    async fn cache_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let key = self.keys.cache(key);
+        let ttl = millis(ttl);
+        let mut cmd;
+        if ttl > 0 {
+            cmd = redis::cmd("SET");
+            cmd.arg(key).arg(value).arg("PX").arg(ttl);
+        } else {
+            // Already expired: the same as setting it and never seeing it again.
+            cmd = redis::cmd("DEL");
+            cmd.arg(key);
+        }
+        self.run(|mut conn| async move { cmd.query_async::<()>(&mut conn).await })
+            .await
     }
-    async fn cache_remove(&self, _key: &str, _expected: &str) -> Result<(), StoreError> {
-        unimplemented!()
+
+    async fn cache_remove(&self, key: &str, expected: &str) -> Result<(), StoreError> {
+        let mut call = self.scripts.delete_if_equal.prepare_invoke();
+        call.key(self.keys.cache(key)).arg(expected);
+        self.run(|mut conn| async move { call.invoke_async::<i64>(&mut conn).await })
+            .await
+            .map(drop)
     }
-    async fn lock(&self, _key: &str, _ttl: Duration) -> Result<Option<String>, StoreError> {
-        unimplemented!()
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let token = crate::crypto::random_token(16);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.lock(key))
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl).max(1));
+        let taken: Option<String> = self
+            .run(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await?;
+        Ok(taken.map(|_| token))
     }
-    async fn unlock(&self, _key: &str, _token: &str) -> Result<(), StoreError> {
-        unimplemented!()
+
+    async fn unlock(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        let mut call = self.scripts.delete_if_equal.prepare_invoke();
+        call.key(self.keys.lock(key)).arg(token);
+        self.run(|mut conn| async move { call.invoke_async::<i64>(&mut conn).await })
+            .await
+            .map(drop)
     }
+
     async fn ping(&self) -> Result<(), StoreError> {
-        unimplemented!()
+        self.read(
+            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// The listener task: keeps one pub/sub connection subscribed to the events channel and wakes
+/// local waiters for every published change, until the store aborts it.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    hub: Arc<Hub>,
+    listening: watch::Sender<bool>,
+) {
+    let (first, longest) = LISTEN_BACKOFF;
+    let mut backoff = first;
+    loop {
+        match subscribe(&client, &channel).await {
+            Ok((sink, stream)) => {
+                backoff = first;
+                // Changes published while we were away were missed: have everyone re-read.
+                hub.notify_all();
+                listening.send_replace(true);
+                follow(sink, stream, &hub).await;
+                listening.send_replace(false);
+                tracing::warn!("lost the Redis events connection; reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe to Redis events");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(longest);
+            }
+        }
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> anyhow::Result<(PubSubSink, PubSubStream)> {
+    let attempt = async {
+        let (mut sink, stream) = client.get_async_pubsub().await?.split();
+        sink.subscribe(channel).await?;
+        RedisResult::Ok((sink, stream))
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, attempt)
+        .await
+        .context("timed out")?
+        .context("subscribing")
+}
+
+/// Relays messages until the connection is lost.
+async fn follow(mut sink: PubSubSink, mut stream: PubSubStream, hub: &Hub) {
+    let mut ping = tokio::time::interval(LISTEN_PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(msg) => match msg.get_payload::<String>() {
+                    Ok(random) => hub.notify(&random),
+                    Err(e) => tracing::warn!(error = %e, "ignoring a malformed Redis event"),
+                },
+                None => return,
+            },
+            _ = ping.tick() => {
+                let pong = tokio::time::timeout(RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoded_record_takes_its_mutable_fields_from_the_hash() {
+        let qr = QrCode {
+            random: "r".into(),
+            pool_id: "p".into(),
+            client_id: "c".into(),
+            appid: "a".into(),
+            status: QrStatus::Pending,
+            created_at: 1,
+            expires_at: 2,
+            bind_hash: "b".into(),
+            browser_hash: None,
+            require_binding: true,
+            requester_ip: "ip".into(),
+            requester_user_agent: "ua".into(),
+            scanner: None,
+            ticket: None,
+        };
+        let mut fields: HashMap<String, String> = encode_qr(&qr)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        fields.insert("status".into(), "confirmed".into());
+        fields.insert(
+            "scanner".into(),
+            r#"{"user_id":"u","nickname":null,"avatar_url":null}"#.into(),
+        );
+        fields.insert("ticket".into(), "t".into());
+        let decoded = decode_qr(fields).unwrap().unwrap();
+        assert_eq!(decoded.status, QrStatus::Confirmed);
+        assert_eq!(decoded.scanner.unwrap().user_id, "u");
+        assert_eq!(decoded.ticket.as_deref(), Some("t"));
+        assert_eq!(decoded.expires_at, 2);
+    }
+
+    #[test]
+    fn an_empty_hash_is_no_record() {
+        assert_eq!(decode_qr(HashMap::new()).unwrap(), None);
     }
 }
