@@ -216,7 +216,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ops::router())
         .merge(crate::pc::router())
         .merge(crate::mp::router())
-        .merge(crate::oidc::router());
+        .merge(crate::oidc::router())
+        .merge(crate::assets::router());
     if state.config.dev_mode {
         app = app.merge(crate::dev::router(&state));
     }

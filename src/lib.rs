@@ -14,6 +14,7 @@
 //! - `dev`: the `/_dev/` demo and simulators of `scangate dev`.
 
 pub mod app;
+pub mod assets;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -1,5 +1,14 @@
 //! `scangate dev`: the demo app, the WeChat simulator and the phone simulator under `/_dev/`.
 //! Nothing here is mounted in any other mode.
+//!
+//! - `/_dev/` is a fake "Demo shop" whose login page uses the native PC API exactly as a
+//!   relying party would: create a code, follow it by Server-Sent Events (long-poll as the
+//!   fallback), exchange the ticket.
+//! - `/_dev/phone` plays the Mini Program in a browser: fake WeChat users, scan, confirm.
+//! - `/_dev/callback` is the demo app's registered redirect URI.
+//! - `/_dev/wechat/` is the WeChat API simulator the WeChat client is pointed at.
+
+mod pages;
 
 use axum::Router;
 
@@ -12,7 +21,10 @@ pub const DEMO_CLIENT_ID: &str = "demo";
 
 /// Adds the demo Mini Program and app, and points the WeChat client at the simulator.
 pub fn prepare_config(config: &mut Config) {
-    config.wechat.api_base = config.public_url.join("/_dev/wechat/").unwrap_or_else(|_| config.public_url.clone());
+    config.wechat.api_base = config
+        .public_url
+        .join("/_dev/wechat/")
+        .unwrap_or_else(|_| config.public_url.clone());
     if !config.miniprograms.iter().any(|m| m.appid == DEMO_APPID) {
         config.miniprograms.push(MiniProgramConfig {
             appid: DEMO_APPID.into(),
@@ -39,7 +51,7 @@ pub fn prepare_config(config: &mut Config) {
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut r = Router::new();
+    let mut r = pages::router();
     if let Some(sim) = &state.simulator {
         r = r.nest_service("/_dev/wechat", sim.router());
     }
