@@ -47,7 +47,9 @@ impl App {
     /// Connects storage, applies migrations, upserts the configured Mini Programs and apps,
     /// loads signing keys and binds the listener (port 0 picks a free port).
     pub async fn build(mut config: Config) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         if config.public_url.port() == Some(0) {
             let _ = config.public_url.set_port(Some(port));
@@ -58,7 +60,11 @@ impl App {
         }
         let state = build_state(config, simulator).await?;
         let router = router(state.clone());
-        Ok(App { listener, router, state })
+        Ok(App {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -70,10 +76,17 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         Ok(())
     }
 
@@ -111,7 +124,9 @@ fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
     let dir = config
         .data_dir()
         .filter(|_| config.database_url.starts_with("sqlite"))
-        .context("configuration key `secret_key` is required unless the database is a SQLite file")?;
+        .context(
+            "configuration key `secret_key` is required unless the database is a SQLite file",
+        )?;
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("secret.key");
     let key = match std::fs::read_to_string(&path) {
@@ -138,7 +153,14 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 
 pub async fn connect_tickets(config: &Config) -> anyhow::Result<Arc<dyn TicketStore>> {
     Ok(if config.uses_redis() {
-        Arc::new(crate::tickets::redis::RedisStore::connect(&config.redis_url, &config.redis_prefix, config.clock.clone()).await?)
+        Arc::new(
+            crate::tickets::redis::RedisStore::connect(
+                &config.redis_url,
+                &config.redis_prefix,
+                config.clock.clone(),
+            )
+            .await?,
+        )
     } else {
         Arc::new(MemoryStore::new(config.clock.clone()))
     })
@@ -149,10 +171,23 @@ async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Re
     let db = Db::connect(&config.database_url, config.database_max_connections).await?;
     db.migrate().await.context("applying database migrations")?;
     let tickets = connect_tickets(&config).await?;
-    let wechat = Arc::new(WechatClient::new(config.wechat.api_base.clone(), config.wechat_timeout(), Arc::clone(&tickets)));
+    let wechat = Arc::new(WechatClient::new(
+        config.wechat.api_base.clone(),
+        config.wechat_timeout(),
+        Arc::clone(&tickets),
+    ));
     let clock = config.clock.clone();
     let keys = Arc::new(Keys::new(db.clone(), secrets.clone(), clock.clone()));
-    let state = AppState { config: Arc::new(config), db, tickets, wechat, keys, secrets, clock, simulator };
+    let state = AppState {
+        config: Arc::new(config),
+        db,
+        tickets,
+        wechat,
+        keys,
+        secrets,
+        clock,
+        simulator,
+    };
     bootstrap(&state).await?;
     Ok(state)
 }
@@ -179,15 +214,28 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
     for app in &state.config.apps {
         let mp = store::miniprograms::get(db, &app.miniprogram)
             .await?
-            .with_context(|| format!("app `{}`: Mini Program {} is not configured", app.client_id, app.miniprogram))?;
+            .with_context(|| {
+                format!(
+                    "app `{}`: Mini Program {} is not configured",
+                    app.client_id, app.miniprogram
+                )
+            })?;
         if mp.pool != app.pool {
-            anyhow::bail!("app `{}` is in pool `{}` but its Mini Program serves pool `{}`", app.client_id, app.pool, mp.pool);
+            anyhow::bail!(
+                "app `{}` is in pool `{}` but its Mini Program serves pool `{}`",
+                app.client_id,
+                app.pool,
+                mp.pool
+            );
         }
         store::pools::ensure(db, &app.pool, &app.pool, now).await?;
         let client_secret_hash = match &app.client_secret {
             Some(secret) => {
                 let secret = secret.expose().to_owned();
-                Some(tokio::task::spawn_blocking(move || crate::crypto::hash_password(&secret)).await??)
+                Some(
+                    tokio::task::spawn_blocking(move || crate::crypto::hash_password(&secret))
+                        .await??,
+                )
             }
             None => None,
         };
@@ -205,7 +253,11 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
         };
         store::apps::upsert(db, &record, now).await?;
     }
-    state.keys.for_pool("default").await.context("loading signing keys")?;
+    state
+        .keys
+        .for_pool("default")
+        .await
+        .context("loading signing keys")?;
     Ok(())
 }
 

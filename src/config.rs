@@ -155,7 +155,10 @@ impl Default for Config {
 
 impl Default for WechatConfig {
     fn default() -> Self {
-        Self { api_base: Url::parse("https://api.weixin.qq.com").expect("static URL"), timeout_ms: 5000 }
+        Self {
+            api_base: Url::parse("https://api.weixin.qq.com").expect("static URL"),
+            timeout_ms: 5000,
+        }
     }
 }
 
@@ -168,7 +171,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 impl Config {
@@ -185,7 +191,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Parse(format!("file {} does not exist", path.display())));
+                return Err(ConfigError::Parse(format!(
+                    "file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -205,7 +214,9 @@ impl Config {
             }
         }
         let _ = Env::raw; // environment is read above with our own nesting rule
-        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -216,37 +227,58 @@ impl Config {
             return Err(invalid("public_url", "must be an http or https URL"));
         }
         let db = self.database_url.as_str();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
-            return Err(invalid("database_url", "must start with sqlite: or postgres://"));
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
         }
         let redis = self.redis_url.as_str();
         if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
-            return Err(invalid("redis_url", "must be empty or start with redis:// or rediss://"));
+            return Err(invalid(
+                "redis_url",
+                "must be empty or start with redis:// or rediss://",
+            ));
         }
         if let Some(key) = &self.secret_key {
-            crate::crypto::SecretBox::from_base64(key.expose()).map_err(|e| invalid("secret_key", e.to_string()))?;
+            crate::crypto::SecretBox::from_base64(key.expose())
+                .map_err(|e| invalid("secret_key", e.to_string()))?;
         }
         if !(100..=60_000).contains(&self.wechat.timeout_ms) {
-            return Err(invalid("wechat.timeout_ms", "must be between 100 and 60000"));
+            return Err(invalid(
+                "wechat.timeout_ms",
+                "must be between 100 and 60000",
+            ));
         }
         for (i, mp) in self.miniprograms.iter().enumerate() {
-            crate::domain::AppId::parse(&mp.appid).map_err(|e| invalid(format!("miniprograms[{i}].appid"), e))?;
+            crate::domain::AppId::parse(&mp.appid)
+                .map_err(|e| invalid(format!("miniprograms[{i}].appid"), e))?;
             if mp.secret.expose().is_empty() {
-                return Err(invalid(format!("miniprograms[{i}].secret"), "must not be empty"));
+                return Err(invalid(
+                    format!("miniprograms[{i}].secret"),
+                    "must not be empty",
+                ));
             }
         }
         for (i, app) in self.apps.iter().enumerate() {
             let key = |f: &str| format!("apps[{i}].{f}");
-            crate::domain::ClientId::parse(&app.client_id).map_err(|e| invalid(key("client_id"), e))?;
-            crate::domain::AppId::parse(&app.miniprogram).map_err(|e| invalid(key("miniprogram"), e))?;
+            crate::domain::ClientId::parse(&app.client_id)
+                .map_err(|e| invalid(key("client_id"), e))?;
+            crate::domain::AppId::parse(&app.miniprogram)
+                .map_err(|e| invalid(key("miniprogram"), e))?;
             if !(30..=3600).contains(&app.qr_ttl_secs) {
                 return Err(invalid(key("qr_ttl_secs"), "must be between 30 and 3600"));
             }
             for (j, uri) in app.redirect_uris.iter().enumerate() {
-                crate::domain::parse_redirect_uri(uri).map_err(|e| invalid(key(&format!("redirect_uris[{j}]")), e))?;
+                crate::domain::parse_redirect_uri(uri)
+                    .map_err(|e| invalid(key(&format!("redirect_uris[{j}]")), e))?;
             }
             for (j, origin) in app.allowed_origins.iter().enumerate() {
-                crate::domain::parse_origin(origin).map_err(|e| invalid(key(&format!("allowed_origins[{j}]")), e))?;
+                crate::domain::parse_origin(origin)
+                    .map_err(|e| invalid(key(&format!("allowed_origins[{j}]")), e))?;
             }
             let declared = self.miniprograms.iter().any(|m| m.appid == app.miniprogram);
             if !declared && !self.dev_mode {
@@ -262,12 +294,20 @@ impl Config {
 
     /// Where the embedded default keeps its files (the SQLite database's folder).
     pub fn data_dir(&self) -> Option<PathBuf> {
-        let path = self.database_url.strip_prefix("sqlite://").or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let path = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
         let path = path.split('?').next().unwrap_or(path);
         if path.is_empty() || path == ":memory:" {
             return None;
         }
-        Some(Path::new(path).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")))
+        Some(
+            Path::new(path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        )
     }
 
     pub fn uses_redis(&self) -> bool {
@@ -330,7 +370,10 @@ mod tests {
     }
 
     fn tmp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("scangate-config-{}", crate::crypto::random_token(6)));
+        let d = std::env::temp_dir().join(format!(
+            "scangate-config-{}",
+            crate::crypto::random_token(6)
+        ));
         std::fs::create_dir_all(&d).unwrap();
         d
     }
@@ -347,7 +390,9 @@ mod tests {
     fn an_unknown_key_is_named_in_the_error() {
         let d = tmp();
         let p = write(&d, "listen = \"127.0.0.1:1\"\nlisen_typo = 1\n");
-        let err = Config::load_from(Some(&p), Vec::new()).unwrap_err().to_string();
+        let err = Config::load_from(Some(&p), Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lisen_typo"), "{err}");
     }
 
@@ -378,11 +423,18 @@ mod tests {
     #[test]
     fn a_bad_value_names_its_key() {
         let d = tmp();
-        let p = write(&d, "[[apps]]\nclient_id = \"demo\"\nname = \"x\"\nminiprogram = \"nope\"\n");
-        let err = Config::load_from(Some(&p), Vec::new()).unwrap_err().to_string();
+        let p = write(
+            &d,
+            "[[apps]]\nclient_id = \"demo\"\nname = \"x\"\nminiprogram = \"nope\"\n",
+        );
+        let err = Config::load_from(Some(&p), Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("apps[0].miniprogram"), "{err}");
         let p = write(&d, "public_url = \"not a url\"\n");
-        let err = Config::load_from(Some(&p), Vec::new()).unwrap_err().to_string();
+        let err = Config::load_from(Some(&p), Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("public_url"), "{err}");
     }
 

@@ -58,7 +58,9 @@ impl SecretBox {
             .or_else(|_| URL_SAFE_NO_PAD.decode(key.trim_end_matches('=')))
             .map_err(|_| SecretBoxError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretBoxError::BadKey)?;
-        Ok(Self { cipher: Aes256Gcm::new(&key.into()) })
+        Ok(Self {
+            cipher: Aes256Gcm::new(&key.into()),
+        })
     }
 
     /// A fresh random key in the configuration's format.
@@ -72,7 +74,10 @@ impl SecretBox {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         // Encryption with a valid key and a 12-byte nonce cannot fail.
-        let ct = self.cipher.encrypt(Nonce::from_slice(&nonce), plaintext).unwrap_or_default();
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         format!("v1.{}", URL_SAFE_NO_PAD.encode(out))
@@ -80,12 +85,16 @@ impl SecretBox {
 
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>, SecretBoxError> {
         let body = sealed.strip_prefix("v1.").ok_or(SecretBoxError::Open)?;
-        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| SecretBoxError::Open)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| SecretBoxError::Open)?;
         if bytes.len() < 12 + 16 {
             return Err(SecretBoxError::Open);
         }
         let (nonce, ct) = bytes.split_at(12);
-        self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| SecretBoxError::Open)
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| SecretBoxError::Open)
     }
 
     pub fn open_string(&self, sealed: &str) -> Result<String, SecretBoxError> {
@@ -107,7 +116,11 @@ pub fn hash_password(secret: &str) -> anyhow::Result<String> {
 pub fn verify_password(secret: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(phc)
-        .map(|h| argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(secret.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -135,7 +148,9 @@ mod tests {
     fn random_tokens_are_url_safe_and_long_enough() {
         let t = random_token(16);
         assert_eq!(t.len(), 22);
-        assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(t, random_token(16));
     }
 

@@ -97,15 +97,19 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
-            AppError::Unavailable(e) => tracing::warn!(error = %format!("{e:#}"), "dependency unavailable"),
+            AppError::Unavailable(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "dependency unavailable")
+            }
             AppError::Internal(e) => tracing::error!(error = %format!("{e:#}"), "internal error"),
             _ => {}
         }
         let body = json!({ "error": self.code(), "message": self.message() });
         let mut res = (self.status(), Json(body)).into_response();
         if let AppError::RateLimited(_) = self {
-            res.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("60"),
+            );
         }
         res
     }

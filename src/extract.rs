@@ -27,9 +27,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 fn json_rejection(r: axum::extract::rejection::JsonRejection) -> AppError {
     use axum::extract::rejection::JsonRejection as R;
     match r {
-        R::MissingJsonContentType(_) => AppError::invalid("expected Content-Type: application/json"),
+        R::MissingJsonContentType(_) => {
+            AppError::invalid("expected Content-Type: application/json")
+        }
         R::JsonSyntaxError(_) => AppError::invalid("the body is not valid JSON"),
-        R::JsonDataError(e) => AppError::invalid(format!("the JSON does not fit: {}", e.body_text())),
+        R::JsonDataError(e) => {
+            AppError::invalid(format!("the JSON does not fit: {}", e.body_text()))
+        }
         R::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
             AppError::PayloadTooLarge("the body is too large".into())
         }
@@ -52,7 +56,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         }
         serde_json::from_slice(&bytes)
             .map(|v| OptionalJson(Some(v)))
-            .map_err(|e| AppError::invalid(format!("the body is not valid JSON of the expected shape: {e}")))
+            .map_err(|e| {
+                AppError::invalid(format!(
+                    "the body is not valid JSON of the expected shape: {e}"
+                ))
+            })
     }
 }
 
@@ -81,8 +89,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Requester {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(Requester { ip: client_ip(peer, &parts.headers), user_agent: header_str(&parts.headers, header::USER_AGENT.as_str()) })
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Requester {
+            ip: client_ip(peer, &parts.headers),
+            user_agent: header_str(&parts.headers, header::USER_AGENT.as_str()),
+        })
     }
 }
 
@@ -104,12 +118,21 @@ fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap) -> String {
 }
 
 pub fn header_str(headers: &HeaderMap, name: &str) -> String {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(512).collect()
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect()
 }
 
 /// The bearer token of an `Authorization` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }

@@ -7,7 +7,11 @@ use scangate::app::App;
 use scangate::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "scangate", version, about = "Self-hostable identity provider: log in by scanning a WeChat Mini Program code")]
+#[command(
+    name = "scangate",
+    version,
+    about = "Self-hostable identity provider: log in by scanning a WeChat Mini Program code"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,8 +89,11 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -14,8 +14,8 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rsa::traits::PublicKeyParts;
 use serde::Serialize;
-use sha2::Digest;
 use serde_json::json;
+use sha2::Digest;
 
 use crate::clock::Clock;
 use crate::crypto::SecretBox;
@@ -46,16 +46,32 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(db: Db, secrets: SecretBox, clock: Clock) -> Self {
-        Self { db, secrets, clock, pools: RwLock::default(), generating: tokio::sync::Mutex::new(()) }
+        Self {
+            db,
+            secrets,
+            clock,
+            pools: RwLock::default(),
+            generating: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The pool's keys, generating its first key if it has none.
     pub async fn for_pool(&self, pool: &str) -> anyhow::Result<Arc<PoolKeys>> {
-        if let Some(k) = self.pools.read().unwrap_or_else(|p| p.into_inner()).get(pool) {
+        if let Some(k) = self
+            .pools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pool)
+        {
             return Ok(Arc::clone(k));
         }
         let _guard = self.generating.lock().await;
-        if let Some(k) = self.pools.read().unwrap_or_else(|p| p.into_inner()).get(pool) {
+        if let Some(k) = self
+            .pools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pool)
+        {
             return Ok(Arc::clone(k));
         }
         let mut rows = store::keys::list(&self.db, pool).await?;
@@ -65,29 +81,50 @@ impl Keys {
             rows = store::keys::list(&self.db, pool).await?;
         }
         let keys = Arc::new(self.build(&rows)?);
-        self.pools.write().unwrap_or_else(|p| p.into_inner()).insert(pool.to_owned(), Arc::clone(&keys));
+        self.pools
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pool.to_owned(), Arc::clone(&keys));
         Ok(keys)
     }
 
     /// Forgets cached keys so the next use reloads them (after a rotation).
     pub fn invalidate(&self) {
-        self.pools.write().unwrap_or_else(|p| p.into_inner()).clear();
+        self.pools
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     fn build(&self, rows: &[store::keys::SigningKey]) -> anyhow::Result<PoolKeys> {
-        let active = rows.iter().find(|k| k.active).ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+        let active = rows
+            .iter()
+            .find(|k| k.active)
+            .ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
         let der = self.secrets.open(&active.private_key_enc)?;
         let private = rsa::RsaPrivateKey::from_pkcs8_der(&der)?;
         let pkcs1 = private.to_pkcs1_der()?;
         let encoding = EncodingKey::from_rsa_der(pkcs1.as_bytes());
-        let published: Vec<serde_json::Value> =
-            rows.iter().filter_map(|k| serde_json::from_str(&k.public_jwk).ok()).collect();
+        let published: Vec<serde_json::Value> = rows
+            .iter()
+            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+            .collect();
         let jwks = serde_json::to_vec(&json!({ "keys": published }))?;
-        Ok(PoolKeys { kid: active.kid.clone(), alg: Algorithm::RS256, encoding, jwks: jwks.into() })
+        Ok(PoolKeys {
+            kid: active.kid.clone(),
+            alg: Algorithm::RS256,
+            encoding,
+            jwks: jwks.into(),
+        })
     }
 
     /// Signs `claims` with the pool's active key.
-    pub async fn sign<T: Serialize>(&self, pool: &str, typ: &str, claims: &T) -> anyhow::Result<String> {
+    pub async fn sign<T: Serialize>(
+        &self,
+        pool: &str,
+        typ: &str,
+        claims: &T,
+    ) -> anyhow::Result<String> {
         let keys = self.for_pool(pool).await?;
         let mut header = Header::new(keys.alg);
         header.kid = Some(keys.kid.clone());
@@ -97,8 +134,14 @@ impl Keys {
 }
 
 /// Generates an RSA-2048 key off the async workers and seals it.
-async fn generate_rsa(pool: &str, secrets: &SecretBox, now: i64) -> anyhow::Result<store::keys::SigningKey> {
-    let private = tokio::task::spawn_blocking(|| rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)).await??;
+async fn generate_rsa(
+    pool: &str,
+    secrets: &SecretBox,
+    now: i64,
+) -> anyhow::Result<store::keys::SigningKey> {
+    let private =
+        tokio::task::spawn_blocking(|| rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048))
+            .await??;
     let n = URL_SAFE_NO_PAD.encode(private.n().to_bytes_be());
     let e = URL_SAFE_NO_PAD.encode(private.e().to_bytes_be());
     // RFC 7638 thumbprint as the kid: stable, derived from the key itself.
@@ -155,4 +198,3 @@ pub struct AccessClaims<'a> {
     pub auth_time: i64,
     pub jti: String,
 }
-

@@ -9,7 +9,8 @@ pub struct AppId(String);
 
 impl AppId {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = s.len() == 18 && s.starts_with("wx") && s[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            s.len() == 18 && s.starts_with("wx") && s[2..].bytes().all(|b| b.is_ascii_hexdigit());
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -42,7 +43,8 @@ pub struct ClientId(String);
 impl ClientId {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = (1..=64).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -66,7 +68,9 @@ impl Random {
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = (22..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = (22..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -146,7 +150,10 @@ mod tests {
 
     #[test]
     fn origins_have_no_path() {
-        assert_eq!(parse_origin("http://127.0.0.1:3000").unwrap(), "http://127.0.0.1:3000");
+        assert_eq!(
+            parse_origin("http://127.0.0.1:3000").unwrap(),
+            "http://127.0.0.1:3000"
+        );
         assert!(parse_origin("http://127.0.0.1:3000/x").is_err());
     }
 

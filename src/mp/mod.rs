@@ -59,17 +59,30 @@ struct SessionUser {
 }
 
 /// The Mini Program's credentials, with its AppSecret unsealed.
-pub async fn credentials(state: &AppState, appid: &str) -> AppResult<(store::miniprograms::MiniProgram, Credentials)> {
+pub async fn credentials(
+    state: &AppState,
+    appid: &str,
+) -> AppResult<(store::miniprograms::MiniProgram, Credentials)> {
     let mp = store::miniprograms::get(&state.db, appid)
         .await?
         .ok_or_else(|| AppError::NotFound("unknown Mini Program appid".into()))?;
-    let secret = state.secrets.open_string(&mp.secret_enc).map_err(|e| AppError::Internal(e.into()))?;
-    let creds = Credentials { appid: mp.appid.clone(), secret };
+    let secret = state
+        .secrets
+        .open_string(&mp.secret_enc)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let creds = Credentials {
+        appid: mp.appid.clone(),
+        secret,
+    };
     Ok((mp, creds))
 }
 
 /// `POST /api/mp/v1/session`: `wx.login` code → code2Session → identity upsert → bearer token.
-async fn session_post(State(state): State<AppState>, requester: Requester, Json(req): Json<SessionRequest>) -> AppResult<Response> {
+async fn session_post(
+    State(state): State<AppState>,
+    requester: Requester,
+    Json(req): Json<SessionRequest>,
+) -> AppResult<Response> {
     if req.code.is_empty() || req.code.len() > 256 {
         return Err(AppError::invalid("code must be the code from wx.login"));
     }
@@ -91,7 +104,15 @@ async fn session_post(State(state): State<AppState>, requester: Requester, Json(
     let identity = upserted.identity;
     let token = random_token(32);
     let expires_at = now + SESSION_TTL_SECS * 1000;
-    store::sessions::insert(&state.db, &sha256_hex(token.as_bytes()), &identity.id, &identity.user_id, now, expires_at).await?;
+    store::sessions::insert(
+        &state.db,
+        &sha256_hex(token.as_bytes()),
+        &identity.id,
+        &identity.user_id,
+        now,
+        expires_at,
+    )
+    .await?;
     let user = store::users::get(&state.db.pool, &identity.user_id)
         .await?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("identity without user")))?;
@@ -100,7 +121,11 @@ async fn session_post(State(state): State<AppState>, requester: Requester, Json(
         audit::Event {
             pool: Some(&mp.pool),
             actor: Some(&user.id),
-            action: if upserted.is_new { "mp.signup" } else { "mp.session" },
+            action: if upserted.is_new {
+                "mp.signup"
+            } else {
+                "mp.session"
+            },
             subject: Some(&mp.appid),
             ip: Some(&requester.ip),
             detail: None,
@@ -131,8 +156,13 @@ pub struct MpUser {
 impl MpUser {
     /// The session key of this identity, unsealed (for decrypting open data).
     pub fn session_key(&self, state: &AppState) -> AppResult<String> {
-        let sealed = self.identity.session_key_enc.as_deref().ok_or_else(|| AppError::Unauthorized("no WeChat session; call session again".into()))?;
-        state.secrets.open_string(sealed).map_err(|e| AppError::Internal(e.into()))
+        let sealed = self.identity.session_key_enc.as_deref().ok_or_else(|| {
+            AppError::Unauthorized("no WeChat session; call session again".into())
+        })?;
+        state
+            .secrets
+            .open_string(sealed)
+            .map_err(|e| AppError::Internal(e.into()))
     }
 }
 
@@ -140,7 +170,8 @@ impl FromRequestParts<AppState> for MpUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(&parts.headers).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
         if token.len() > 128 {
             return Err(AppError::Unauthorized("invalid or expired token".into()));
         }
@@ -162,10 +193,16 @@ impl FromRequestParts<AppState> for MpUser {
 }
 
 /// Loads a code the caller's Mini Program may act on.
-async fn load_for(state: &AppState, who: &MpUser, random: &str) -> AppResult<crate::tickets::QrCode> {
+async fn load_for(
+    state: &AppState,
+    who: &MpUser,
+    random: &str,
+) -> AppResult<crate::tickets::QrCode> {
     let qr = crate::pc::load(state, random).await?;
     if qr.appid != who.identity.appid {
-        return Err(AppError::Forbidden("this QR code belongs to another Mini Program".into()));
+        return Err(AppError::Forbidden(
+            "this QR code belongs to another Mini Program".into(),
+        ));
     }
     if qr.status_at(state.clock.now()) == QrStatus::Expired {
         return Err(AppError::Expired("the QR code has expired".into()));
@@ -174,14 +211,21 @@ async fn load_for(state: &AppState, who: &MpUser, random: &str) -> AppResult<cra
 }
 
 /// `POST /api/mp/v1/qrcodes/{random}/scan`
-async fn scan_post(State(state): State<AppState>, who: MpUser, Path(random): Path<String>) -> AppResult<Response> {
+async fn scan_post(
+    State(state): State<AppState>,
+    who: MpUser,
+    Path(random): Path<String>,
+) -> AppResult<Response> {
     let qr = load_for(&state, &who, &random).await?;
     let scanner = Scanner {
         user_id: who.user.id.clone(),
         nickname: who.user.nickname.clone(),
         avatar_url: who.user.avatar_url.clone(),
     };
-    let qr = state.tickets.scan(&qr.random, &scanner, state.clock.now()).await?;
+    let qr = state
+        .tickets
+        .scan(&qr.random, &scanner, state.clock.now())
+        .await?;
     let app = store::apps::get(&state.db, &qr.client_id).await?;
     let (name, logo_url) = app.map(|a| (a.name, a.logo)).unwrap_or_default();
     Ok(axum::Json(json!({
@@ -219,9 +263,21 @@ async fn confirm_post(
     // Fail before any WeChat call when the transition cannot succeed anyway.
     match (qr.status, &qr.scanner) {
         (QrStatus::Scanned, Some(s)) if s.user_id == who.user.id => {}
-        (QrStatus::Scanned, _) => return Err(AppError::Forbidden("this QR code was scanned by another user".into())),
-        (QrStatus::Pending, _) => return Err(AppError::Conflict("the QR code has not been scanned".into())),
-        _ => return Err(AppError::Conflict("this QR code has already been used".into())),
+        (QrStatus::Scanned, _) => {
+            return Err(AppError::Forbidden(
+                "this QR code was scanned by another user".into(),
+            ))
+        }
+        (QrStatus::Pending, _) => {
+            return Err(AppError::Conflict(
+                "the QR code has not been scanned".into(),
+            ))
+        }
+        _ => {
+            return Err(AppError::Conflict(
+                "this QR code has already been used".into(),
+            ))
+        }
     }
     let body = body.unwrap_or_default();
     if let Some(p) = &body.profile {
@@ -264,8 +320,15 @@ async fn confirm_post(
 }
 
 /// `POST /api/mp/v1/qrcodes/{random}/cancel`
-async fn cancel_post(State(state): State<AppState>, who: MpUser, Path(random): Path<String>) -> AppResult<Response> {
+async fn cancel_post(
+    State(state): State<AppState>,
+    who: MpUser,
+    Path(random): Path<String>,
+) -> AppResult<Response> {
     let qr = load_for(&state, &who, &random).await?;
-    let qr = state.tickets.cancel(&qr.random, &who.user.id, state.clock.now()).await?;
+    let qr = state
+        .tickets
+        .cancel(&qr.random, &who.user.id, state.clock.now())
+        .await?;
     Ok((StatusCode::OK, axum::Json(json!({ "status": qr.status }))).into_response())
 }

@@ -72,7 +72,9 @@ fn me_json(user: &store::users::User) -> serde_json::Value {
 }
 
 async fn reload(state: &AppState, who: &MpUser) -> AppResult<store::users::User> {
-    store::users::get(&state.db.pool, &who.user.id).await?.ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))
+    store::users::get(&state.db.pool, &who.user.id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))
 }
 
 /// `GET /api/mp/v1/me`
@@ -81,50 +83,90 @@ async fn me_get(who: MpUser) -> AppResult<Response> {
 }
 
 /// `PATCH /api/mp/v1/me` `{"nickname"?, "avatar_url"?}`
-async fn me_patch(State(state): State<AppState>, who: MpUser, Json(input): Json<ProfileInput>) -> AppResult<Response> {
+async fn me_patch(
+    State(state): State<AppState>,
+    who: MpUser,
+    Json(input): Json<ProfileInput>,
+) -> AppResult<Response> {
     apply_profile(&state, &who, &input).await?;
     Ok(axum::Json(me_json(&reload(&state, &who).await?)).into_response())
 }
 
 /// Validates and stores a nickname and avatar URL chosen in the Mini Program.
 pub async fn apply_profile(state: &AppState, who: &MpUser, input: &ProfileInput) -> AppResult<()> {
-    let nickname = input.nickname.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let nickname = input
+        .nickname
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
     if let Some(n) = nickname {
         if n.chars().count() > 64 || n.chars().any(char::is_control) {
-            return Err(AppError::invalid("nickname must be at most 64 printable characters"));
+            return Err(AppError::invalid(
+                "nickname must be at most 64 printable characters",
+            ));
         }
     }
-    let avatar = input.avatar_url.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let avatar = input
+        .avatar_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
     if let Some(a) = avatar {
-        let ok = a.len() <= 1024 && url::Url::parse(a).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        let ok = a.len() <= 1024
+            && url::Url::parse(a).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
         if !ok {
-            return Err(AppError::invalid("avatar_url must be an http(s) URL (upload a chosen avatar to /me/avatar first)"));
+            return Err(AppError::invalid(
+                "avatar_url must be an http(s) URL (upload a chosen avatar to /me/avatar first)",
+            ));
         }
     }
     if nickname.is_some() || avatar.is_some() {
-        store::users::update_profile(&state.db, &who.user.id, nickname, avatar, state.clock.now()).await?;
+        store::users::update_profile(&state.db, &who.user.id, nickname, avatar, state.clock.now())
+            .await?;
     }
     Ok(())
 }
 
 /// Legacy `getUserInfo` data: signature checked when given, decrypted with the session key,
 /// watermark checked against the Mini Program.
-pub async fn apply_user_info(state: &AppState, who: &MpUser, input: &UserInfoInput) -> AppResult<()> {
+pub async fn apply_user_info(
+    state: &AppState,
+    who: &MpUser,
+    input: &UserInfoInput,
+) -> AppResult<()> {
     let session_key = who.session_key(state)?;
     if let (Some(raw), Some(sig)) = (&input.raw_data, &input.signature) {
         if !wechat::check_signature(raw, &session_key, sig) {
-            return Err(AppError::DecryptFailed("signature does not match raw_data".into()));
+            return Err(AppError::DecryptFailed(
+                "signature does not match raw_data".into(),
+            ));
         }
     }
-    let data = wechat::decrypt(&session_key, &input.iv, &input.encrypted_data, &who.identity.appid)?;
+    let data = wechat::decrypt(
+        &session_key,
+        &input.iv,
+        &input.encrypted_data,
+        &who.identity.appid,
+    )?;
     if let Some(open_id) = data.get("openId").and_then(|v| v.as_str()) {
         if open_id != who.identity.openid {
-            return Err(AppError::DecryptFailed("the data belongs to another user".into()));
+            return Err(AppError::DecryptFailed(
+                "the data belongs to another user".into(),
+            ));
         }
     }
-    let nickname = data.get("nickName").and_then(|v| v.as_str()).filter(|n| *n != ANONYMOUS_NICKNAME);
-    let avatar = data.get("avatarUrl").and_then(|v| v.as_str()).filter(|a| !a.is_empty() && nickname.is_some());
-    let input = ProfileInput { nickname: nickname.map(str::to_owned), avatar_url: avatar.map(str::to_owned) };
+    let nickname = data
+        .get("nickName")
+        .and_then(|v| v.as_str())
+        .filter(|n| *n != ANONYMOUS_NICKNAME);
+    let avatar = data
+        .get("avatarUrl")
+        .and_then(|v| v.as_str())
+        .filter(|a| !a.is_empty() && nickname.is_some());
+    let input = ProfileInput {
+        nickname: nickname.map(str::to_owned),
+        avatar_url: avatar.map(str::to_owned),
+    };
     apply_profile(state, who, &input).await
 }
 
@@ -133,16 +175,25 @@ pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> 
     let (phone, country) = match (&input.code, &input.encrypted_data, &input.iv) {
         (Some(code), None, None) => {
             if code.is_empty() || code.len() > 256 {
-                return Err(AppError::invalid("phone.code must be the code from getPhoneNumber"));
+                return Err(AppError::invalid(
+                    "phone.code must be the code from getPhoneNumber",
+                ));
             }
             let (_, creds) = credentials(state, &who.identity.appid).await?;
-            let info = state.wechat.phone_number(&creds, code, Some(&who.identity.openid)).await?;
+            let info = state
+                .wechat
+                .phone_number(&creds, code, Some(&who.identity.openid))
+                .await?;
             (info.pure_phone_number, info.country_code)
         }
         (None, Some(data), Some(iv)) => {
             let session_key = who.session_key(state)?;
             let v = wechat::decrypt(&session_key, iv, data, &who.identity.appid)?;
-            let pure = v.get("purePhoneNumber").and_then(|p| p.as_str()).unwrap_or_default().to_owned();
+            let pure = v
+                .get("purePhoneNumber")
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+                .to_owned();
             // countryCode is documented as a string but sent as a number too.
             let country = match v.get("countryCode") {
                 Some(serde_json::Value::String(s)) => s.clone(),
@@ -150,18 +201,28 @@ pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> 
                 _ => String::new(),
             };
             if pure.is_empty() {
-                return Err(AppError::DecryptFailed("the data holds no phone number".into()));
+                return Err(AppError::DecryptFailed(
+                    "the data holds no phone number".into(),
+                ));
             }
             (pure, country)
         }
-        _ => return Err(AppError::invalid("phone needs either `code` or both `encrypted_data` and `iv`")),
+        _ => {
+            return Err(AppError::invalid(
+                "phone needs either `code` or both `encrypted_data` and `iv`",
+            ))
+        }
     };
     store::users::set_phone(&state.db, &who.user.id, &phone, &country, state.clock.now()).await?;
     Ok(())
 }
 
 /// `POST /api/mp/v1/me/phone`
-async fn phone_post(State(state): State<AppState>, who: MpUser, Json(input): Json<PhoneInput>) -> AppResult<Response> {
+async fn phone_post(
+    State(state): State<AppState>,
+    who: MpUser,
+    Json(input): Json<PhoneInput>,
+) -> AppResult<Response> {
     apply_phone(&state, &who, &input).await?;
     Ok(axum::Json(me_json(&reload(&state, &who).await?)).into_response())
 }
@@ -173,7 +234,8 @@ async fn avatar_post(
     who: MpUser,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> AppResult<Response> {
-    let mut multipart = multipart.map_err(|_| AppError::invalid("expected multipart/form-data with one image part"))?;
+    let mut multipart = multipart
+        .map_err(|_| AppError::invalid("expected multipart/form-data with one image part"))?;
     let mut bytes = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.file_name().is_some() || matches!(field.name(), Some("file" | "avatar")) {
@@ -181,11 +243,17 @@ async fn avatar_post(
             break;
         }
     }
-    let bytes = bytes.ok_or_else(|| AppError::invalid("expected a multipart part named `file` with the image"))?;
+    let bytes = bytes.ok_or_else(|| {
+        AppError::invalid("expected a multipart part named `file` with the image")
+    })?;
     if bytes.len() > MAX_AVATAR_BYTES {
-        return Err(AppError::PayloadTooLarge(format!("the avatar must be at most {} bytes", MAX_AVATAR_BYTES)));
+        return Err(AppError::PayloadTooLarge(format!(
+            "the avatar must be at most {} bytes",
+            MAX_AVATAR_BYTES
+        )));
     }
-    let content_type = sniff_image(&bytes).ok_or_else(|| AppError::invalid("the avatar must be a PNG, JPEG, WebP or GIF image"))?;
+    let content_type = sniff_image(&bytes)
+        .ok_or_else(|| AppError::invalid("the avatar must be a PNG, JPEG, WebP or GIF image"))?;
     let check = bytes.clone();
     tokio::task::spawn_blocking(move || check_image(&check))
         .await
@@ -201,7 +269,10 @@ async fn avatar_post(
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::PayloadTooLarge(format!("the avatar must be at most {} bytes", MAX_AVATAR_BYTES))
+        AppError::PayloadTooLarge(format!(
+            "the avatar must be at most {} bytes",
+            MAX_AVATAR_BYTES
+        ))
     } else {
         AppError::invalid("the body is not valid multipart/form-data")
     }
@@ -239,10 +310,19 @@ async fn avatar_get(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     if id.len() > 64 {
         return Err(AppError::NotFound("no such avatar".into()));
     }
-    let (content_type, bytes) = store::avatars::get(&state.db, &id).await?.ok_or_else(|| AppError::NotFound("no such avatar".into()))?;
-    let ct = HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let (content_type, bytes) = store::avatars::get(&state.db, &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such avatar".into()))?;
+    let ct = HeaderValue::from_str(&content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok((
-        [(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"))],
+        [
+            (header::CONTENT_TYPE, ct),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+        ],
         bytes,
     )
         .into_response())

@@ -13,9 +13,15 @@ use crate::store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/oidc/.well-known/openid-configuration", get(default_discovery_get))
+        .route(
+            "/oidc/.well-known/openid-configuration",
+            get(default_discovery_get),
+        )
         .route("/oidc/jwks", get(default_jwks_get))
-        .route("/pools/{slug}/oidc/.well-known/openid-configuration", get(discovery_get))
+        .route(
+            "/pools/{slug}/oidc/.well-known/openid-configuration",
+            get(discovery_get),
+        )
         .route("/pools/{slug}/oidc/jwks", get(jwks_get))
 }
 
@@ -23,7 +29,10 @@ async fn default_discovery_get(State(state): State<AppState>) -> AppResult<Respo
     discovery(&state, "default").await
 }
 
-async fn discovery_get(State(state): State<AppState>, Path(slug): Path<String>) -> AppResult<Response> {
+async fn discovery_get(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> AppResult<Response> {
     discovery(&state, &slug).await
 }
 
@@ -71,9 +80,16 @@ async fn discovery(state: &AppState, slug: &str) -> AppResult<Response> {
 /// The pool's JSON Web Key Set (RFC 7517 §5), served pre-serialised.
 async fn jwks(state: &AppState, slug: &str) -> AppResult<Response> {
     known_pool(state, slug).await?;
-    let keys = state.keys.for_pool(slug).await.map_err(AppError::Internal)?;
+    let keys = state
+        .keys
+        .for_pool(slug)
+        .await
+        .map_err(AppError::Internal)?;
     Ok((
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
         axum::body::Bytes::copy_from_slice(&keys.jwks),
     )
         .into_response())

@@ -10,7 +10,9 @@ use serde_json::json;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz_get)).route("/readyz", get(readyz_get))
+    Router::new()
+        .route("/healthz", get(healthz_get))
+        .route("/readyz", get(readyz_get))
 }
 
 /// Liveness: the process answers.
@@ -23,7 +25,11 @@ async fn readyz_get(State(state): State<AppState>) -> impl IntoResponse {
     let (db, tickets) = tokio::join!(state.db.ping(), state.tickets.ping());
     let db_ok = db.is_ok();
     let tickets_ok = tickets.is_ok();
-    let status = if db_ok && tickets_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok && tickets_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let body = json!({
         "status": word(db_ok && tickets_ok),

@@ -64,7 +64,11 @@ pub async fn redeem(
     let t = match state.tickets.take_ticket(ticket, binding, now).await? {
         Take::Taken(t) => t,
         Take::Missing => return Err(AppError::invalid("the ticket is unknown, used or expired")),
-        Take::NotBound => return Err(AppError::Forbidden("this ticket belongs to another browser".into())),
+        Take::NotBound => {
+            return Err(AppError::Forbidden(
+                "this ticket belongs to another browser".into(),
+            ))
+        }
     };
     let user = store::users::get(&state.db.pool, &t.user_id)
         .await?
@@ -86,7 +90,12 @@ pub async fn redeem(
         now,
     )
     .await?;
-    let user = User { login_count: user.login_count + 1, last_login_at: Some(now), last_ip: Some(requester.ip.clone()), ..user };
+    let user = User {
+        login_count: user.login_count + 1,
+        last_login_at: Some(now),
+        last_ip: Some(requester.ip.clone()),
+        ..user
+    };
     let tokens = issue_tokens(state, &t, &user, None, "openid profile phone").await?;
     Ok((user, tokens))
 }
@@ -140,9 +149,22 @@ pub async fn issue_tokens(
         auth_time,
         jti: crate::crypto::random_token(16),
     };
-    let id_token = state.keys.sign(pool, "JWT", &id).await.map_err(AppError::Internal)?;
-    let access_token = state.keys.sign(pool, "at+jwt", &access).await.map_err(AppError::Internal)?;
-    Ok(IssuedTokens { id_token, access_token, expires_in: TOKEN_TTL_SECS, expires_at: exp })
+    let id_token = state
+        .keys
+        .sign(pool, "JWT", &id)
+        .await
+        .map_err(AppError::Internal)?;
+    let access_token = state
+        .keys
+        .sign(pool, "at+jwt", &access)
+        .await
+        .map_err(AppError::Internal)?;
+    Ok(IssuedTokens {
+        id_token,
+        access_token,
+        expires_in: TOKEN_TTL_SECS,
+        expires_at: exp,
+    })
 }
 
 /// The user as the PC side sees it.

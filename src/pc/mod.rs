@@ -69,10 +69,17 @@ pub struct Created {
 
 /// Creates a pending QR code for `client_id`, bound to the caller's browser cookie (set here if
 /// absent) and to a fresh bind token.
-pub async fn create_qrcode(state: &AppState, client_id: &str, jar: CookieJar, requester: &Requester) -> AppResult<Created> {
+pub async fn create_qrcode(
+    state: &AppState,
+    client_id: &str,
+    jar: CookieJar,
+    requester: &Requester,
+) -> AppResult<Created> {
     let app = store::apps::get(&state.db, client_id)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64))))?;
+        .ok_or_else(|| {
+            AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64)))
+        })?;
     let (jar, browser) = browser_cookie(state, jar);
     let bind_token = random_token(24);
     let now = state.clock.now();
@@ -93,7 +100,11 @@ pub async fn create_qrcode(state: &AppState, client_id: &str, jar: CookieJar, re
         ticket: None,
     };
     state.tickets.insert(&qr).await?;
-    Ok(Created { qr, bind_token, jar })
+    Ok(Created {
+        qr,
+        bind_token,
+        jar,
+    })
 }
 
 /// `POST /api/v1/qrcodes`
@@ -116,7 +127,13 @@ async fn qrcode_post(
         events_url: format!("{base}/events"),
         bind_token: created.bind_token,
     };
-    Ok((StatusCode::CREATED, created.jar, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        created.jar,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response())
 }
 
 /// What the QR code encodes: a URL WeChat's "scan an ordinary QR code to open the Mini Program"
@@ -128,7 +145,10 @@ pub fn scan_url(state: &AppState, random: &str) -> String {
 /// The browser id cookie: reused when present, else minted. Returns the jar to send back and
 /// the id.
 fn browser_cookie(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
-    if let Some(c) = jar.get(BROWSER_COOKIE).filter(|c| c.value().len() >= 22 && c.value().len() <= 64) {
+    if let Some(c) = jar
+        .get(BROWSER_COOKIE)
+        .filter(|c| c.value().len() >= 22 && c.value().len() <= 64)
+    {
         let v = c.value().to_owned();
         return (jar, v);
     }
@@ -141,7 +161,11 @@ fn browser_cookie(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
         // Cross-site XHR with credentials (an embedding site) needs None, which browsers
         // accept only with Secure; on plain http (development) Lax still covers same-site
         // origins such as two localhost ports.
-        .same_site(if secure { SameSite::None } else { SameSite::Lax })
+        .same_site(if secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
         .max_age(time::Duration::days(365))
         .build();
     (jar.add(cookie), id)
@@ -150,8 +174,13 @@ fn browser_cookie(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
 /// The caller's proof of binding: its bind header and its browser cookie, hashed.
 pub fn binding(headers: &HeaderMap, jar: &CookieJar) -> Binding {
     Binding {
-        bind_hash: headers.get(BIND_HEADER).and_then(|v| v.to_str().ok()).map(|t| sha256_hex(t.as_bytes())),
-        browser_hash: jar.get(BROWSER_COOKIE).map(|c| sha256_hex(c.value().as_bytes())),
+        bind_hash: headers
+            .get(BIND_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| sha256_hex(t.as_bytes())),
+        browser_hash: jar
+            .get(BROWSER_COOKIE)
+            .map(|c| sha256_hex(c.value().as_bytes())),
     }
 }
 
@@ -163,7 +192,11 @@ pub fn parse_random(random: &str) -> AppResult<Random> {
 /// Loads a code or fails with `not_found`.
 pub async fn load(state: &AppState, random: &str) -> AppResult<QrCode> {
     let random = parse_random(random)?;
-    state.tickets.get(random.as_str()).await?.ok_or_else(|| AppError::NotFound("no such QR code".into()))
+    state
+        .tickets
+        .get(random.as_str())
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such QR code".into()))
 }
 
 #[derive(Deserialize)]
@@ -188,32 +221,53 @@ async fn image_svg_get(
 }
 
 /// The QR image of a code's `scan_url`. Rendered off the async workers.
-async fn image(state: AppState, random: String, q: ImageQuery, kind: &'static str) -> AppResult<Response> {
+async fn image(
+    state: AppState,
+    random: String,
+    q: ImageQuery,
+    kind: &'static str,
+) -> AppResult<Response> {
     let size = q.size.unwrap_or(crate::qr::DEFAULT_SIZE);
     if !(crate::qr::MIN_SIZE..=crate::qr::MAX_SIZE).contains(&size) {
-        return Err(AppError::invalid(format!("size must be between {} and {}", crate::qr::MIN_SIZE, crate::qr::MAX_SIZE)));
+        return Err(AppError::invalid(format!(
+            "size must be between {} and {}",
+            crate::qr::MIN_SIZE,
+            crate::qr::MAX_SIZE
+        )));
     }
     let qr = load(&state, &random).await?;
     let url = scan_url(&state, &qr.random);
     let max_age = ((qr.expires_at - state.clock.now()) / 1000).max(0);
-    let (body, content_type) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, &'static str)> {
-        Ok(match kind {
-            "png" => (crate::qr::png(&url, size)?, "image/png"),
-            _ => (crate::qr::svg(&url, size)?.into_bytes(), "image/svg+xml"),
+    let (body, content_type) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, &'static str)> {
+            Ok(match kind {
+                "png" => (crate::qr::png(&url, size)?, "image/png"),
+                _ => (crate::qr::svg(&url, size)?.into_bytes(), "image/svg+xml"),
+            })
         })
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?
-    .map_err(AppError::Internal)?;
-    let cache = HeaderValue::from_str(&format!("private, max-age={max_age}")).unwrap_or(HeaderValue::from_static("no-store"));
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::CACHE_CONTROL, cache)], body).into_response())
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(AppError::Internal)?;
+    let cache = HeaderValue::from_str(&format!("private, max-age={max_age}"))
+        .unwrap_or(HeaderValue::from_static("no-store"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /q/{random}`: what a QR code's URL shows when scanned by something other than WeChat.
 async fn scan_landing_get(State(state): State<AppState>, Path(random): Path<String>) -> Response {
     let _ = parse_random(&random);
     let dev_hint = if state.config.dev_mode {
-        format!(" In development, open <a href=\"/_dev/phone?random={}\">the phone simulator</a>.", html_escape(&random))
+        format!(
+            " In development, open <a href=\"/_dev/phone?random={}\">the phone simulator</a>.",
+            html_escape(&random)
+        )
     } else {
         String::new()
     };

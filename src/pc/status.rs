@@ -48,8 +48,14 @@ pub fn status_view(qr: &QrCode, now: i64, binding: &Binding) -> StatusView {
             .scanner
             .as_ref()
             .filter(|_| matches!(status, QrStatus::Scanned | QrStatus::Confirmed))
-            .map(|s| ScannedBy { nickname: s.nickname.clone(), avatar_url: s.avatar_url.clone() }),
-        ticket: qr.ticket.clone().filter(|_| bound && status == QrStatus::Confirmed),
+            .map(|s| ScannedBy {
+                nickname: s.nickname.clone(),
+                avatar_url: s.avatar_url.clone(),
+            }),
+        ticket: qr
+            .ticket
+            .clone()
+            .filter(|_| bound && status == QrStatus::Confirmed),
     }
 }
 
@@ -63,7 +69,11 @@ pub struct StatusQuery {
 
 /// Reads a code, with its status as of now, or `not_found`.
 async fn current(state: &AppState, random: &str) -> AppResult<QrCode> {
-    state.tickets.get(random).await?.ok_or_else(|| AppError::NotFound("no such QR code".into()))
+    state
+        .tickets
+        .get(random)
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such QR code".into()))
 }
 
 /// `GET /api/v1/qrcodes/{random}[?wait=N&status=known]`
@@ -77,7 +87,9 @@ pub async fn qrcode_get(
     let random = parse_random(&random)?;
     let binding = binding(&headers, &jar);
     let wait = match q.wait {
-        Some(w) if w > MAX_WAIT.as_secs() => return Err(AppError::invalid("wait must be at most 30 seconds")),
+        Some(w) if w > MAX_WAIT.as_secs() => {
+            return Err(AppError::invalid("wait must be at most 30 seconds"))
+        }
         Some(w) => Duration::from_secs(w),
         None => Duration::ZERO,
     };
@@ -128,9 +140,15 @@ pub async fn events_get(
     // Fail fast with a proper status if the code does not exist.
     current(&state, random.as_str()).await?;
     let stream = status_events(state, random.as_str().to_owned(), binding, sub);
-    let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    res.headers_mut().insert("x-accel-buffering", header::HeaderValue::from_static("no"));
+    let mut res = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res.headers_mut()
+        .insert("x-accel-buffering", header::HeaderValue::from_static("no"));
     Ok(res)
 }
 
@@ -150,7 +168,14 @@ pub fn status_events(
     binding: Binding,
     sub: Subscription,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let follow = Follow { state, random, binding, sub, last: None, done: false };
+    let follow = Follow {
+        state,
+        random,
+        binding,
+        sub,
+        last: None,
+        done: false,
+    };
     futures::stream::unfold(follow, |mut f| async move {
         if f.done {
             return None;
@@ -160,12 +185,16 @@ pub fn status_events(
                 Ok(Some(qr)) => qr,
                 Ok(None) => {
                     f.done = true;
-                    let e = Event::default().event("error").data(r#"{"error":"not_found","message":"no such QR code"}"#);
+                    let e = Event::default()
+                        .event("error")
+                        .data(r#"{"error":"not_found","message":"no such QR code"}"#);
                     return Some((Ok(e), f));
                 }
                 Err(_) => {
                     f.done = true;
-                    let e = Event::default().event("error").data(r#"{"error":"unavailable","message":"service temporarily unavailable"}"#);
+                    let e = Event::default().event("error").data(
+                        r#"{"error":"unavailable","message":"service temporarily unavailable"}"#,
+                    );
                     return Some((Ok(e), f));
                 }
             };

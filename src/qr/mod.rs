@@ -11,7 +11,11 @@ pub const DEFAULT_SIZE: u32 = 300;
 /// A PNG of `data`, `size` pixels square (quiet zone included).
 pub fn png(data: &str, size: u32) -> anyhow::Result<Vec<u8>> {
     let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::H)?;
-    let img = code.render::<Luma<u8>>().max_dimensions(size, size).quiet_zone(true).build();
+    let img = code
+        .render::<Luma<u8>>()
+        .max_dimensions(size, size)
+        .quiet_zone(true)
+        .build();
     let img = if img.width() != size {
         image::imageops::resize(&img, size, size, image::imageops::FilterType::Nearest)
     } else {
@@ -23,7 +27,12 @@ pub fn png(data: &str, size: u32) -> anyhow::Result<Vec<u8>> {
         image::codecs::png::CompressionType::Fast,
         image::codecs::png::FilterType::NoFilter,
     )
-    .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)?;
+    .write_image(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::L8,
+    )?;
     Ok(out)
 }
 

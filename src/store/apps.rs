@@ -21,11 +21,15 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("client_id", &self.client_id).field("pool", &self.pool).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("client_id", &self.client_id)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 
-const COLUMNS: &str = "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
+const COLUMNS: &str =
+    "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
                        miniprogram, qr_ttl_secs, require_binding";
 
 pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
@@ -62,7 +66,9 @@ pub async fn get(db: &Db, client_id: &str) -> Result<Option<App>, sqlx::Error> {
 }
 
 pub async fn list(db: &Db) -> Result<Vec<App>, sqlx::Error> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY client_id")).fetch_all(&db.pool).await?;
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY client_id"))
+        .fetch_all(&db.pool)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -31,10 +31,12 @@ pub async fn record(db: &Db, event: Event<'_>, now: i64) -> Result<(), sqlx::Err
 
 /// The most recent actions of a pool, newest first (for tests and the console).
 pub async fn recent_actions(db: &Db, pool: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-    let rows = sqlx::query("SELECT action FROM audit_events WHERE pool = $1 ORDER BY at DESC, id DESC LIMIT $2")
-        .bind(pool)
-        .bind(limit)
-        .fetch_all(&db.pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT action FROM audit_events WHERE pool = $1 ORDER BY at DESC, id DESC LIMIT $2",
+    )
+    .bind(pool)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
     rows.iter().map(|r| r.try_get("action")).collect()
 }

@@ -37,11 +37,13 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Identity>, sqlx::Error> {
 }
 
 async fn find(db: &Db, appid: &str, openid: &str) -> Result<Option<Identity>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM identities WHERE appid = $1 AND openid = $2"))
-        .bind(appid)
-        .bind(openid)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM identities WHERE appid = $1 AND openid = $2"
+    ))
+    .bind(appid)
+    .bind(openid)
+    .fetch_optional(&db.pool)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -80,7 +82,10 @@ pub async fn upsert_login(
             if unionid.is_some() {
                 identity.unionid = unionid.map(str::to_owned);
             }
-            return Ok(Upserted { identity, is_new: false });
+            return Ok(Upserted {
+                identity,
+                is_new: false,
+            });
         }
 
         let linked: Option<String> = match unionid {
@@ -139,7 +144,9 @@ pub async fn upsert_login(
             Err(e) => return Err(e),
         }
     }
-    Err(sqlx::Error::Protocol("identity upsert did not settle".into()))
+    Err(sqlx::Error::Protocol(
+        "identity upsert did not settle".into(),
+    ))
 }
 
 fn from_row(r: &Row) -> Result<Identity, sqlx::Error> {

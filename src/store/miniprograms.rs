@@ -15,7 +15,10 @@ pub struct MiniProgram {
 
 impl std::fmt::Debug for MiniProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MiniProgram").field("appid", &self.appid).field("pool", &self.pool).finish_non_exhaustive()
+        f.debug_struct("MiniProgram")
+            .field("appid", &self.appid)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 
@@ -36,10 +39,11 @@ pub async fn upsert(db: &Db, mp: &MiniProgram, now: i64) -> Result<(), sqlx::Err
 }
 
 pub async fn get(db: &Db, appid: &str) -> Result<Option<MiniProgram>, sqlx::Error> {
-    let row = sqlx::query("SELECT appid, pool, name, secret_enc FROM miniprograms WHERE appid = $1")
-        .bind(appid)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT appid, pool, name, secret_enc FROM miniprograms WHERE appid = $1")
+            .bind(appid)
+            .fetch_optional(&db.pool)
+            .await?;
     row.map(|r| {
         Ok(MiniProgram {
             appid: r.try_get("appid")?,

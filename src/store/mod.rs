@@ -42,7 +42,11 @@ impl Db {
     /// recovers by itself when it returns.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let kind = if url.starts_with("sqlite:") { DbKind::Sqlite } else { DbKind::Postgres };
+        let kind = if url.starts_with("sqlite:") {
+            DbKind::Sqlite
+        } else {
+            DbKind::Postgres
+        };
         let url = match kind {
             DbKind::Sqlite => sqlite_url(url)?,
             DbKind::Postgres => url.to_owned(),
@@ -74,13 +78,19 @@ impl Db {
 
     /// Fails when the database cannot answer.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 }
 
 /// Adds `mode=rwc` (create if missing) and makes sure the file's folder exists.
 fn sqlite_url(url: &str) -> anyhow::Result<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if !path.is_empty() && path != ":memory:" {
         if let Some(parent) = std::path::Path::new(path).parent() {
@@ -104,7 +114,9 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             db.is_unique_violation()
-                || db.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+                || db
+                    .code()
+                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
                 || db.message().contains("UNIQUE constraint failed")
         }
         _ => false,

@@ -22,11 +22,29 @@ pub async fn ensure(db: &Db, slug: &str, name: &str, now: i64) -> Result<(), sql
 }
 
 pub async fn get(db: &Db, slug: &str) -> Result<Option<Pool>, sqlx::Error> {
-    let row = sqlx::query("SELECT slug, name FROM pools WHERE slug = $1").bind(slug).fetch_optional(&db.pool).await?;
-    row.map(|r| Ok(Pool { slug: r.try_get("slug")?, name: r.try_get("name")? })).transpose()
+    let row = sqlx::query("SELECT slug, name FROM pools WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        Ok(Pool {
+            slug: r.try_get("slug")?,
+            name: r.try_get("name")?,
+        })
+    })
+    .transpose()
 }
 
 pub async fn list(db: &Db) -> Result<Vec<Pool>, sqlx::Error> {
-    let rows = sqlx::query("SELECT slug, name FROM pools ORDER BY slug").fetch_all(&db.pool).await?;
-    rows.iter().map(|r| Ok(Pool { slug: r.try_get("slug")?, name: r.try_get("name")? })).collect()
+    let rows = sqlx::query("SELECT slug, name FROM pools ORDER BY slug")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Pool {
+                slug: r.try_get("slug")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .collect()
 }

@@ -20,15 +20,27 @@ pub struct User {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, pool, nickname, avatar_url, phone, phone_country, login_count, last_login_at, \
+const COLUMNS: &str =
+    "id, pool, nickname, avatar_url, phone, phone_country, login_count, last_login_at, \
                        last_ip, blocked, created_at, updated_at";
 
-pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(db: E, id: &str) -> Result<Option<User>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1")).bind(id).fetch_optional(db).await?;
+pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(db: E, id: &str, pool: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    id: &str,
+    pool: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO users (id, pool, created_at, updated_at) VALUES ($1, $2, $3, $3)")
         .bind(id)
         .bind(pool)
@@ -59,7 +71,13 @@ pub async fn update_profile(
     Ok(())
 }
 
-pub async fn set_phone(db: &Db, id: &str, phone: &str, country: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn set_phone(
+    db: &Db,
+    id: &str,
+    phone: &str,
+    country: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET phone = $2, phone_country = $3, updated_at = $4 WHERE id = $1")
         .bind(id)
         .bind(phone)

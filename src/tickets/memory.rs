@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take, TicketStore,
-    TransitionError, RETAIN_AFTER_EXPIRY,
+    Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take,
+    TicketStore, TransitionError, RETAIN_AFTER_EXPIRY,
 };
 use crate::clock::{Clock, Millis};
 
@@ -34,7 +34,11 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new(clock: Clock) -> Self {
-        Self { state: Mutex::default(), hub: Hub::new(), clock }
+        Self {
+            state: Mutex::default(),
+            hub: Hub::new(),
+            clock,
+        }
     }
 
     #[cfg(test)]
@@ -54,7 +58,11 @@ impl MemoryStore {
         f: impl FnOnce(&mut QrCode, &mut State) -> Result<(), TransitionError>,
     ) -> Result<QrCode, TransitionError> {
         let mut state = self.state();
-        let mut qr = state.codes.get(random).cloned().ok_or(TransitionError::NotFound)?;
+        let mut qr = state
+            .codes
+            .get(random)
+            .cloned()
+            .ok_or(TransitionError::NotFound)?;
         if qr.status_at(now) == QrStatus::Expired {
             return Err(TransitionError::Expired);
         }
@@ -92,7 +100,12 @@ impl TicketStore for MemoryStore {
         Ok(self.state().codes.get(random).cloned())
     }
 
-    async fn scan(&self, random: &str, scanner: &Scanner, now: Millis) -> Result<QrCode, TransitionError> {
+    async fn scan(
+        &self,
+        random: &str,
+        scanner: &Scanner,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError> {
         self.transition(random, now, |qr, _| match (&qr.status, &qr.scanner) {
             (QrStatus::Pending, _) => {
                 qr.status = QrStatus::Scanned;
@@ -103,12 +116,21 @@ impl TicketStore for MemoryStore {
                 qr.scanner = Some(scanner.clone());
                 Ok(())
             }
-            (QrStatus::Scanned, _) => Err(TransitionError::Conflict("another user has scanned this QR code")),
-            _ => Err(TransitionError::Conflict("this QR code has already been used")),
+            (QrStatus::Scanned, _) => Err(TransitionError::Conflict(
+                "another user has scanned this QR code",
+            )),
+            _ => Err(TransitionError::Conflict(
+                "this QR code has already been used",
+            )),
         })
     }
 
-    async fn confirm(&self, random: &str, ticket: &ExchangeTicket, now: Millis) -> Result<QrCode, TransitionError> {
+    async fn confirm(
+        &self,
+        random: &str,
+        ticket: &ExchangeTicket,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError> {
         self.transition(random, now, |qr, state| {
             check_scanned_by(qr, &ticket.user_id)?;
             qr.status = QrStatus::Confirmed;
@@ -118,7 +140,12 @@ impl TicketStore for MemoryStore {
         })
     }
 
-    async fn cancel(&self, random: &str, user_id: &str, now: Millis) -> Result<QrCode, TransitionError> {
+    async fn cancel(
+        &self,
+        random: &str,
+        user_id: &str,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError> {
         self.transition(random, now, |qr, _| {
             if qr.status != QrStatus::Pending {
                 check_scanned_by(qr, user_id)?;
@@ -128,9 +155,16 @@ impl TicketStore for MemoryStore {
         })
     }
 
-    async fn take_ticket(&self, ticket: &str, binding: &Binding, now: Millis) -> Result<Take, StoreError> {
+    async fn take_ticket(
+        &self,
+        ticket: &str,
+        binding: &Binding,
+        now: Millis,
+    ) -> Result<Take, StoreError> {
         let mut state = self.state();
-        let Some(t) = state.tickets.get(ticket) else { return Ok(Take::Missing) };
+        let Some(t) = state.tickets.get(ticket) else {
+            return Ok(Take::Missing);
+        };
         if t.expires_at <= now {
             state.tickets.remove(ticket);
             return Ok(Take::Missing);
@@ -138,7 +172,10 @@ impl TicketStore for MemoryStore {
         if t.require_binding && !binding.matches(&t.bind_hash, t.browser_hash.as_deref()) {
             return Ok(Take::NotBound);
         }
-        Ok(state.tickets.remove(ticket).map_or(Take::Missing, Take::Taken))
+        Ok(state
+            .tickets
+            .remove(ticket)
+            .map_or(Take::Missing, Take::Taken))
     }
 
     fn subscribe(&self, random: &str) -> Subscription {
@@ -147,12 +184,19 @@ impl TicketStore for MemoryStore {
 
     async fn cache_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let now = self.clock.now();
-        Ok(self.state().cache.get(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone()))
+        Ok(self
+            .state()
+            .cache
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, _)| v.clone()))
     }
 
     async fn cache_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         let exp = self.clock.now() + ttl.as_millis() as i64;
-        self.state().cache.insert(key.to_owned(), (value.to_owned(), exp));
+        self.state()
+            .cache
+            .insert(key.to_owned(), (value.to_owned(), exp));
         Ok(())
     }
 
@@ -171,7 +215,10 @@ impl TicketStore for MemoryStore {
             return Ok(None);
         }
         let token = crate::crypto::random_token(16);
-        state.locks.insert(key.to_owned(), (token.clone(), now + ttl.as_millis() as i64));
+        state.locks.insert(
+            key.to_owned(),
+            (token.clone(), now + ttl.as_millis() as i64),
+        );
         Ok(Some(token))
     }
 
@@ -192,8 +239,14 @@ impl TicketStore for MemoryStore {
 fn check_scanned_by(qr: &QrCode, user_id: &str) -> Result<(), TransitionError> {
     match (qr.status, &qr.scanner) {
         (QrStatus::Scanned, Some(s)) if s.user_id == user_id => Ok(()),
-        (QrStatus::Scanned, _) => Err(TransitionError::Forbidden("this QR code was scanned by another user")),
-        (QrStatus::Pending, _) => Err(TransitionError::Conflict("the QR code has not been scanned")),
-        _ => Err(TransitionError::Conflict("this QR code has already been used")),
+        (QrStatus::Scanned, _) => Err(TransitionError::Forbidden(
+            "this QR code was scanned by another user",
+        )),
+        (QrStatus::Pending, _) => Err(TransitionError::Conflict(
+            "the QR code has not been scanned",
+        )),
+        _ => Err(TransitionError::Conflict(
+            "this QR code has already been used",
+        )),
     }
 }

@@ -67,7 +67,10 @@ impl QrStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, QrStatus::Confirmed | QrStatus::Cancelled | QrStatus::Expired)
+        matches!(
+            self,
+            QrStatus::Confirmed | QrStatus::Cancelled | QrStatus::Expired
+        )
     }
 }
 
@@ -225,18 +228,38 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// pending → scanned by `scanner`. Scanning again by the same user is allowed (the page may
     /// reload); by another user it is a conflict.
-    async fn scan(&self, random: &str, scanner: &Scanner, now: Millis) -> Result<QrCode, TransitionError>;
+    async fn scan(
+        &self,
+        random: &str,
+        scanner: &Scanner,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError>;
 
     /// scanned → confirmed by the user who scanned, issuing `ticket` (its `expires_at` set by
     /// the caller). Exactly one of any number of concurrent confirms succeeds.
-    async fn confirm(&self, random: &str, ticket: &ExchangeTicket, now: Millis) -> Result<QrCode, TransitionError>;
+    async fn confirm(
+        &self,
+        random: &str,
+        ticket: &ExchangeTicket,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError>;
 
     /// pending or scanned (by `user_id`) → cancelled.
-    async fn cancel(&self, random: &str, user_id: &str, now: Millis) -> Result<QrCode, TransitionError>;
+    async fn cancel(
+        &self,
+        random: &str,
+        user_id: &str,
+        now: Millis,
+    ) -> Result<QrCode, TransitionError>;
 
     /// Consumes an exchange ticket if `binding` satisfies it. Exactly one of any number of
     /// concurrent takes succeeds.
-    async fn take_ticket(&self, ticket: &str, binding: &Binding, now: Millis) -> Result<Take, StoreError>;
+    async fn take_ticket(
+        &self,
+        ticket: &str,
+        binding: &Binding,
+        now: Millis,
+    ) -> Result<Take, StoreError>;
 
     /// A receiver that changes whenever the code's state changes, on any instance.
     fn subscribe(&self, random: &str) -> Subscription;
@@ -284,7 +307,11 @@ impl Hub {
                 rx
             }
         };
-        Subscription { rx, hub: Arc::clone(self), random: random.to_owned() }
+        Subscription {
+            rx,
+            hub: Arc::clone(self),
+            random: random.to_owned(),
+        }
     }
 
     /// Wakes every local waiter of `random`.
@@ -305,7 +332,10 @@ impl Hub {
 
     /// How many codes have local waiters (for metrics and tests).
     pub fn len(&self) -> usize {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

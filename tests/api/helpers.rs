@@ -30,7 +30,8 @@ pub enum Backend {
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn redis_url() -> String {
@@ -53,7 +54,10 @@ struct LogWriter;
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        log_buffer().lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        log_buffer()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -65,7 +69,9 @@ fn init_logs() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug,sqlx=info,hyper=info,h2=info,reqwest=info,rustls=info,tower=info,redis=info")
+            .with_env_filter(
+                "debug,sqlx=info,hyper=info,h2=info,reqwest=info,rustls=info,tower=info,redis=info",
+            )
             .with_writer(|| LogWriter)
             .with_ansi(false)
             .try_init();
@@ -74,10 +80,16 @@ fn init_logs() {
 
 /// Serves a router on a free port in the background; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
     });
     format!("http://{addr}")
 }
@@ -89,8 +101,16 @@ pub async fn fresh_postgres() -> String {
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for the distributed tests (set TEST_DATABASE_URL): {e}"));
-    let schema = format!("t_{}", random_token(9).to_ascii_lowercase().replace(['-', '_'], "x"));
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("create schema");
+    let schema = format!(
+        "t_{}",
+        random_token(9)
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
@@ -102,8 +122,13 @@ pub async fn require_redis() -> String {
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
-        .unwrap_or_else(|e| panic!("Redis at {url} is required for the distributed tests (set TEST_REDIS_URL): {e}"));
-    let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("redis ping");
+        .unwrap_or_else(|e| {
+            panic!("Redis at {url} is required for the distributed tests (set TEST_REDIS_URL): {e}")
+        });
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("redis ping");
     url
 }
 
@@ -122,7 +147,10 @@ pub mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Self {
-            let p = std::env::temp_dir().join(format!("scangate-test-{}", scangate::crypto::random_token(8)));
+            let p = std::env::temp_dir().join(format!(
+                "scangate-test-{}",
+                scangate::crypto::random_token(8)
+            ));
             std::fs::create_dir_all(&p).expect("tempdir");
             Dir(p)
         }
@@ -135,7 +163,11 @@ pub mod tempdir {
 }
 
 pub fn cookie_client() -> Client {
-    Client::builder().cookie_store(true).timeout(Duration::from_secs(40)).build().expect("client")
+    Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(40))
+        .build()
+        .expect("client")
 }
 
 /// The configuration every test starts from, before the backend is chosen.
@@ -165,7 +197,11 @@ pub fn base_config(sim_base: &str) -> Config {
     config.wechat.api_base = sim_base.parse().expect("sim url");
     config.wechat.timeout_ms = 2000;
     config.database_max_connections = 5;
-    config.miniprograms = vec![mp(APPID, "default"), mp(APPID_2, "default"), mp(APPID_OTHER, "other")];
+    config.miniprograms = vec![
+        mp(APPID, "default"),
+        mp(APPID_2, "default"),
+        mp(APPID_OTHER, "other"),
+    ];
     config.apps = vec![
         app("web", APPID, "default", true),
         app("open", APPID, "default", false),
@@ -205,7 +241,15 @@ impl TestApp {
         let state = app.state().clone();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until(std::future::pending()));
-        TestApp { base, client: cookie_client(), clock, sim, state, config, _dir: dir }
+        TestApp {
+            base,
+            client: cookie_client(),
+            clock,
+            sim,
+            state,
+            config,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -214,7 +258,12 @@ impl TestApp {
 
     /// Creates a QR code for `app_id` with this app's cookie-keeping client.
     pub async fn create_qr_for(&self, client: &Client, app_id: &str) -> Value {
-        let res = client.post(self.url("/api/v1/qrcodes")).json(&json!({ "app_id": app_id })).send().await.expect("create");
+        let res = client
+            .post(self.url("/api/v1/qrcodes"))
+            .json(&json!({ "app_id": app_id }))
+            .send()
+            .await
+            .expect("create");
         assert_eq!(res.status(), StatusCode::CREATED, "create QR");
         res.json().await.expect("json")
     }
@@ -224,19 +273,32 @@ impl TestApp {
     }
 
     pub async fn status(&self, client: &Client, random: &str) -> Value {
-        let res = client.get(self.url(&format!("/api/v1/qrcodes/{random}"))).send().await.expect("status");
+        let res = client
+            .get(self.url(&format!("/api/v1/qrcodes/{random}")))
+            .send()
+            .await
+            .expect("status");
         assert_eq!(res.status(), StatusCode::OK);
         res.json().await.expect("json")
     }
 
     /// Logs a fake WeChat user into the Mini Program API; returns the bearer token.
     pub async fn mp_login(&self, appid: &str, openid: &str) -> String {
-        self.mp_login_full(appid, openid, None).await["token"].as_str().expect("token").to_owned()
+        self.mp_login_full(appid, openid, None).await["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub async fn mp_login_full(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Value {
         let code = self.sim.login_code(appid, openid, unionid);
-        let res = self.client.post(self.url("/api/mp/v1/session")).json(&json!({ "appid": appid, "code": code })).send().await.expect("session");
+        let res = self
+            .client
+            .post(self.url("/api/mp/v1/session"))
+            .json(&json!({ "appid": appid, "code": code }))
+            .send()
+            .await
+            .expect("session");
         assert_eq!(res.status(), StatusCode::OK, "session");
         res.json().await.expect("json")
     }
@@ -250,11 +312,13 @@ impl TestApp {
     }
 
     pub async fn scan(&self, token: &str, random: &str) -> Response {
-        self.mp_post(token, &format!("/api/mp/v1/qrcodes/{random}/scan"), None).await
+        self.mp_post(token, &format!("/api/mp/v1/qrcodes/{random}/scan"), None)
+            .await
     }
 
     pub async fn confirm(&self, token: &str, random: &str, body: Option<Value>) -> Response {
-        self.mp_post(token, &format!("/api/mp/v1/qrcodes/{random}/confirm"), body).await
+        self.mp_post(token, &format!("/api/mp/v1/qrcodes/{random}/confirm"), body)
+            .await
     }
 
     /// Creates a code, scans and confirms it as `openid`; returns (random, ticket).
@@ -263,13 +327,24 @@ impl TestApp {
         let random = qr["random"].as_str().expect("random").to_owned();
         let token = self.mp_login(APPID, openid).await;
         assert_eq!(self.scan(&token, &random).await.status(), StatusCode::OK);
-        assert_eq!(self.confirm(&token, &random, None).await.status(), StatusCode::OK);
+        assert_eq!(
+            self.confirm(&token, &random, None).await.status(),
+            StatusCode::OK
+        );
         let status = self.status(&self.client, &random).await;
-        (random, status["ticket"].as_str().expect("ticket").to_owned())
+        (
+            random,
+            status["ticket"].as_str().expect("ticket").to_owned(),
+        )
     }
 
     pub async fn exchange(&self, client: &Client, ticket: &str) -> Response {
-        client.post(self.url("/api/v1/qrcodes/exchange")).json(&json!({ "ticket": ticket })).send().await.expect("exchange")
+        client
+            .post(self.url("/api/v1/qrcodes/exchange"))
+            .json(&json!({ "ticket": ticket }))
+            .send()
+            .await
+            .expect("exchange")
     }
 }
 
@@ -315,12 +390,16 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 if *rx.borrow() {
                     drop(inbound);
                     continue;
@@ -328,7 +407,9 @@ impl Proxy {
                 let upstream = upstream.clone();
                 let mut down = rx.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = down.wait_for(|d| *d) => {}
@@ -336,7 +417,10 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, down: Arc::new(tx) }
+        Proxy {
+            port,
+            down: Arc::new(tx),
+        }
     }
 
     /// Drops every open connection and refuses new ones.

@@ -30,7 +30,16 @@ async fn a_session_creates_a_user_once_and_then_reuses_it(backend: Backend) {
     assert_eq!(second["user"]["is_new"], false);
     assert_eq!(first["user"]["id"], second["user"]["id"]);
     assert_ne!(first["token"], second["token"]);
-    let me: Value = app.client.get(app.url("/api/mp/v1/me")).bearer_auth(second["token"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .client
+        .get(app.url("/api/mp/v1/me"))
+        .bearer_auth(second["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["id"], first["user"]["id"]);
 }
 
@@ -47,10 +56,25 @@ async fn a_unionid_links_two_mini_programs_to_one_user(backend: Backend) {
 async fn a_used_or_unknown_login_code_is_invalid_code(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let code = app.sim.login_code(APPID, "o-x", None);
-    let post = |code: String| app.client.post(app.url("/api/mp/v1/session")).json(&json!({ "appid": APPID, "code": code })).send();
+    let post = |code: String| {
+        app.client
+            .post(app.url("/api/mp/v1/session"))
+            .json(&json!({ "appid": APPID, "code": code }))
+            .send()
+    };
     assert_eq!(post(code.clone()).await.unwrap().status(), StatusCode::OK);
-    assert_error(post(code).await.unwrap(), StatusCode::BAD_REQUEST, "invalid_code").await;
-    assert_error(post("never-issued".into()).await.unwrap(), StatusCode::BAD_REQUEST, "invalid_code").await;
+    assert_error(
+        post(code).await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_code",
+    )
+    .await;
+    assert_error(
+        post("never-issued".into()).await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_code",
+    )
+    .await;
 }
 
 async fn another_users_scan_is_a_conflict(backend: Backend) {
@@ -59,15 +83,32 @@ async fn another_users_scan_is_a_conflict(backend: Backend) {
     let a = app.mp_login(APPID, "o-a").await;
     let b = app.mp_login(APPID, "o-b").await;
     assert_eq!(app.scan(&a, &random).await.status(), StatusCode::OK);
-    assert_eq!(app.scan(&a, &random).await.status(), StatusCode::OK, "rescan by the scanner is fine");
-    assert_error(app.scan(&b, &random).await, StatusCode::CONFLICT, "conflict").await;
+    assert_eq!(
+        app.scan(&a, &random).await.status(),
+        StatusCode::OK,
+        "rescan by the scanner is fine"
+    );
+    assert_error(
+        app.scan(&b, &random).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
 }
 
 async fn a_code_of_another_mini_program_is_forbidden(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let random = app.create_qr_for(&app.client, "other").await["random"].as_str().unwrap().to_owned();
+    let random = app.create_qr_for(&app.client, "other").await["random"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let token = app.mp_login(APPID, "o-a").await;
-    assert_error(app.scan(&token, &random).await, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_error(
+        app.scan(&token, &random).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
     let other = app.mp_login(APPID_OTHER, "o-a").await;
     assert_eq!(app.scan(&other, &random).await.status(), StatusCode::OK);
 }
@@ -77,15 +118,36 @@ async fn only_the_scanner_may_confirm(backend: Backend) {
     let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
     let a = app.mp_login(APPID, "o-a").await;
     let b = app.mp_login(APPID, "o-b").await;
-    assert_error(app.confirm(&a, &random, None).await, StatusCode::CONFLICT, "conflict").await;
+    assert_error(
+        app.confirm(&a, &random, None).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
     app.scan(&a, &random).await;
-    assert_error(app.confirm(&b, &random, None).await, StatusCode::FORBIDDEN, "forbidden").await;
-    assert_eq!(app.confirm(&a, &random, None).await.status(), StatusCode::OK);
-    assert_error(app.confirm(&a, &random, None).await, StatusCode::CONFLICT, "conflict").await;
+    assert_error(
+        app.confirm(&b, &random, None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        app.confirm(&a, &random, None).await.status(),
+        StatusCode::OK
+    );
+    assert_error(
+        app.confirm(&a, &random, None).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
 }
 
 async fn exchange_user(app: &TestApp, random: &str) -> Value {
-    let ticket = app.status(&app.client, random).await["ticket"].as_str().unwrap().to_owned();
+    let ticket = app.status(&app.client, random).await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let res = app.exchange(&app.client, &ticket).await;
     assert_eq!(res.status(), StatusCode::OK);
     res.json::<Value>().await.unwrap()["user"].clone()
@@ -98,7 +160,10 @@ async fn confirm_with_profile_and_phone_code_fills_the_user(backend: Backend) {
     app.scan(&token, &random).await;
     let phone_code = app.sim.phone_code(APPID, "o-p", "13800138000", "86");
     let body = json!({ "profile": { "nickname": "小明", "avatar_url": "https://example.com/x.png" }, "phone": { "code": phone_code } });
-    assert_eq!(app.confirm(&token, &random, Some(body)).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm(&token, &random, Some(body)).await.status(),
+        StatusCode::OK
+    );
     let user = exchange_user(&app, &random).await;
     assert_eq!(user["nickname"], "小明");
     assert_eq!(user["avatar_url"], "https://example.com/x.png");
@@ -132,7 +197,13 @@ async fn legacy_data_for_another_mini_program_is_refused(backend: Backend) {
     let token = app.mp_login(APPID, "o-w").await;
     let phone = json!({ "purePhoneNumber": "1", "countryCode": "86", "watermark": { "appid": "wx4f4bc4dec97d474b", "timestamp": 1 } });
     let (data, iv) = app.sim.encrypt_for(APPID, "o-w", &phone).unwrap();
-    let res = app.mp_post(&token, "/api/mp/v1/me/phone", Some(json!({ "encrypted_data": data, "iv": iv }))).await;
+    let res = app
+        .mp_post(
+            &token,
+            "/api/mp/v1/me/phone",
+            Some(json!({ "encrypted_data": data, "iv": iv })),
+        )
+        .await;
     assert_error(res, StatusCode::BAD_REQUEST, "decrypt_failed").await;
 }
 
@@ -148,15 +219,37 @@ async fn an_avatar_upload_is_served_back(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.mp_login(APPID, "o-av").await;
     let png = tiny_png();
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(png.clone()).file_name("a.png"));
-    let res = app.client.post(app.url("/api/mp/v1/me/avatar")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(png.clone()).file_name("a.png"),
+    );
+    let res = app
+        .client
+        .post(app.url("/api/mp/v1/me/avatar"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let url = res.json::<Value>().await.unwrap()["avatar_url"].as_str().unwrap().to_owned();
+    let url = res.json::<Value>().await.unwrap()["avatar_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(url.starts_with(&app.base));
     let served = app.client.get(&url).send().await.unwrap();
     assert_eq!(served.headers()["content-type"], "image/png");
     assert_eq!(served.bytes().await.unwrap().to_vec(), png);
-    let me: Value = app.client.get(app.url("/api/mp/v1/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .client
+        .get(app.url("/api/mp/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["avatar_url"], url);
 }
 
@@ -165,14 +258,19 @@ async fn a_phone_code_is_exchanged_through_wechat_once_per_token(backend: Backen
     let token = app.mp_login(APPID, "o-ph").await;
     for phone in ["13000000001", "13000000002", "13000000003"] {
         let code = app.sim.phone_code(APPID, "o-ph", phone, "86");
-        let res = app.mp_post(&token, "/api/mp/v1/me/phone", Some(json!({ "code": code }))).await;
+        let res = app
+            .mp_post(&token, "/api/mp/v1/me/phone", Some(json!({ "code": code })))
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.json::<Value>().await.unwrap()["phone"], phone);
     }
     // One access token served all three calls.
     assert_eq!(app.sim.token_calls(APPID), 1);
     let used = app.sim.phone_code(APPID, "o-ph", "13000000009", "86");
-    app.mp_post(&token, "/api/mp/v1/me/phone", Some(json!({ "code": used }))).await;
-    let res = app.mp_post(&token, "/api/mp/v1/me/phone", Some(json!({ "code": used }))).await;
+    app.mp_post(&token, "/api/mp/v1/me/phone", Some(json!({ "code": used })))
+        .await;
+    let res = app
+        .mp_post(&token, "/api/mp/v1/me/phone", Some(json!({ "code": used })))
+        .await;
     assert_error(res, StatusCode::BAD_REQUEST, "invalid_code").await;
 }

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{cookie_client, fresh_postgres, require_redis, serve, tempdir, APPID, MP_SECRET};
+use crate::helpers::{
+    cookie_client, fresh_postgres, require_redis, serve, tempdir, APPID, MP_SECRET,
+};
 use crate::qrcodes::read_events;
 use scangate::crypto::{random_token, SecretBox};
 use scangate::wechat::Simulator;
@@ -19,11 +21,20 @@ struct Instance {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Starts `scangate serve` and waits for its "listening" log line.
-async fn start(config: &std::path::Path, db: &str, redis_url: &str, prefix: &str, secret: &str) -> Instance {
+async fn start(
+    config: &std::path::Path,
+    db: &str,
+    redis_url: &str,
+    prefix: &str,
+    secret: &str,
+) -> Instance {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_scangate"))
@@ -53,7 +64,10 @@ async fn start(config: &std::path::Path, db: &str, redis_url: &str, prefix: &str
     assert_eq!(ready, Ok(true), "scangate serve on port {port} started");
     // Keep draining its log so the pipe never fills.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Instance { base, _child: child }
+    Instance {
+        base,
+        _child: child,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,14 +102,29 @@ redirect_uris = ["http://127.0.0.1:3000/callback"]
     let redis_url = require_redis().await;
     let prefix = format!("test-{}", random_token(8));
     let secret = SecretBox::generate_key();
-    let (a, b) = tokio::join!(start(&config, &db, &redis_url, &prefix, &secret), start(&config, &db, &redis_url, &prefix, &secret));
+    let (a, b) = tokio::join!(
+        start(&config, &db, &redis_url, &prefix, &secret),
+        start(&config, &db, &redis_url, &prefix, &secret)
+    );
 
     // The browser talks to A only.
     let browser = cookie_client();
-    let qr: Value = browser.post(format!("{}/api/v1/qrcodes", a.base)).json(&json!({ "app_id": "web" })).send().await.unwrap().json().await.unwrap();
+    let qr: Value = browser
+        .post(format!("{}/api/v1/qrcodes", a.base))
+        .json(&json!({ "app_id": "web" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let random = qr["random"].as_str().unwrap().to_owned();
     let bind = qr["bind_token"].as_str().unwrap().to_owned();
-    let events = browser.get(format!("{}/api/v1/qrcodes/{random}/events", a.base)).send().await.unwrap();
+    let events = browser
+        .get(format!("{}/api/v1/qrcodes/{random}/events", a.base))
+        .send()
+        .await
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = tokio::spawn(read_events(events, move |n| {
         let _ = tx.send(n);
@@ -105,9 +134,22 @@ redirect_uris = ["http://127.0.0.1:3000/callback"]
     // The phone talks to B only.
     let phone = reqwest::Client::new();
     let code = sim.login_code(APPID, "o-multi", None);
-    let session: Value = phone.post(format!("{}/api/mp/v1/session", b.base)).json(&json!({ "appid": APPID, "code": code })).send().await.unwrap().json().await.unwrap();
+    let session: Value = phone
+        .post(format!("{}/api/mp/v1/session", b.base))
+        .json(&json!({ "appid": APPID, "code": code }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let token = session["token"].as_str().unwrap();
-    let scan = phone.post(format!("{}/api/mp/v1/qrcodes/{random}/scan", b.base)).bearer_auth(token).send().await.unwrap();
+    let scan = phone
+        .post(format!("{}/api/mp/v1/qrcodes/{random}/scan", b.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(scan.status(), StatusCode::OK);
     let phone_code = sim.phone_code(APPID, "o-multi", "13800000000", "86");
     let confirm = phone
@@ -120,7 +162,10 @@ redirect_uris = ["http://127.0.0.1:3000/callback"]
     assert_eq!(confirm.status(), StatusCode::OK);
 
     // A's waiter hears it.
-    let events = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("A's stream closed").unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("A's stream closed")
+        .unwrap();
     let last = events.last().unwrap();
     assert_eq!(last["status"], "confirmed");
     let ticket = last["ticket"].as_str().unwrap();
@@ -136,19 +181,51 @@ redirect_uris = ["http://127.0.0.1:3000/callback"]
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user"]["phone"], "13800000000");
-    let jwks_a: Value = reqwest::get(format!("{}/oidc/jwks", a.base)).await.unwrap().json().await.unwrap();
-    let jwks_b: Value = reqwest::get(format!("{}/oidc/jwks", b.base)).await.unwrap().json().await.unwrap();
+    let jwks_a: Value = reqwest::get(format!("{}/oidc/jwks", a.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwks_b: Value = reqwest::get(format!("{}/oidc/jwks", b.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks_a, jwks_b, "both instances publish the same keys");
-    assert_eq!(jwks_a["keys"].as_array().unwrap().len(), 1, "one key despite a simultaneous first start");
+    assert_eq!(
+        jwks_a["keys"].as_array().unwrap().len(),
+        1,
+        "one key despite a simultaneous first start"
+    );
 
     // A second phone number through A uses the access token B fetched.
     let token_a = {
         let code = sim.login_code(APPID, "o-multi", None);
-        let s: Value = phone.post(format!("{}/api/mp/v1/session", a.base)).json(&json!({ "appid": APPID, "code": code })).send().await.unwrap().json().await.unwrap();
+        let s: Value = phone
+            .post(format!("{}/api/mp/v1/session", a.base))
+            .json(&json!({ "appid": APPID, "code": code }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         s["token"].as_str().unwrap().to_owned()
     };
     let phone_code = sim.phone_code(APPID, "o-multi", "13900000000", "86");
-    let res = phone.post(format!("{}/api/mp/v1/me/phone", a.base)).bearer_auth(&token_a).json(&json!({ "code": phone_code })).send().await.unwrap();
+    let res = phone
+        .post(format!("{}/api/mp/v1/me/phone", a.base))
+        .bearer_auth(&token_a)
+        .json(&json!({ "code": phone_code }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(sim.token_calls(APPID), 1, "one access token for all instances");
+    assert_eq!(
+        sim.token_calls(APPID),
+        1,
+        "one access token for all instances"
+    );
 }

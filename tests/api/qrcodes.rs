@@ -24,19 +24,46 @@ both_backends!(
 
 async fn create_returns_every_contract_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let res = app.client.post(app.url("/api/v1/qrcodes")).json(&json!({ "app_id": "web" })).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/qrcodes"))
+        .json(&json!({ "app_id": "web" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    let cookie = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    assert!(cookie.starts_with("scangate_browser=") && cookie.contains("HttpOnly"), "{cookie}");
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cookie.starts_with("scangate_browser=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     let qr: Value = res.json().await.unwrap();
     let random = qr["random"].as_str().unwrap();
     assert!(random.len() >= 22 && random.len() <= 32, "{random}");
-    for field in ["expires_at", "image_url", "scan_url", "status_url", "events_url", "bind_token"] {
-        assert!(qr[field].as_str().is_some_and(|s| !s.is_empty()), "{field} in {qr}");
+    for field in [
+        "expires_at",
+        "image_url",
+        "scan_url",
+        "status_url",
+        "events_url",
+        "bind_token",
+    ] {
+        assert!(
+            qr[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field} in {qr}"
+        );
     }
     assert_eq!(qr["expires_in"], 120);
     assert_eq!(qr["scan_url"], app.url(&format!("/q/{random}")));
-    assert_eq!(qr["status_url"], app.url(&format!("/api/v1/qrcodes/{random}")));
+    assert_eq!(
+        qr["status_url"],
+        app.url(&format!("/api/v1/qrcodes/{random}"))
+    );
     let status = app.status(&app.client, random).await;
     assert_eq!(status["status"], "pending");
     assert!(status.get("ticket").is_none() && status.get("scanned_by").is_none());
@@ -67,10 +94,16 @@ async fn a_whole_login_ends_in_one_exchange(backend: Backend) {
 
     let status = app.status(&app.client, random).await;
     assert_eq!(status["status"], "scanned");
-    assert_eq!(status["scanned_by"], json!({ "nickname": "Alice", "avatar_url": "https://example.com/a.png" }));
+    assert_eq!(
+        status["scanned_by"],
+        json!({ "nickname": "Alice", "avatar_url": "https://example.com/a.png" })
+    );
     assert!(status.get("ticket").is_none());
 
-    assert_eq!(app.confirm(&token, random, None).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm(&token, random, None).await.status(),
+        StatusCode::OK
+    );
     let status = app.status(&app.client, random).await;
     assert_eq!(status["status"], "confirmed");
     let ticket = status["ticket"].as_str().unwrap();
@@ -85,7 +118,12 @@ async fn a_whole_login_ends_in_one_exchange(backend: Backend) {
     assert!(body["id_token"].as_str().unwrap().split('.').count() == 3);
     assert!(body["access_token"].as_str().unwrap().split('.').count() == 3);
 
-    assert_error(app.exchange(&app.client, ticket).await, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_error(
+        app.exchange(&app.client, ticket).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
 }
 
 async fn a_long_poll_returns_as_soon_as_the_code_is_scanned(backend: Backend) {
@@ -94,12 +132,24 @@ async fn a_long_poll_returns_as_soon_as_the_code_is_scanned(backend: Backend) {
     let token = app.mp_login(APPID, "o-bob").await;
     let url = app.url(&format!("/api/v1/qrcodes/{random}?wait=30"));
     let client = app.client.clone();
-    let waiter = tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() });
+    let waiter = tokio::spawn(async move {
+        client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
     // The waiter may not have subscribed yet; a scan before it subscribes is seen on its first
     // read, after it is seen through the notification. Either way it must answer `scanned` long
     // before its 30 s wait.
     assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
-    let answer = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("long poll answered").unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("long poll answered")
+        .unwrap();
     assert_eq!(answer["status"], "scanned");
 }
 
@@ -110,13 +160,20 @@ async fn a_long_poll_answers_at_once_when_the_known_status_is_stale(backend: Bac
     assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
     let res = tokio::time::timeout(
         Duration::from_secs(10),
-        app.client.get(app.url(&format!("/api/v1/qrcodes/{random}?wait=30&status=pending"))).send(),
+        app.client
+            .get(app.url(&format!("/api/v1/qrcodes/{random}?wait=30&status=pending")))
+            .send(),
     )
     .await
     .expect("answered at once")
     .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "scanned");
-    let res = app.client.get(app.url(&format!("/api/v1/qrcodes/{random}?wait=31"))).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/qrcodes/{random}?wait=31")))
+        .send()
+        .await
+        .unwrap();
     assert_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 
@@ -131,7 +188,10 @@ pub async fn read_events(res: reqwest::Response, mut on_event: impl FnMut(usize)
         while let Some(end) = buf.find("\n\n") {
             let block: String = buf.drain(..end + 2).collect();
             if block.lines().any(|l| l == "event: status") {
-                let data: String = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect();
                 events.push(serde_json::from_str(&data).unwrap());
                 on_event(events.len());
             }
@@ -144,21 +204,45 @@ async fn events_stream_each_change_and_close_after_confirmation(backend: Backend
     let app = TestApp::spawn(backend).await;
     let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
     let token = app.mp_login(APPID, "o-dave").await;
-    let res = app.client.get(app.url(&format!("/api/v1/qrcodes/{random}/events"))).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/qrcodes/{random}/events")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = tokio::spawn(read_events(res, move |n| {
         let _ = tx.send(n);
     }));
-    assert_eq!(rx.recv().await, Some(1), "first event is the current status");
+    assert_eq!(
+        rx.recv().await,
+        Some(1),
+        "first event is the current status"
+    );
     assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
     assert_eq!(rx.recv().await, Some(2));
-    assert_eq!(app.confirm(&token, &random, None).await.status(), StatusCode::OK);
-    let events = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("stream closed").unwrap();
-    let statuses: Vec<&str> = events.iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        app.confirm(&token, &random, None).await.status(),
+        StatusCode::OK
+    );
+    let events = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("stream closed")
+        .unwrap();
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["pending", "scanned", "confirmed"]);
-    assert!(events[2]["ticket"].is_string(), "the creator's stream carries the ticket");
+    assert!(
+        events[2]["ticket"].is_string(),
+        "the creator's stream carries the ticket"
+    );
 }
 
 async fn another_browser_never_sees_the_ticket(backend: Backend) {
@@ -170,8 +254,16 @@ async fn another_browser_never_sees_the_ticket(backend: Backend) {
     assert!(seen.get("ticket").is_none(), "{seen}");
     // Even a stolen ticket cannot be exchanged from another browser, and the attempt does not
     // burn it for its owner.
-    assert_error(app.exchange(&stranger, &ticket).await, StatusCode::FORBIDDEN, "forbidden").await;
-    assert_eq!(app.exchange(&app.client, &ticket).await.status(), StatusCode::OK);
+    assert_error(
+        app.exchange(&stranger, &ticket).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        app.exchange(&app.client, &ticket).await.status(),
+        StatusCode::OK
+    );
 }
 
 async fn the_bind_token_header_proves_binding(backend: Backend) {
@@ -215,13 +307,22 @@ async fn the_bind_token_header_proves_binding(backend: Backend) {
 
 async fn apps_without_binding_reveal_the_ticket_to_anyone(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let random = app.create_qr_for(&app.client, "open").await["random"].as_str().unwrap().to_owned();
+    let random = app.create_qr_for(&app.client, "open").await["random"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let token = app.mp_login(APPID, "o-gina").await;
     app.scan(&token, &random).await;
     app.confirm(&token, &random, None).await;
     let stranger = cookie_client();
-    let ticket = app.status(&stranger, &random).await["ticket"].as_str().expect("ticket").to_owned();
-    assert_eq!(app.exchange(&stranger, &ticket).await.status(), StatusCode::OK);
+    let ticket = app.status(&stranger, &random).await["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_owned();
+    assert_eq!(
+        app.exchange(&stranger, &ticket).await.status(),
+        StatusCode::OK
+    );
 }
 
 async fn an_expired_code_reads_expired_and_refuses_a_scan(backend: Backend) {
@@ -234,7 +335,9 @@ async fn an_expired_code_reads_expired_and_refuses_a_scan(backend: Backend) {
     // A long poll on an expired code answers at once.
     let res = tokio::time::timeout(
         Duration::from_secs(5),
-        app.client.get(app.url(&format!("/api/v1/qrcodes/{random}?wait=30"))).send(),
+        app.client
+            .get(app.url(&format!("/api/v1/qrcodes/{random}?wait=30")))
+            .send(),
     )
     .await
     .expect("no wait on a final state")
@@ -245,20 +348,43 @@ async fn an_expired_code_reads_expired_and_refuses_a_scan(backend: Backend) {
 async fn images_are_png_and_svg_of_the_requested_size(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let qr = app.create_qr().await;
-    let png = app.client.get(qr["image_url"].as_str().unwrap()).send().await.unwrap();
+    let png = app
+        .client
+        .get(qr["image_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(png.status(), StatusCode::OK);
     assert_eq!(png.headers()["content-type"], "image/png");
     let img = image::load_from_memory(&png.bytes().await.unwrap()).unwrap();
     assert_eq!((img.width(), img.height()), (300, 300));
     let url = format!("{}?size=512", qr["image_url"].as_str().unwrap());
-    let img = image::load_from_memory(&app.client.get(url).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    let img = image::load_from_memory(
+        &app.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(img.width(), 512);
-    let svg_url = qr["image_url"].as_str().unwrap().replace("image.png", "image.svg");
+    let svg_url = qr["image_url"]
+        .as_str()
+        .unwrap()
+        .replace("image.png", "image.svg");
     let svg = app.client.get(svg_url).send().await.unwrap();
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
     assert!(svg.text().await.unwrap().contains("<svg"));
     let too_big = format!("{}?size=4096", qr["image_url"].as_str().unwrap());
-    assert_error(app.client.get(too_big).send().await.unwrap(), StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_error(
+        app.client.get(too_big).send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
 }
 
 async fn a_cancelled_code_tells_the_browser(backend: Backend) {
@@ -266,8 +392,18 @@ async fn a_cancelled_code_tells_the_browser(backend: Backend) {
     let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
     let token = app.mp_login(APPID, "o-ivy").await;
     app.scan(&token, &random).await;
-    let res = app.mp_post(&token, &format!("/api/mp/v1/qrcodes/{random}/cancel"), None).await;
+    let res = app
+        .mp_post(&token, &format!("/api/mp/v1/qrcodes/{random}/cancel"), None)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(app.status(&app.client, &random).await["status"], "cancelled");
-    assert_error(app.confirm(&token, &random, None).await, StatusCode::CONFLICT, "conflict").await;
+    assert_eq!(
+        app.status(&app.client, &random).await["status"],
+        "cancelled"
+    );
+    assert_error(
+        app.confirm(&token, &random, None).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
 }

@@ -19,8 +19,17 @@ async fn fifty_concurrent_confirms_succeed_exactly_once(backend: Backend) {
     assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
     let results = join_all((0..50).map(|_| app.confirm(&token, &random, None))).await;
     let statuses: Vec<StatusCode> = results.iter().map(|r| r.status()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
 }
 
 async fn twenty_concurrent_exchanges_succeed_exactly_once(backend: Backend) {
@@ -28,8 +37,17 @@ async fn twenty_concurrent_exchanges_succeed_exactly_once(backend: Backend) {
     let (_, ticket) = app.confirmed_ticket("o-race").await;
     let results = join_all((0..20).map(|_| app.exchange(&app.client, &ticket))).await;
     let statuses: Vec<StatusCode> = results.iter().map(|r| r.status()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
 }
 
 async fn five_users_scanning_one_code_yield_exactly_one_scanner(backend: Backend) {
@@ -41,15 +59,33 @@ async fn five_users_scanning_one_code_yield_exactly_one_scanner(backend: Backend
     }
     let results = join_all(tokens.iter().map(|t| app.scan(t, &random))).await;
     let statuses: Vec<StatusCode> = results.iter().map(|r| r.status()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(), 4, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CONFLICT)
+            .count(),
+        4,
+        "{statuses:?}"
+    );
     // The winner, and only the winner, can confirm.
     let winner = statuses.iter().position(|s| *s == StatusCode::OK).unwrap();
     for (i, t) in tokens.iter().enumerate() {
-        let expected = if i == winner { StatusCode::OK } else { StatusCode::FORBIDDEN };
+        let expected = if i == winner {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
         if i != winner {
             assert_eq!(app.confirm(t, &random, None).await.status(), expected);
         }
     }
-    assert_eq!(app.confirm(&tokens[winner], &random, None).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm(&tokens[winner], &random, None).await.status(),
+        StatusCode::OK
+    );
 }
