@@ -11,6 +11,7 @@ use crate::mp::tiny_png;
 
 both_backends!(every_endpoint_answers_bad_input_with_its_error_code);
 
+#[allow(clippy::enum_variant_names)]
 enum Body {
     NoBody,
     Json(Value),

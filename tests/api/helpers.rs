@@ -171,6 +171,7 @@ pub fn cookie_client() -> Client {
 }
 
 /// The configuration every test starts from, before the backend is chosen.
+#[allow(clippy::field_reassign_with_default)]
 pub fn base_config(sim_base: &str) -> Config {
     let app = |client_id: &str, mp: &str, pool: &str, binding: bool| AppConfig {
         pool: pool.into(),
