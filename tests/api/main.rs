@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod js;
 
 mod bad_input;
 mod mp;
