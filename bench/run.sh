@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# ScanGate's core benchmarks. Every target is a ratio or a bound measured in this one run, since
+# absolute figures swing from run to run on a shared two-core machine:
+#   - status poll (GET /api/v1/qrcodes/{random}, Redis store) against the reference server
+#     (axum + one Redis GET, bench/reference.rs), wrk at 64 connections;
+#   - confirm → waiting browser over SSE: one instance (embedded; PostgreSQL + Redis) and two
+#     instances sharing PostgreSQL + Redis, 200 logins each;
+#   - 10,000 concurrent SSE waiters on one instance, resident memory;
+#   - start to first answer, and idle resident memory.
+# Servers run on core 0 and wrk on core 1. Needs wrk, redis-cli and psql, PostgreSQL and Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+REDIS="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
+DURATION="${BENCH_DURATION:-10s}"
+WAITERS="${BENCH_WAITERS:-10000}"
+APPID=wx0123456789abcdef
+SECRET=bench-app-secret
+BIN=target/release
+
+cargo build --release --locked --features bench --bins 2>&1 | tail -n 1
+ulimit -n 65536
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_up() { # url
+  for _ in $(seq 1 300); do
+    curl -fs "$1/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "no answer from $1" >&2
+  exit 1
+}
+
+run=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+schema="bench_$run"
+psql -q "$PG" -c "CREATE SCHEMA $schema"
+PG_URL="$PG?options=-c%20search_path%3D$schema"
+SECRET_KEY=$(head -c 32 /dev/urandom | base64)
+
+config() { # name port database_url redis_url
+  cat > "$work/$1.toml" <<TOML
+listen = "127.0.0.1:$2"
+public_url = "http://127.0.0.1:$2"
+database_url = "$3"
+redis_url = "$4"
+redis_prefix = "bench-$run"
+secret_key = "$SECRET_KEY"
+
+[wechat]
+api_base = "http://127.0.0.1:18100/"
+
+[[miniprograms]]
+appid = "$APPID"
+secret = "$SECRET"
+
+[[apps]]
+client_id = "bench"
+name = "Bench"
+redirect_uris = ["http://127.0.0.1:3000/callback"]
+allowed_origins = ["http://127.0.0.1:3000"]
+miniprogram = "$APPID"
+qr_ttl_secs = 3600
+require_binding = false
+TOML
+}
+
+start() { # name [args of scangate]
+  local name=$1
+  shift
+  taskset -c 0 "$BIN/scangate" serve --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  eval "pid_$name=$!"
+}
+
+"$BIN/bench-driver" sim --listen 127.0.0.1:18100 --appid "$APPID" --secret "$SECRET" &
+pids+=($!)
+taskset -c 0 "$BIN/bench-reference" 127.0.0.1:18101 "$REDIS" &
+pids+=($!)
+config a 18102 "$PG_URL" "$REDIS"
+config b 18103 "$PG_URL" "$REDIS"
+config e 18104 "sqlite://$work/e.db" ""
+start a
+wait_up http://127.0.0.1:18102
+start b
+start e
+wait_up http://127.0.0.1:18103
+wait_up http://127.0.0.1:18104
+
+results="$work/results"
+: >"$results"
+note() { echo "$*" | tee -a "$results"; }
+
+# Status poll: ScanGate (Redis store) and the reference, alternated twice.
+random=$("$BIN/bench-driver" create --url http://127.0.0.1:18102 --app bench)
+body=$(curl -fs "http://127.0.0.1:18102/api/v1/qrcodes/$random")
+redis-cli -u "$REDIS" SET "bench:$random" "$body" >/dev/null
+rate() { # url
+  taskset -c 1 wrk -t1 -c64 -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'
+}
+for round in 1 2; do
+  note "poll_reference_r$round $(rate "http://127.0.0.1:18101/api/v1/qrcodes/$random") req/s"
+  note "poll_scangate_r$round $(rate "http://127.0.0.1:18102/api/v1/qrcodes/$random") req/s"
+done
+
+# Confirm → waiting browser.
+latency() { # label pc mp
+  "$BIN/bench-driver" latency --label "$1" --pc "$2" --mp "$3" --sim http://127.0.0.1:18100 \
+    --app bench --appid "$APPID" --n 200 | tee -a "$results"
+}
+latency sse_embedded http://127.0.0.1:18104 http://127.0.0.1:18104
+latency sse_one_redis http://127.0.0.1:18102 http://127.0.0.1:18102
+latency sse_two_redis http://127.0.0.1:18102 http://127.0.0.1:18103
+
+# Concurrent SSE waiters on the embedded instance.
+"$BIN/bench-driver" waiters --url http://127.0.0.1:18104 --app bench --n "$WAITERS" \
+  --pid "$pid_e" | tee -a "$results"
+
+# Start to first answer (embedded default; the first run creates the database and key).
+config s 18105 "sqlite://$work/s.db" ""
+"$BIN/bench-driver" startup --url http://127.0.0.1:18105 --app bench --runs 6 -- \
+  "$BIN/scangate" serve --config "$work/s.toml" | tee -a "$results"
+
+echo
+echo "== summary"
+awk '
+  { v[$1] = $2 }
+  END {
+    for (r = 1; r <= 2; r++) {
+      ref = v["poll_reference_r" r]; sg = v["poll_scangate_r" r]
+      printf "status poll round %d: scangate %.0f/s, reference %.0f/s, ratio %.2f (target >= 0.8)\n", r, sg, ref, sg / ref
+    }
+    printf "confirm -> browser p99: embedded %.2f ms, one instance on Redis %.2f ms (target <= 5); two instances %.2f ms (target <= 10)\n", v["sse_embedded_p99"], v["sse_one_redis_p99"], v["sse_two_redis_p99"]
+    printf "SSE waiters: %d open, RSS %.1f MB (target <= 200)\n", v["waiters_open"], v["waiters_rss"]
+    printf "idle RSS %.1f MB (target <= 30); start to first answer %.1f ms warm, %.1f ms first (target <= 200)\n", v["idle_rss"], v["startup_warm_median"], v["startup_first"]
+  }' "$results"
+psql -q "$PG" -c "DROP SCHEMA $schema CASCADE"
