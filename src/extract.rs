@@ -100,21 +100,35 @@ impl<S: Send + Sync> FromRequestParts<S> for Requester {
     }
 }
 
-/// The client's address: the first `X-Forwarded-For` hop when the peer is a local proxy,
-/// otherwise the peer itself (a remote client cannot forge its address this way).
+/// The client's address. Behind a reverse proxy on this host (a loopback peer), the nearest
+/// `X-Forwarded-For` hop that is not itself such a proxy: proxies append the address they saw,
+/// so the hops on the left are whatever the client chose to send and are never believed. A
+/// remote peer is the client itself, whatever it claims.
 fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap) -> String {
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .and_then(|v| v.parse::<IpAddr>().ok());
-    match (peer, forwarded) {
-        (Some(p), Some(f)) if p.is_loopback() => f.to_string(),
-        (Some(p), _) => p.to_string(),
-        (None, Some(f)) => f.to_string(),
-        (None, None) => "unknown".into(),
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    if !peer.is_loopback() {
+        return peer.to_string();
     }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return peer.to_string();
+        };
+        for hop in value.split(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                // A hop we cannot read: nothing to its left can be trusted either.
+                Err(_) => hops.clear(),
+            }
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .find(|ip| !ip.is_loopback())
+        .unwrap_or(peer)
+        .to_string()
 }
 
 pub fn header_str(headers: &HeaderMap, name: &str) -> String {
@@ -135,4 +149,43 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn ip(peer: &str, forwarded: &[&str]) -> String {
+        let mut headers = HeaderMap::new();
+        for f in forwarded {
+            headers.append("x-forwarded-for", f.parse().unwrap());
+        }
+        client_ip(Some(peer.parse().unwrap()), &headers)
+    }
+
+    #[test]
+    fn a_remote_peer_is_the_client_whatever_it_forwards() {
+        assert_eq!(ip("203.0.113.9", &["198.51.100.1"]), "203.0.113.9");
+    }
+
+    #[test]
+    fn behind_a_local_proxy_the_hop_it_appended_is_the_client() {
+        assert_eq!(ip("127.0.0.1", &["198.51.100.1"]), "198.51.100.1");
+        assert_eq!(ip("::1", &["198.51.100.1, 127.0.0.1"]), "198.51.100.1");
+    }
+
+    #[test]
+    fn hops_a_client_sent_itself_are_not_believed() {
+        assert_eq!(ip("127.0.0.1", &["10.9.9.9, 198.51.100.1"]), "198.51.100.1");
+        assert_eq!(ip("127.0.0.1", &["10.9.9.9", "198.51.100.1"]), "198.51.100.1");
+        assert_eq!(ip("127.0.0.1", &["10.9.9.9, junk, 198.51.100.1"]), "198.51.100.1");
+    }
+
+    #[test]
+    fn without_a_readable_hop_the_proxy_itself_is_named() {
+        assert_eq!(ip("127.0.0.1", &[]), "127.0.0.1");
+        assert_eq!(ip("127.0.0.1", &["junk"]), "127.0.0.1");
+    }
 }
