@@ -16,7 +16,9 @@ use redis::aio::ConnectionManager;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
-    let redis_url = args.next().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let redis_url = args
+        .next()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     // The same multiplexed connection ScanGate's Redis store uses.
     let conn = ConnectionManager::new(redis::Client::open(redis_url)?).await?;
     let app = Router::new()
@@ -27,7 +29,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn status_get(State(mut conn): State<ConnectionManager>, Path(random): Path<String>) -> Response {
+async fn status_get(
+    State(mut conn): State<ConnectionManager>,
+    Path(random): Path<String>,
+) -> Response {
     let body: redis::RedisResult<Option<String>> = redis::cmd("GET")
         .arg(format!("bench:{random}"))
         .query_async(&mut conn)

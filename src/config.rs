@@ -40,6 +40,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub miniprograms: Vec<MiniProgramConfig>,
     pub apps: Vec<AppConfig>,
+    pub rate_limits: RateLimits,
     /// Set by `scangate dev`: mounts `/_dev/`. Never read from a file.
     #[serde(skip)]
     pub dev_mode: bool,
@@ -147,8 +148,33 @@ impl Default for Config {
             log_format: LogFormat::Text,
             miniprograms: Vec::new(),
             apps: Vec::new(),
+            rate_limits: RateLimits::default(),
             dev_mode: false,
             clock: Clock::System,
+        }
+    }
+}
+
+/// How many requests one client address may make per minute to the endpoints that create
+/// state or call WeChat, counted across every instance; `0` turns a limit off. The defaults
+/// leave room for a whole office behind one address.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// QR codes created (every API and the hosted login page).
+    pub qrcodes_per_minute: u64,
+    /// Mini Program logins: each one costs a call to WeChat.
+    pub sessions_per_minute: u64,
+    /// Ticket exchanges, failed ones included (slows down ticket guessing).
+    pub exchanges_per_minute: u64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            qrcodes_per_minute: 600,
+            sessions_per_minute: 300,
+            exchanges_per_minute: 600,
         }
     }
 }

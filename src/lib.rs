@@ -27,6 +27,7 @@ pub mod oidc;
 pub mod ops;
 pub mod pc;
 pub mod qr;
+pub mod ratelimit;
 pub mod store;
 pub mod tickets;
 pub mod tokens;

@@ -87,6 +87,7 @@ async fn session_post(
         return Err(AppError::invalid("code must be the code from wx.login"));
     }
     crate::domain::AppId::parse(&req.appid).map_err(AppError::invalid)?;
+    crate::ratelimit::check(&state, crate::ratelimit::Limit::Sessions, &requester.ip).await?;
     let (mp, creds) = credentials(&state, &req.appid).await?;
     let session = state.wechat.code2session(&creds, &req.code).await?;
     let now = state.clock.now();

@@ -57,6 +57,7 @@ pub async fn redeem(
     binding: &crate::tickets::Binding,
     requester: &Requester,
 ) -> AppResult<(User, IssuedTokens)> {
+    crate::ratelimit::check(state, crate::ratelimit::Limit::Exchanges, &requester.ip).await?;
     if ticket.is_empty() || ticket.len() > 128 {
         return Err(AppError::invalid("the ticket is unknown, used or expired"));
     }

@@ -75,6 +75,7 @@ pub async fn create_qrcode(
     jar: CookieJar,
     requester: &Requester,
 ) -> AppResult<Created> {
+    crate::ratelimit::check(state, crate::ratelimit::Limit::QrCodes, &requester.ip).await?;
     let app = store::apps::get(&state.db, client_id)
         .await?
         .ok_or_else(|| {

@@ -884,6 +884,44 @@ async fn a_lock_is_exclusive_and_released_only_by_its_token(b: Backend) {
     );
 }
 
+async fn hits_count_per_key_within_a_window_and_restart_with_the_next(b: Backend) {
+    let minute = Duration::from_secs(60);
+    let now = b.clock.now();
+    for expected in 1..=3 {
+        assert_eq!(
+            b.store.hit("qr:203.0.113.9", minute, now).await.unwrap(),
+            expected
+        );
+    }
+    assert_eq!(
+        b.store.hit("qr:198.51.100.1", minute, now).await.unwrap(),
+        1,
+        "another key counts apart"
+    );
+    let next = super::window_of(minute, now).1;
+    assert_eq!(
+        b.store.hit("qr:203.0.113.9", minute, next).await.unwrap(),
+        1,
+        "the next window starts again"
+    );
+}
+
+async fn concurrent_hits_are_all_counted(b: Backend) {
+    let minute = Duration::from_secs(60);
+    let now = b.clock.now();
+    let hits = (0..40).map(|_| {
+        let store = Arc::clone(&b.store);
+        tokio::spawn(async move { store.hit("burst", minute, now).await.unwrap() })
+    });
+    let mut counts: Vec<u64> = futures::future::join_all(hits)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=40).collect::<Vec<u64>>());
+}
+
 async fn a_reachable_backend_answers_ping(b: Backend) {
     b.store.ping().await.unwrap();
 }
@@ -938,6 +976,8 @@ conformance_suite!(
     dropped_subscriptions_are_freed,
     cache_entries_are_removed_only_while_they_hold_the_expected_value,
     a_lock_is_exclusive_and_released_only_by_its_token,
+    hits_count_per_key_within_a_window_and_restart_with_the_next,
+    concurrent_hits_are_all_counted,
     a_reachable_backend_answers_ping,
 );
 

@@ -22,6 +22,8 @@ struct State {
     tickets: HashMap<String, ExchangeTicket>,
     cache: HashMap<String, (String, Millis)>,
     locks: HashMap<String, (String, Millis)>,
+    /// Rate counters: count and the end of their window, by key and window index.
+    counters: HashMap<(String, i64), (u64, Millis)>,
     /// Inserts since the last sweep.
     since_sweep: usize,
 }
@@ -80,6 +82,7 @@ fn sweep(state: &mut State, now: Millis) {
     state.tickets.retain(|_, t| t.expires_at > now);
     state.cache.retain(|_, (_, exp)| *exp > now);
     state.locks.retain(|_, (_, exp)| *exp > now);
+    state.counters.retain(|_, (_, end)| *end > now);
     state.since_sweep = 0;
 }
 
@@ -228,6 +231,21 @@ impl TicketStore for MemoryStore {
             state.locks.remove(key);
         }
         Ok(())
+    }
+
+    async fn hit(&self, key: &str, window: Duration, now: Millis) -> Result<u64, StoreError> {
+        let (index, end) = super::window_of(window, now);
+        let mut state = self.state();
+        state.since_sweep += 1;
+        if state.since_sweep >= 1024 {
+            sweep(&mut state, now);
+        }
+        let counter = state
+            .counters
+            .entry((key.to_owned(), index))
+            .or_insert((0, end));
+        counter.0 += 1;
+        Ok(counter.0)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

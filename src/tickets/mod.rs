@@ -218,6 +218,13 @@ impl From<TransitionError> for crate::error::AppError {
     }
 }
 
+/// The fixed window of length `window` that holds `now`: its index and when it ends.
+pub fn window_of(window: Duration, now: Millis) -> (i64, Millis) {
+    let len = (window.as_millis() as i64).max(1);
+    let index = now.div_euclid(len);
+    (index, (index + 1) * len)
+}
+
 /// What every ticket backend provides. Both backends pass the same conformance suite.
 #[async_trait]
 pub trait TicketStore: Send + Sync + 'static {
@@ -278,6 +285,11 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// Releases a lock if `token` still holds it.
     async fn unlock(&self, key: &str, token: &str) -> Result<(), StoreError>;
+
+    /// Counts one event under `key` in the fixed window of length `window` that holds `now`
+    /// and returns the count so far in that window (1 for the first). Counters vanish with
+    /// their window.
+    async fn hit(&self, key: &str, window: Duration, now: Millis) -> Result<u64, StoreError>;
 
     /// Fails when the backend cannot be reached.
     async fn ping(&self) -> Result<(), StoreError>;

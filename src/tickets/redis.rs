@@ -9,6 +9,7 @@
 //! | `{prefix}:ticket:{ticket}` | hash: `body` (JSON), `bind_hash`, `browser_hash`, `require_binding`, `expires_at` | the ticket's `expires_at` |
 //! | `{prefix}:cache:{key}` | string | the TTL given to `cache_set` |
 //! | `{prefix}:lock:{key}` | string: the holder's random token | the TTL given to `lock` |
+//! | `{prefix}:rate:{key}:{window}` | integer: events counted by `hit` in that window | the window's end |
 //! | `{prefix}:events` | pub/sub channel: the `random` of each changed code | — |
 //!
 //! The hash keeps the fields a transition reads or writes apart from the immutable rest of the
@@ -175,6 +176,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
+/// Counts one event; the first of a window sets the counter to vanish when the window ends.
+const HIT: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"#;
+
 /// The loaded scripts; each is sent by `EVALSHA`, falling back to `EVAL` after a Redis restart.
 struct Scripts {
     scan: Script,
@@ -182,6 +190,7 @@ struct Scripts {
     cancel: Script,
     take: Script,
     delete_if_equal: Script,
+    hit: Script,
 }
 
 impl Scripts {
@@ -193,6 +202,7 @@ impl Scripts {
             cancel: transition(CANCEL),
             take: Script::new(TAKE),
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
+            hit: Script::new(HIT),
         }
     }
 }
@@ -218,6 +228,10 @@ impl Keys {
 
     fn lock(&self, key: &str) -> String {
         format!("{}:lock:{key}", self.prefix)
+    }
+
+    fn rate(&self, key: &str, window: i64) -> String {
+        format!("{}:rate:{key}:{window}", self.prefix)
     }
 
     fn events(&self) -> String {
@@ -642,6 +656,14 @@ impl TicketStore for RedisStore {
         self.run(|mut conn| async move { call.invoke_async::<i64>(&mut conn).await })
             .await
             .map(drop)
+    }
+
+    async fn hit(&self, key: &str, window: Duration, now: Millis) -> Result<u64, StoreError> {
+        let (index, end) = super::window_of(window, now);
+        let mut call = self.scripts.hit.prepare_invoke();
+        call.key(self.keys.rate(key, index)).arg((end - now).max(1));
+        self.run(|mut conn| async move { call.invoke_async::<u64>(&mut conn).await })
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
