@@ -58,6 +58,12 @@ secret_key = "$SECRET_KEY"
 [wechat]
 api_base = "http://127.0.0.1:18100/"
 
+# One load generator on one address stands in for many clients.
+[rate_limits]
+qrcodes_per_minute = 0
+sessions_per_minute = 0
+exchanges_per_minute = 0
+
 [[miniprograms]]
 appid = "$APPID"
 secret = "$SECRET"
