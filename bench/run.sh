@@ -20,7 +20,8 @@ SECRET=bench-app-secret
 BIN=target/release
 
 cargo build --release --locked --features bench --bins 2>&1 | tail -n 1
-ulimit -n 65536
+# Ten thousand waiters need as many descriptors in the server and in the driver.
+ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
 pids=()

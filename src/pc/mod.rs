@@ -185,6 +185,34 @@ pub fn binding(headers: &HeaderMap, jar: &CookieJar) -> Binding {
     }
 }
 
+/// The same, read straight from the request's headers (no cookie jar, no header map copy):
+/// the extractor of the status endpoints, which every waiting page calls.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Binding {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        let browser = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == BROWSER_COOKIE)
+            .map(|(_, value)| value.trim_matches('"'));
+        Ok(Binding {
+            bind_hash: headers
+                .get(BIND_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(|t| sha256_hex(t.as_bytes())),
+            browser_hash: browser.map(|c| sha256_hex(c.as_bytes())),
+        })
+    }
+}
+
 /// Parses a path random; anything malformed cannot name a code.
 pub fn parse_random(random: &str) -> AppResult<Random> {
     Random::parse(random).map_err(|_| AppError::NotFound("no such QR code".into()))

@@ -4,14 +4,13 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
-use super::{binding, parse_random, MAX_WAIT};
+use super::{parse_random, MAX_WAIT};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::error::{AppError, AppResult};
@@ -81,11 +80,9 @@ pub async fn qrcode_get(
     State(state): State<AppState>,
     Path(random): Path<String>,
     Query(q): Query<StatusQuery>,
-    headers: HeaderMap,
-    jar: CookieJar,
+    binding: Binding,
 ) -> AppResult<Response> {
     let random = parse_random(&random)?;
-    let binding = binding(&headers, &jar);
     let wait = match q.wait {
         Some(w) if w > MAX_WAIT.as_secs() => {
             return Err(AppError::invalid("wait must be at most 30 seconds"))
@@ -131,11 +128,9 @@ fn until_expiry(state: &AppState, qr: &QrCode) -> Duration {
 pub async fn events_get(
     State(state): State<AppState>,
     Path(random): Path<String>,
-    headers: HeaderMap,
-    jar: CookieJar,
+    binding: Binding,
 ) -> AppResult<Response> {
     let random = parse_random(&random)?;
-    let binding = binding(&headers, &jar);
     let sub = state.tickets.subscribe(random.as_str());
     // Fail fast with a proper status if the code does not exist.
     current(&state, random.as_str()).await?;

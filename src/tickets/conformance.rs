@@ -1032,6 +1032,49 @@ mod redis_only {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn a_code_read_on_one_instance_is_read_afresh_once_another_changes_it() {
+        let prefix = test_prefix();
+        let clock = Clock::manual();
+        let a = redis_store(&prefix, clock.clone()).await;
+        let b = redis_store(&prefix, clock.clone()).await;
+        let qr = new_qr(&clock);
+        a.insert(&qr).await.unwrap();
+        eventually_listening(&a).await;
+        for _ in 0..3 {
+            let seen = a.get(&qr.random).await.unwrap().unwrap();
+            assert_eq!(seen.status, QrStatus::Pending);
+        }
+
+        let mut sub = a.subscribe(&qr.random);
+        b.scan(&qr.random, &scanner("alice"), clock.now())
+            .await
+            .unwrap();
+        woken(&mut sub, "instance A to hear B's scan").await;
+        let seen = a.get(&qr.random).await.unwrap().unwrap();
+        assert_eq!(
+            seen.status,
+            QrStatus::Scanned,
+            "A's earlier read is not served"
+        );
+        assert_eq!(seen.scanner.map(|s| s.user_id).as_deref(), Some("alice"));
+
+        // And an instance reads its own writes at once.
+        let ticket = exchange_ticket(&qr, "alice", clock.now());
+        a.confirm(&qr.random, &ticket, clock.now()).await.unwrap();
+        let seen = a.get(&qr.random).await.unwrap().unwrap();
+        assert_eq!(seen.status, QrStatus::Confirmed);
+    }
+
+    /// Waits until the store's listener has subscribed (its cache is on from then).
+    async fn eventually_listening(store: &RedisStore) {
+        let mut watch = store.listening_watch();
+        tokio::time::timeout(Duration::from_secs(5), watch.wait_for(|on| *on))
+            .await
+            .expect("the listener subscribes")
+            .expect("the listener runs");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn records_carry_ttls_relative_to_the_injected_clock() {
         let clock = Clock::manual();
         let store = redis_store(&test_prefix(), clock.clone()).await;

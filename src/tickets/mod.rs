@@ -16,6 +16,7 @@
 #[cfg(test)]
 mod conformance;
 pub mod memory;
+mod near;
 pub mod redis;
 
 use std::collections::HashMap;

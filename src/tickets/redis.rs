@@ -26,6 +26,9 @@
 //! A background task holds a dedicated pub/sub connection to the events channel and bumps the
 //! local [`Hub`] for every message; after a lost connection it reconnects with bounded backoff
 //! and wakes every local waiter, since messages may have been missed meanwhile.
+//!
+//! Reads of a code are served from a near cache ([`NearCache`]) that the same listener keeps
+//! coherent, so a status poll usually costs no round trip at all.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,6 +43,7 @@ use redis::{RedisResult, Script};
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 
+use super::near::NearCache;
 use super::{
     Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take,
     TicketStore, TransitionError, RETAIN_AFTER_EXPIRY,
@@ -249,6 +253,8 @@ pub struct RedisStore {
     scripts: Scripts,
     /// Local waiters, woken by the listener task.
     hub: Arc<Hub>,
+    /// Codes read recently, kept coherent by the listener task.
+    near: Arc<NearCache>,
     /// Reads the time for TTLs of records inserted without a caller-supplied `now`.
     clock: Clock,
     /// Whether the listener is currently subscribed to the events channel.
@@ -269,11 +275,13 @@ impl RedisStore {
             prefix: prefix.to_owned(),
         };
         let hub = Hub::new();
+        let near = Arc::new(NearCache::default());
         let (listening_tx, listening) = watch::channel(false);
         let listener = tokio::spawn(listen(
             client.clone(),
             keys.events(),
             Arc::clone(&hub),
+            Arc::clone(&near),
             listening_tx,
         ));
         let store = Self {
@@ -282,6 +290,7 @@ impl RedisStore {
             keys,
             scripts: Scripts::new(),
             hub,
+            near,
             clock,
             listening,
             listener,
@@ -376,6 +385,8 @@ impl RedisStore {
         let (code, fields): (i64, HashMap<String, String>) = self
             .run(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await?;
+        // Read our own writes at once, before the published change comes back.
+        self.near.invalidate(random);
         if code != status::OK {
             return Err(transition_error(code));
         }
@@ -504,6 +515,12 @@ impl TicketStore for RedisStore {
     }
 
     async fn get(&self, random: &str) -> Result<Option<QrCode>, StoreError> {
+        let now = self.clock.now();
+        let retained = |qr: &QrCode| qr.expires_at + millis(RETAIN_AFTER_EXPIRY) > now;
+        if let Some(qr) = self.near.get(random).filter(retained) {
+            return Ok(Some(qr));
+        }
+        let generation = self.near.generation();
         let key = self.keys.qr(random);
         let fields: HashMap<String, String> = self
             .read(|mut conn| {
@@ -511,7 +528,11 @@ impl TicketStore for RedisStore {
                 async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
             })
             .await?;
-        decode_qr(fields)
+        let qr = decode_qr(fields)?;
+        if let Some(qr) = &qr {
+            self.near.fill(generation, qr);
+        }
+        Ok(qr)
     }
 
     async fn scan(
@@ -681,6 +702,7 @@ async fn listen(
     client: redis::Client,
     channel: String,
     hub: Arc<Hub>,
+    near: Arc<NearCache>,
     listening: watch::Sender<bool>,
 ) {
     let (first, longest) = LISTEN_BACKOFF;
@@ -690,9 +712,11 @@ async fn listen(
             Ok((sink, stream)) => {
                 backoff = first;
                 // Changes published while we were away were missed: have everyone re-read.
+                near.set_active(true);
                 hub.notify_all();
                 listening.send_replace(true);
-                follow(sink, stream, &hub).await;
+                follow(sink, stream, &hub, &near).await;
+                near.set_active(false);
                 listening.send_replace(false);
                 tracing::warn!("lost the Redis events connection; reconnecting");
             }
@@ -721,7 +745,7 @@ async fn subscribe(
 }
 
 /// Relays messages until the connection is lost.
-async fn follow(mut sink: PubSubSink, mut stream: PubSubStream, hub: &Hub) {
+async fn follow(mut sink: PubSubSink, mut stream: PubSubStream, hub: &Hub, near: &NearCache) {
     let mut ping = tokio::time::interval(LISTEN_PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
@@ -729,7 +753,10 @@ async fn follow(mut sink: PubSubSink, mut stream: PubSubStream, hub: &Hub) {
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(msg) => match msg.get_payload::<String>() {
-                    Ok(random) => hub.notify(&random),
+                    Ok(random) => {
+                        near.invalidate(&random);
+                        hub.notify(&random);
+                    }
                     Err(e) => tracing::warn!(error = %e, "ignoring a malformed Redis event"),
                 },
                 None => return,
