@@ -210,7 +210,8 @@ mod tests {
 
     #[test]
     fn the_sdk_headers_are_echoed() {
-        let res = preflight("Content-Type, x-authing-app-id, x-authing-lang, x-authing-sdk-version");
+        let res =
+            preflight("Content-Type, x-authing-app-id, x-authing-lang, x-authing-sdk-version");
         assert_eq!(
             allow_headers(&res),
             "content-type, x-authing-app-id, x-authing-lang, x-authing-sdk-version"

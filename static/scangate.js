@@ -20,14 +20,16 @@
       title: "微信扫码登录", loading: "正在获取二维码…", hint: "打开微信，扫一扫登录",
       expires: "{t} 后二维码失效", scanned: "扫码成功", confirm: "请在手机上确认登录",
       success: "登录成功", cancelled: "你已取消此次登录", expired: "二维码已过期",
-      retry: "重新扫码", refresh: "刷新二维码", error: "出错了", again: "重试", someone: "微信用户"
+      retry: "重新扫码", refresh: "刷新二维码", error: "出错了", again: "重试", someone: "微信用户",
+      welcome: "欢迎，{n}", rescan: "如需登录，请重新扫码", renew: "刷新后请重新扫码", later: "请稍后重试"
     },
     en: {
       title: "Sign in with WeChat", loading: "Loading QR code…", hint: "Scan with WeChat to sign in",
       expires: "Expires in {t}", scanned: "Scanned", confirm: "Confirm the sign-in on your phone",
       success: "Signed in", cancelled: "Sign-in cancelled", expired: "QR code expired",
       retry: "Try again", refresh: "Refresh", error: "Something went wrong", again: "Retry",
-      someone: "WeChat user"
+      someone: "WeChat user", welcome: "Welcome, {n}", rescan: "Scan again to sign in",
+      renew: "Refresh to get a new code", later: "Please try again"
     }
   };
 
@@ -88,12 +90,14 @@
     host.textContent = "";
     host.appendChild(root);
 
-    function show(state, text, action) {
+    var HINTS = { pending: t.hint, scanned: t.confirm, cancelled: t.rescan, expired: t.renew, error: t.later };
+
+    function show(state, text, action, note) {
       root.setAttribute("data-state", state);
       msg.textContent = text || "";
       button.textContent = action || "";
       button.hidden = !action;
-      hint.textContent = state === "scanned" ? t.confirm : state === "pending" ? t.hint : "";
+      hint.textContent = note || HINTS[state] || "";
       if (state !== "pending" && state !== "scanned") timer.textContent = "";
     }
 
@@ -204,7 +208,8 @@
         return call("POST", base + "/api/v1/qrcodes/exchange", { ticket: view.ticket });
       }).then(function (result) {
         if (g !== gen) return;
-        show("success", t.success);
+        var who = (result && result.user) || {};
+        show("success", t.success, "", who.nickname && t.welcome.replace("{n}", who.nickname));
         emit(o.onSuccess, result);
       }, function (e) {
         if (g === gen) broken(e);

@@ -70,7 +70,11 @@ async fn userinfo(app: &TestApp, client: &Client, app_id: &str, ticket: &str) ->
 
 /// Every answer is HTTP 200 with `code`, `message` and `data` (null on failure).
 async fn envelope(res: reqwest::Response) -> Value {
-    assert_eq!(res.status(), StatusCode::OK, "the envelope is always HTTP 200");
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the envelope is always HTTP 200"
+    );
     let body: Value = res.json().await.unwrap();
     assert!(body["code"].is_i64(), "code in {body}");
     assert!(body["message"].is_string(), "message in {body}");
@@ -107,9 +111,7 @@ async fn phone_user(app: &TestApp, openid: &str, nickname: &str) -> String {
     token
 }
 
-async fn a_login_through_the_authing_api_follows_the_envelope_and_status_numbers(
-    backend: Backend,
-) {
+async fn a_login_through_the_authing_api_follows_the_envelope_and_status_numbers(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let browser = cookie_client();
     let created = gene(&app, &browser, "web").await;
@@ -228,7 +230,12 @@ async fn gene_needs_a_known_app_and_the_wechat_scene(backend: Backend) {
     };
     let missing = envelope(post(None, r#"{"scene":"WXAPP_AUTH"}"#).await.unwrap()).await;
     assert_eq!(missing["code"], 400, "{missing}");
-    let unknown = envelope(post(Some("nope"), r#"{"scene":"WXAPP_AUTH"}"#).await.unwrap()).await;
+    let unknown = envelope(
+        post(Some("nope"), r#"{"scene":"WXAPP_AUTH"}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(unknown["code"], 404, "{unknown}");
     let scene = envelope(post(Some("web"), r#"{"scene":"APP_AUTH"}"#).await.unwrap()).await;
     assert_eq!(scene["code"], 400, "{scene}");
@@ -245,7 +252,10 @@ async fn gene_needs_a_known_app_and_the_wechat_scene(backend: Backend) {
     )
     .await;
     assert_eq!(full["code"], 200, "{full}");
-    assert_eq!(envelope(post(Some("web"), "").await.unwrap()).await["code"], 200);
+    assert_eq!(
+        envelope(post(Some("web"), "").await.unwrap()).await["code"],
+        200
+    );
 }
 
 async fn with_binding_another_browser_never_sees_the_ticket(backend: Backend) {
@@ -544,7 +554,10 @@ async fn a_preflight_is_answered_with_the_sdk_headers(backend: Backend) {
         let h = res.headers();
         assert_granted(h, SITE, &path);
         let methods = header(h, "access-control-allow-methods").unwrap_or_default();
-        assert!(methods.contains("POST") && methods.contains("GET"), "{path}: {methods}");
+        assert!(
+            methods.contains("POST") && methods.contains("GET"),
+            "{path}: {methods}"
+        );
         let allowed = header(h, "access-control-allow-headers").unwrap_or_default();
         for name in [
             "content-type",
@@ -585,7 +598,9 @@ async fn an_origin_of_another_app_gets_no_grant_on_this_apps_codes(backend: Back
     .await;
     // A preflight does not know the app yet: any app's origin passes it.
     assert_granted(
-        preflight(&app, "/api/v2/qrcode/gene", other_site).await.headers(),
+        preflight(&app, "/api/v2/qrcode/gene", other_site)
+            .await
+            .headers(),
         other_site,
         "preflight",
     );
@@ -691,22 +706,22 @@ async fn site(app: &TestApp, listener: tokio::net::TcpListener) {
             get(move |Path(file): Path<String>| {
                 let base = base.clone();
                 async move {
-                let ok = file
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                    && !file.starts_with('.');
-                let path = js_dir().join("pages").join(&file);
-                let Some(body) = ok.then(|| std::fs::read(&path).ok()).flatten() else {
-                    return axum::http::StatusCode::NOT_FOUND.into_response();
-                };
-                let kind = match file.rsplit_once('.').map(|(_, e)| e) {
-                    Some("html") => "text/html; charset=utf-8",
-                    Some("js") => "text/javascript; charset=utf-8",
-                    Some("svg") => "image/svg+xml",
-                    _ => "application/octet-stream",
-                };
-                let body = String::from_utf8_lossy(&body).replace("__SCANGATE__", &base);
-                ([(CONTENT_TYPE, kind)], body).into_response()
+                    let ok = file
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                        && !file.starts_with('.');
+                    let path = js_dir().join("pages").join(&file);
+                    let Some(body) = ok.then(|| std::fs::read(&path).ok()).flatten() else {
+                        return axum::http::StatusCode::NOT_FOUND.into_response();
+                    };
+                    let kind = match file.rsplit_once('.').map(|(_, e)| e) {
+                        Some("html") => "text/html; charset=utf-8",
+                        Some("js") => "text/javascript; charset=utf-8",
+                        Some("svg") => "image/svg+xml",
+                        _ => "application/octet-stream",
+                    };
+                    let body = String::from_utf8_lossy(&body).replace("__SCANGATE__", &base);
+                    ([(CONTENT_TYPE, kind)], body).into_response()
                 }
             }),
         );

@@ -19,6 +19,7 @@ must(url === `${SCANGATE}/api/v1/qrcodes/${random}/image.png`, `url ${url}`);
 must(customLogo === "", "customLogo is empty: the image is branded");
 const image = await fetch(url);
 must(image.ok && image.headers.get("content-type") === "image/png", "the url is a PNG");
+must((await image.arrayBuffer()).byteLength > 100, "with a body");
 
 let s = await wx.checkStatus(random);
 must(s.status === 0 && s.random === random && !s.ticket && !s.userInfo, `pending: ${JSON.stringify(s)}`);
