@@ -116,6 +116,20 @@ try {
     await page.close();
   }
 
+  // ---- the cookie lost (third-party cookies blocked): the bind token still binds ----
+  {
+    const page = await open(`app=${APP_ID}&lang=en`);
+    await qrShown(page);
+    const r = await random(page);
+    await context.clearCookies();
+    await mp.scan(r);
+    await state(page, "scanned");
+    await mp.confirm(r);
+    await state(page, "success");
+    must((await page.evaluate(() => window.site.result.user.nickname)) === "Alice", "exchanged by bind token");
+    await page.close();
+  }
+
   // ---- no EventSource: long-poll ----
   {
     const longPolls = [];
