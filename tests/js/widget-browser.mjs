@@ -69,7 +69,8 @@ try {
     ["zh-CN", "小明", { pending: "微信扫码登录", scanned: "请在手机上确认登录", success: "登录成功" }],
     ["en", "Alice", { pending: "Sign in with WeChat", scanned: "Confirm the sign-in on your phone", success: "Signed in" }],
   ]) {
-    const page = await open(`app=${APP_ID}&lang=${lang}`);
+    const requests = [];
+    const page = await open(`app=${APP_ID}&lang=${lang}`, null, (p) => p.on("request", (r) => requests.push(r.url())));
     await qrShown(page);
     must((await page.textContent(".sg")).includes(texts.pending), `${lang} pending text`);
     must(/\d:\d\d/.test(await page.textContent(".sg-timer")), "a countdown");
@@ -95,6 +96,9 @@ try {
       JSON.stringify(await events(page)) === JSON.stringify([`scanned:${nickname}`, "success"]),
       `callbacks: ${await events(page)}`,
     );
+    // Followed by Server-Sent Events alone: one stream, no polling.
+    must(requests.filter((u) => u.endsWith(`/api/v1/qrcodes/${r}/events`)).length === 1, "one event stream");
+    must(!requests.some((u) => u.includes(`/api/v1/qrcodes/${r}?`)), `no polling: ${requests.join("\n")}`);
     await page.close();
   }
 
