@@ -269,7 +269,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let mut app = Router::new()
         .merge(crate::ops::router())
-        .merge(crate::pc::router())
+        .merge(crate::cors::apply(crate::pc::router(), &state))
+        .merge(crate::cors::apply(crate::compat::router(), &state))
         .merge(crate::mp::router())
         .merge(crate::oidc::router())
         .merge(crate::assets::router());

@@ -42,6 +42,8 @@ static ASSETS: &[Asset] = &[
     asset!("dev-phone.js"),
     asset!("favicon.svg"),
     asset!("avatar.svg"),
+    asset!("scangate.js"),
+    asset!("scangate-widget.css"),
 ];
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -11,12 +11,15 @@
 //! - `tickets`: QR state machine; in-process and Redis backends behind one trait.
 //! - `wechat`: WeChat API client, open-data decryption, simulator.
 //! - `qr`: QR image rendering.
+//! - `compat`: the Authing-compatible PC API; `cors`: cross-origin grants for both PC APIs.
 //! - `dev`: the `/_dev/` demo and simulators of `scangate dev`.
 
 pub mod app;
 pub mod assets;
 pub mod clock;
+pub mod compat;
 pub mod config;
+pub mod cors;
 pub mod crypto;
 pub mod dev;
 pub mod domain;

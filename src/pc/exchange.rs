@@ -46,7 +46,12 @@ pub async fn exchange_post(
         token_type: "Bearer",
         expires_in: tokens.expires_in,
     };
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Extension(crate::cors::ForApp(tokens.client_id)),
+        axum::Json(body),
+    )
+        .into_response())
 }
 
 /// Consumes a ticket (once, and only for its QR code's creator), records the login and issues
@@ -102,6 +107,8 @@ pub async fn redeem(
 }
 
 pub struct IssuedTokens {
+    /// The app (audience) the tokens were issued to.
+    pub client_id: String,
     pub id_token: String,
     pub access_token: String,
     pub expires_in: i64,
@@ -161,6 +168,7 @@ pub async fn issue_tokens(
         .await
         .map_err(AppError::Internal)?;
     Ok(IssuedTokens {
+        client_id: t.client_id.clone(),
         id_token,
         access_token,
         expires_in: TOKEN_TTL_SECS,

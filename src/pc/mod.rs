@@ -24,7 +24,7 @@ use crate::extract::{Json, Query, Requester};
 use crate::store;
 use crate::tickets::{Binding, QrCode, QrStatus};
 
-pub use exchange::{issue_tokens, user_json, IssuedTokens};
+pub use exchange::{issue_tokens, redeem, user_json, IssuedTokens};
 pub use status::{status_view, StatusView};
 
 /// The browser cookie a QR code is bound to.
@@ -132,6 +132,7 @@ async fn qrcode_post(
         StatusCode::CREATED,
         created.jar,
         [(header::CACHE_CONTROL, "no-store")],
+        axum::Extension(crate::cors::ForApp(qr.client_id.clone())),
         axum::Json(body),
     )
         .into_response())

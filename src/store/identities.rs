@@ -47,6 +47,17 @@ async fn find(db: &Db, appid: &str, openid: &str) -> Result<Option<Identity>, sq
     row.as_ref().map(from_row).transpose()
 }
 
+/// Every identity of a user, oldest first.
+pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<Identity>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM identities WHERE user_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(user_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// The outcome of a Mini Program login.
 pub struct Upserted {
     pub identity: Identity,

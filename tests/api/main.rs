@@ -7,6 +7,7 @@ mod helpers;
 mod js;
 
 mod bad_input;
+mod compat;
 mod limits;
 mod mp;
 mod multi_instance;

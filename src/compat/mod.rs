@@ -1,0 +1,287 @@
+//! The Authing-compatible PC API (`/api/v2/qrcode/*`): what `authing-js-sdk` 4.x's
+//! `authenticationClient.wxqrcode` calls, so a site moves to ScanGate by changing `appHost`.
+//!
+//! It is a thin skin over the native API: the same QR codes, browser binding, ticket store and
+//! tokens (`crate::pc`). What differs is the outside: the app comes from the
+//! `x-authing-app-id` header, statuses are numbers, field names are Authing's, and every answer,
+//! success or failure, is HTTP 200 with `{"code","message","data"}` — the SDK reads `code` and
+//! never looks at the HTTP status (a non-2xx status makes its HTTP client throw before the body
+//! is read).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use axum_extra::extract::cookie::CookieJar;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::cors::ForApp;
+use crate::error::AppError;
+use crate::extract::{Json, OptionalJson, Query, Requester};
+use crate::pc::{self, binding, status_view};
+use crate::store::{self, users::User};
+use crate::tickets::QrStatus;
+
+/// Authing's code for "QR code does not exist" (unknown, malformed, or expired and gone).
+pub const QR_NOT_FOUND: i64 = 2241;
+/// The only scene ScanGate serves: a WeChat Mini Program scan.
+const SCENE: &str = "WXAPP_AUTH";
+const APP_ID_HEADER: &str = "x-authing-app-id";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/qrcode/gene", post(gene_post))
+        .route("/api/v2/qrcode/check", get(check_get))
+        .route("/api/v2/qrcode/userinfo", post(userinfo_post))
+}
+
+/// A failure in Authing's shape: a numeric `code` in an HTTP 200 envelope. Codes other than
+/// [`QR_NOT_FOUND`] are the HTTP status the native API gives the same failure.
+#[derive(Debug)]
+pub struct CompatError {
+    code: i64,
+    message: String,
+}
+
+impl CompatError {
+    fn qr_not_found() -> Self {
+        CompatError {
+            code: QR_NOT_FOUND,
+            message: "二维码不存在 (no such QR code)".into(),
+        }
+    }
+}
+
+impl From<AppError> for CompatError {
+    fn from(e: AppError) -> Self {
+        // Logged as the native error would be; never described to the client.
+        match &e {
+            AppError::Unavailable(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "dependency unavailable")
+            }
+            AppError::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), "internal error")
+            }
+            _ => {}
+        }
+        CompatError {
+            code: i64::from(e.status().as_u16()),
+            message: e.message(),
+        }
+    }
+}
+
+type CompatResult<T> = Result<T, CompatError>;
+
+/// The envelope around a result.
+fn envelope<T: Serialize>(result: CompatResult<T>) -> Response {
+    let body = match result {
+        Ok(data) => json!({ "code": 200, "message": "success", "data": data }),
+        Err(e) => json!({ "code": e.code, "message": e.message, "data": null }),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+fn app_id(headers: &HeaderMap) -> CompatResult<String> {
+    headers
+        .get(APP_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| AppError::invalid("the x-authing-app-id header is required").into())
+}
+
+/// Authing's status numbers.
+fn status_number(status: QrStatus) -> i64 {
+    match status {
+        QrStatus::Pending => 0,
+        QrStatus::Scanned => 1,
+        QrStatus::Confirmed => 2,
+        QrStatus::Cancelled => 3,
+        QrStatus::Expired => -1,
+    }
+}
+
+#[derive(Deserialize)]
+struct GeneRequest {
+    scene: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GeneData {
+    random: String,
+    url: String,
+    #[serde(rename = "customLogo")]
+    custom_logo: &'static str,
+}
+
+/// `POST /api/v2/qrcode/gene`: a new code for the app in `x-authing-app-id`, bound to this
+/// browser's cookie.
+async fn gene_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    requester: Requester,
+    body: Result<OptionalJson<GeneRequest>, AppError>,
+) -> Response {
+    let result = async {
+        let scene = body?.0.and_then(|b| b.scene);
+        if scene.as_deref().is_some_and(|s| s != SCENE) {
+            return Err(AppError::invalid("only the WXAPP_AUTH scene is supported").into());
+        }
+        let app = app_id(&headers)?;
+        let created = pc::create_qrcode(&state, &app, jar, &requester).await?;
+        let data = GeneData {
+            url: state
+                .config
+                .url(&format!("/api/v1/qrcodes/{}/image.png", created.qr.random)),
+            random: created.qr.random,
+            // The image already carries the app's branding.
+            custom_logo: "",
+        };
+        Ok::<_, CompatError>((created.jar, data))
+    }
+    .await;
+    match result {
+        Ok((jar, data)) => (jar, envelope(Ok(data))).into_response(),
+        Err(e) => envelope::<()>(Err(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct CheckQuery {
+    random: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CheckData {
+    random: String,
+    status: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket: Option<String>,
+    #[serde(rename = "userInfo", skip_serializing_if = "Option::is_none")]
+    user_info: Option<Value>,
+}
+
+/// `GET /api/v2/qrcode/check?random=`: the code's status. `userInfo` (nickname and photo only)
+/// is there from the scan on; the ticket only for the browser that created the code, unless
+/// the app turned binding off.
+async fn check_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    query: Result<Query<CheckQuery>, AppError>,
+) -> Response {
+    let result = async {
+        let random = query?
+            .0
+            .random
+            .ok_or_else(|| AppError::invalid("the random query parameter is required"))?;
+        let qr = match pc::load(&state, &random).await {
+            Ok(qr) => qr,
+            Err(AppError::NotFound(_)) => return Err(CompatError::qr_not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        // A code of another app does not exist as far as this app is concerned.
+        if headers
+            .get(APP_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|app| !app.is_empty() && app != qr.client_id)
+        {
+            return Err(CompatError::qr_not_found());
+        }
+        let view = status_view(&qr, state.clock.now(), &binding(&headers, &jar));
+        let data = CheckData {
+            random: view.random,
+            status: status_number(view.status),
+            ticket: view.ticket,
+            // The SDK reads `userInfo.token` on success, so it must be an object then too.
+            user_info: view
+                .scanned_by
+                .map(|s| json!({ "nickname": s.nickname, "photo": s.avatar_url })),
+        };
+        Ok::<_, CompatError>((qr.client_id, data))
+    }
+    .await;
+    match result {
+        Ok((client_id, data)) => (Extension(ForApp(client_id)), envelope(Ok(data))).into_response(),
+        Err(e) => envelope::<()>(Err(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserinfoRequest {
+    ticket: String,
+}
+
+/// `POST /api/v2/qrcode/userinfo {"ticket"}`: the user, with an ID token as `token`. The
+/// ticket is consumed: a second call with it fails.
+async fn userinfo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    requester: Requester,
+    body: Result<Json<UserinfoRequest>, AppError>,
+) -> Response {
+    let result = async {
+        let Json(req) = body?;
+        let (user, tokens) =
+            pc::redeem(&state, &req.ticket, &binding(&headers, &jar), &requester).await?;
+        let identities = store::identities::of_user(&state.db, &user.id)
+            .await
+            .map_err(AppError::from)?;
+        // The openid is the one of the app's Mini Program; the unionid is the person's.
+        let miniprogram = store::apps::get(&state.db, &tokens.client_id)
+            .await
+            .map_err(AppError::from)?
+            .map(|a| a.miniprogram);
+        let openid = identities
+            .iter()
+            .find(|i| Some(&i.appid) == miniprogram.as_ref())
+            .or(identities.first())
+            .map(|i| i.openid.clone());
+        let unionid = identities.iter().find_map(|i| i.unionid.clone());
+        let data = user_data(&user, openid, unionid, &tokens);
+        Ok::<_, CompatError>((tokens.client_id, data))
+    }
+    .await;
+    match result {
+        Ok((client_id, data)) => (Extension(ForApp(client_id)), envelope(Ok(data))).into_response(),
+        Err(e) => envelope::<()>(Err(e)),
+    }
+}
+
+/// The user in Authing's field names.
+fn user_data(
+    user: &User,
+    openid: Option<String>,
+    unionid: Option<String>,
+    tokens: &pc::IssuedTokens,
+) -> Value {
+    json!({
+        "id": user.id,
+        "userPoolId": user.pool,
+        "username": null,
+        "email": null,
+        "emailVerified": false,
+        "phone": user.phone,
+        "phoneVerified": user.phone.is_some(),
+        "phoneCountryCode": user.phone_country,
+        "nickname": user.nickname,
+        "photo": user.avatar_url,
+        "openid": openid,
+        "unionid": unionid,
+        "token": tokens.id_token,
+        "tokenExpiredAt": rfc3339(tokens.expires_at * 1000),
+        "loginsCount": user.login_count,
+        "lastLogin": user.last_login_at.map(rfc3339),
+        "lastIP": user.last_ip,
+        "signedUp": rfc3339(user.created_at),
+        "blocked": user.blocked,
+    })
+}

@@ -1,0 +1,254 @@
+//! Cross-origin access to the PC APIs (Fetch standard, "CORS protocol").
+//!
+//! A site embedding a QR code calls ScanGate from its own origin, with credentials: the binding
+//! cookie must travel with the calls that create a code, follow it and exchange its ticket. So a
+//! grant is always the exact origin with `Access-Control-Allow-Credentials: true`, never `*`,
+//! and only for an origin the app lists in `allowed_origins`.
+//!
+//! Which app a request is for is known from, in order: the handler (it inserts [`ForApp`] into
+//! the response once it knows), the QR code named in the path or the `random` query, and the
+//! `x-authing-app-id` header. A preflight, or an error about something that names no app,
+//! is granted to origins that some app allows: it reveals nothing about any one app's codes.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::app::AppState;
+use crate::domain::Random;
+use crate::store;
+
+/// Set by a handler on its response: the app this response belongs to.
+#[derive(Clone, Debug)]
+pub struct ForApp(pub String);
+
+/// Request headers a page may send: ours, the JSON content type, and the ones `authing-js-sdk`
+/// adds (every `x-authing-*`).
+const ALLOWED_HEADERS: &[&str] = &["content-type", "authorization", "x-scangate-bind"];
+const AUTHING_HEADER_PREFIX: &str = "x-authing-";
+/// How long a browser may reuse a preflight answer, in seconds.
+const PREFLIGHT_MAX_AGE: &str = "600";
+
+/// Wraps `router` so its responses carry CORS grants and its preflights are answered.
+pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    router.layer(axum::middleware::from_fn_with_state(state.clone(), cors))
+}
+
+/// Whose origins decide a grant.
+#[derive(Clone, Debug)]
+enum Scope {
+    App(String),
+    Qr(String),
+    AnyApp,
+}
+
+async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let scope = request_scope(&req);
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        vary(&mut res);
+        if let Some(origin) = origin {
+            if allowed(&state, scope, &origin).await {
+                grant(&mut res, &origin);
+                preflight_grant(&mut res, req.headers());
+            }
+        }
+        return res;
+    }
+    let mut res = next.run(req).await;
+    vary(&mut res);
+    if let Some(origin) = origin {
+        let scope = match res.extensions().get::<ForApp>() {
+            Some(ForApp(app)) => Scope::App(app.clone()),
+            None => scope,
+        };
+        if allowed(&state, scope, &origin).await {
+            grant(&mut res, &origin);
+        }
+    }
+    res
+}
+
+/// The scope a request names by itself.
+fn request_scope(req: &Request) -> Scope {
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix("/api/v1/qrcodes/") {
+        let random = rest.split('/').next().unwrap_or_default();
+        if let Ok(r) = Random::parse(random) {
+            return Scope::Qr(r.as_str().to_owned());
+        }
+    }
+    if let Some(random) = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "random")
+            .and_then(|(_, v)| Random::parse(&v).ok())
+    }) {
+        return Scope::Qr(random.as_str().to_owned());
+    }
+    match req
+        .headers()
+        .get("x-authing-app-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        Some(app) => Scope::App(app.to_owned()),
+        None => Scope::AnyApp,
+    }
+}
+
+/// Whether `origin` may read responses in `scope`. A store failure grants nothing.
+async fn allowed(state: &AppState, scope: Scope, origin: &str) -> bool {
+    let client_id = match scope {
+        Scope::App(id) => Some(id),
+        Scope::Qr(random) => match state.tickets.get(&random).await {
+            Ok(Some(qr)) => Some(qr.client_id),
+            Ok(None) => None,
+            Err(_) => return false,
+        },
+        Scope::AnyApp => None,
+    };
+    if let Some(id) = client_id {
+        match store::apps::get(&state.db, &id).await {
+            Ok(Some(app)) => return app.allowed_origins.iter().any(|o| o == origin),
+            Ok(None) => {}
+            Err(_) => return false,
+        }
+    }
+    // Nothing names a known app.
+    match store::apps::list(&state.db).await {
+        Ok(apps) => apps
+            .iter()
+            .any(|a| a.allowed_origins.iter().any(|o| o == origin)),
+        Err(_) => false,
+    }
+}
+
+fn vary(res: &mut Response) {
+    res.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+fn grant(res: &mut Response, origin: &str) {
+    let Ok(origin) = HeaderValue::from_str(origin) else {
+        return;
+    };
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+}
+
+/// The method and header part of a preflight answer: the requested headers are echoed when
+/// every one of them is allowed, else only the fixed list is offered (and the browser refuses).
+fn preflight_grant(res: &mut Response, req: &HeaderMap) {
+    let requested = req
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let all_allowed = requested
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .all(|h| ALLOWED_HEADERS.contains(&h.as_str()) || h.starts_with(AUTHING_HEADER_PREFIX));
+    let headers = if all_allowed && !requested.trim().is_empty() {
+        HeaderValue::from_str(&requested.to_ascii_lowercase()).ok()
+    } else {
+        None
+    }
+    .unwrap_or_else(|| HeaderValue::from_static("content-type, authorization, x-scangate-bind"));
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST"),
+    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, headers);
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+    );
+    h.append(
+        header::VARY,
+        HeaderValue::from_static("Access-Control-Request-Headers"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn preflight(requested: &str) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            HeaderValue::from_str(requested).unwrap(),
+        );
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        preflight_grant(&mut res, &headers);
+        res
+    }
+
+    fn allow_headers(res: &Response) -> &str {
+        res.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_sdk_headers_are_echoed() {
+        let res =
+            preflight("Content-Type, x-authing-app-id, x-authing-lang, x-authing-sdk-version");
+        assert_eq!(
+            allow_headers(&res),
+            "content-type, x-authing-app-id, x-authing-lang, x-authing-sdk-version"
+        );
+    }
+
+    #[test]
+    fn an_unknown_header_is_not_granted() {
+        let res = preflight("content-type, x-evil");
+        assert!(!allow_headers(&res).contains("x-evil"));
+    }
+
+    #[test]
+    fn the_scope_comes_from_the_path_the_query_or_the_header() {
+        let random = Random::generate();
+        let req = |uri: &str, app: Option<&str>| {
+            let mut b = Request::builder().uri(uri);
+            if let Some(a) = app {
+                b = b.header("x-authing-app-id", a);
+            }
+            b.body(axum::body::Body::empty()).unwrap()
+        };
+        assert!(matches!(
+            request_scope(&req(&format!("/api/v1/qrcodes/{random}/events"), None)),
+            Scope::Qr(r) if r == random.as_str()
+        ));
+        assert!(matches!(
+            request_scope(&req(&format!("/api/v2/qrcode/check?random={random}"), Some("web"))),
+            Scope::Qr(r) if r == random.as_str()
+        ));
+        assert!(matches!(
+            request_scope(&req("/api/v2/qrcode/gene", Some("web"))),
+            Scope::App(a) if a == "web"
+        ));
+        assert!(matches!(
+            request_scope(&req("/api/v1/qrcodes/exchange", None)),
+            Scope::AnyApp
+        ));
+    }
+}
