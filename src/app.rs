@@ -256,11 +256,27 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
         };
         store::apps::upsert(db, &record, now).await?;
     }
-    state
-        .keys
-        .for_pool("default")
-        .await
-        .context("loading signing keys")?;
+    // Existing keys load now, so a wrong `secret_key` stops start-up. The very first start
+    // generates the key (RSA: most of a second) in the background instead, so the instance
+    // answers at once; a token request meanwhile waits for that same generation.
+    let has_key = store::keys::list(db, "default")
+        .await?
+        .iter()
+        .any(|k| k.active);
+    if has_key {
+        state
+            .keys
+            .for_pool("default")
+            .await
+            .context("loading signing keys")?;
+    } else {
+        let keys = Arc::clone(&state.keys);
+        tokio::spawn(async move {
+            if let Err(e) = keys.for_pool("default").await {
+                tracing::error!(error = %format!("{e:#}"), "generating the first signing key");
+            }
+        });
+    }
     Ok(())
 }
 
