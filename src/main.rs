@@ -6,11 +6,6 @@ use clap::{Parser, Subcommand};
 use scangate::app::App;
 use scangate::config::{Config, LogFormat};
 
-/// mimalloc: an idle waiting connection keeps only the pages it has touched (most of hyper's
-/// per-connection buffers never are), and small allocations are cheaper than glibc's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "scangate",
