@@ -7,6 +7,7 @@ mod helpers;
 mod js;
 
 mod bad_input;
+mod images;
 mod mp;
 mod multi_instance;
 mod ops;
