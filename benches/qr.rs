@@ -48,7 +48,10 @@ fn branding(with_logo: bool) -> Branding {
 fn urls(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let random = format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+            let random = format!(
+                "{:032x}",
+                (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+            );
             format!("https://login.example.com/q/{}", &random[..32])
         })
         .collect()

@@ -74,8 +74,9 @@ for _ in $(seq 1 100); do
 done
 : > "$WORK/randoms"
 for _ in $(seq 1 300); do
-  curl -sf -X POST -H 'content-type: application/json' -d '{"app_id":"bench"}' \
-    "http://127.0.0.1:$PORT/api/v1/qrcodes" | sed 's/.*"random":"\([^"]*\)".*/\1/' >> "$WORK/randoms"
+  R=$(curl -sf -X POST -H 'content-type: application/json' -d '{"app_id":"bench"}' \
+    "http://127.0.0.1:$PORT/api/v1/qrcodes" | sed 's/.*"random":"\([^"]*\)".*/\1/')
+  echo "$R" >> "$WORK/randoms"
 done
 ONE=$(head -n 1 "$WORK/randoms")
 TOTAL=0; COUNT=0

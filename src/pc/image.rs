@@ -75,7 +75,13 @@ async fn image(
         .qr
         .cache
         .get_or_render(key, now, qr.expires_at, || {
-            make(state.clone(), qr.clone(), Arc::clone(&branding), size, format)
+            make(
+                state.clone(),
+                qr.clone(),
+                Arc::clone(&branding),
+                size,
+                format,
+            )
         })
         .await?;
     let max_age = ((qr.expires_at - now) / 1000).max(0);
@@ -91,7 +97,10 @@ async fn image(
     }
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(image.content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(image.content_type),
+            ),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache_control),
         ],

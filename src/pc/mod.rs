@@ -39,8 +39,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/qrcodes/exchange", post(exchange::exchange_post))
         .route("/api/v1/qrcodes/{random}", get(status::qrcode_get))
         .route("/api/v1/qrcodes/{random}/events", get(status::events_get))
-        .route("/api/v1/qrcodes/{random}/image.png", get(image::image_png_get))
-        .route("/api/v1/qrcodes/{random}/image.svg", get(image::image_svg_get))
+        .route(
+            "/api/v1/qrcodes/{random}/image.png",
+            get(image::image_png_get),
+        )
+        .route(
+            "/api/v1/qrcodes/{random}/image.svg",
+            get(image::image_svg_get),
+        )
         .route("/q/{random}", get(scan_landing_get))
 }
 

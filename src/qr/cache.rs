@@ -164,10 +164,7 @@ impl ImageCache {
     /// Drops expired entries from the front, then the oldest until within budget.
     fn evict(&self, inner: &mut Inner, now: i64) {
         while let Some((key, generation)) = inner.order.front().cloned() {
-            let slot = inner
-                .slots
-                .get(&key)
-                .filter(|s| s.generation == generation);
+            let slot = inner.slots.get(&key).filter(|s| s.generation == generation);
             let over = inner.bytes > self.budget || inner.order.len() > self.max_entries;
             match slot {
                 // Already replaced or removed: just forget the queue entry.
@@ -204,7 +201,13 @@ mod tests {
         }
     }
 
-    async fn make(cache: &ImageCache, k: ImageKey, now: i64, renders: &AtomicUsize, len: usize) -> Arc<Image> {
+    async fn make(
+        cache: &ImageCache,
+        k: ImageKey,
+        now: i64,
+        renders: &AtomicUsize,
+        len: usize,
+    ) -> Arc<Image> {
         cache
             .get_or_render(k, now, now + 1000, || async {
                 renders.fetch_add(1, Ordering::SeqCst);

@@ -53,7 +53,8 @@ pub fn encode(data: &[u8]) -> Result<Matrix, QrError> {
 pub fn encode_with_mask(data: &[u8]) -> Result<(Matrix, u8), QrError> {
     let bits = qrcode::bits::encode_auto(data, EcLevel::H)?;
     let version = bits.version();
-    let (data_cw, ec_cw) = qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::H)?;
+    let (data_cw, ec_cw) =
+        qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::H)?;
     let mut canvas = Canvas::new(version, EcLevel::H);
     canvas.draw_all_functional_patterns();
     canvas.draw_data(&data_cw, &ec_cw);
@@ -93,7 +94,9 @@ fn crate_choice(canvas: &Canvas, width: usize) -> (Matrix, u8) {
         .find(|&p| {
             let mut c = canvas.clone();
             c.apply_mask(PATTERNS[p as usize]);
-            (0..w).all(|y| (0..w).all(|x| c.get(x, y).is_dark() == matrix.is_dark(x as usize, y as usize)))
+            (0..w).all(|y| {
+                (0..w).all(|x| c.get(x, y).is_dark() == matrix.is_dark(x as usize, y as usize))
+            })
         })
         .unwrap_or(0);
     (matrix, mask)
@@ -157,7 +160,9 @@ const COL_PATTERNS: [[u128; 6]; 8] = {
 
 /// The 15-bit format information for level H and masks 0–7 (BCH(15,5) codewords XOR 0x5412,
 /// ISO/IEC 18004 Annex C), drawn most significant bit first.
-const FORMAT_H: [u16; 8] = [0x1689, 0x13be, 0x1ce7, 0x19d0, 0x0762, 0x0255, 0x0d0c, 0x083b];
+const FORMAT_H: [u16; 8] = [
+    0x1689, 0x13be, 0x1ce7, 0x19d0, 0x0762, 0x0255, 0x0d0c, 0x083b,
+];
 
 /// Where the format bits go, most significant first: around the top-left finder, and split
 /// between the top-right and bottom-left ones (negative coordinates count from the far edge).
@@ -396,7 +401,11 @@ mod tests {
     fn crate_matrix(data: &[u8]) -> Matrix {
         let code = QrCode::with_error_correction_level(data, EcLevel::H).unwrap();
         let width = code.width();
-        let dark = code.to_colors().into_iter().map(|c| c == Color::Dark).collect();
+        let dark = code
+            .to_colors()
+            .into_iter()
+            .map(|c| c == Color::Dark)
+            .collect();
         Matrix { width, dark }
     }
 
@@ -434,7 +443,11 @@ mod tests {
             }
             inputs.push((0..len).map(|_| rng.next() as u8).collect());
             inputs.push((0..len).map(|_| b'0' + (rng.next() % 10) as u8).collect());
-            inputs.push((0..len).map(|_| b"ABC123 $%*+-./:"[(rng.next() % 15) as usize]).collect());
+            inputs.push(
+                (0..len)
+                    .map(|_| b"ABC123 $%*+-./:"[(rng.next() % 15) as usize])
+                    .collect(),
+            );
         }
         for data in &inputs {
             let Ok((ours, mask)) = encode_with_mask(data) else {
@@ -442,7 +455,12 @@ mod tests {
                 continue;
             };
             let theirs = crate_matrix(data);
-            assert_eq!(ours, theirs, "modules differ for {:?}", String::from_utf8_lossy(data));
+            assert_eq!(
+                ours,
+                theirs,
+                "modules differ for {:?}",
+                String::from_utf8_lossy(data)
+            );
             masks[mask as usize] += 1;
             versions.insert(ours.width());
         }

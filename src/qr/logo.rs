@@ -135,7 +135,9 @@ impl Plate {
         self.png_base64.get_or_init(|| {
             let mut out = Vec::new();
             // An in-memory PNG of an image we made cannot fail to encode.
-            let _ = self.image.write_to(&mut Cursor::new(&mut out), ImageFormat::Png);
+            let _ = self
+                .image
+                .write_to(&mut Cursor::new(&mut out), ImageFormat::Png);
             base64::engine::general_purpose::STANDARD.encode(out)
         })
     }
@@ -301,8 +303,7 @@ fn load_svg(bytes: &[u8]) -> Result<resvg::usvg::Tree, LogoError> {
         ..Default::default()
     };
     // Defence in depth behind the check above: never resolve an `href` to a file.
-    options.image_href_resolver.resolve_string =
-        Box::new(|_: &str, _: &resvg::usvg::Options| None);
+    options.image_href_resolver.resolve_string = Box::new(|_: &str, _: &resvg::usvg::Options| None);
     let tree = resvg::usvg::Tree::from_str(text, &options)
         .map_err(|e| LogoError::Corrupt(format!("not a valid SVG: {e}")))?;
     let size = tree.size();
@@ -465,7 +466,10 @@ mod tests {
             r#"<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1" style="fill: url('http://x/y')"/></svg>"#,
         ] {
             let err = Logo::load(svg.as_bytes()).unwrap_err();
-            assert!(matches!(err, LogoError::ExternalReference(_)), "{svg}: {err}");
+            assert!(
+                matches!(err, LogoError::ExternalReference(_)),
+                "{svg}: {err}"
+            );
         }
         let internal = r##"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><defs><linearGradient id="g"><stop offset="0" stop-color="#f00"/></linearGradient></defs><rect width="4" height="4" fill="url(#g)"/></svg>"##;
         assert!(Logo::load(internal.as_bytes()).is_ok());

@@ -96,7 +96,12 @@ impl Default for QrImages {
 
 /// A branded QR code of `data`: encode, draw, serialise. CPU-bound; call it off the async
 /// workers.
-pub fn render(data: &str, branding: &Branding, size: u32, format: Format) -> anyhow::Result<Vec<u8>> {
+pub fn render(
+    data: &str,
+    branding: &Branding,
+    size: u32,
+    format: Format,
+) -> anyhow::Result<Vec<u8>> {
     let matrix = encode::encode(data.as_bytes())?;
     Ok(match format {
         Format::Png => render::png(&matrix, branding, size)?,
@@ -105,7 +110,12 @@ pub fn render(data: &str, branding: &Branding, size: u32, format: Format) -> any
 }
 
 /// A WeChat Mini Program code with the logo over it, as `format`.
-pub fn render_wxacode(code: &[u8], branding: &Branding, size: u32, format: Format) -> anyhow::Result<Vec<u8>> {
+pub fn render_wxacode(
+    code: &[u8],
+    branding: &Branding,
+    size: u32,
+    format: Format,
+) -> anyhow::Result<Vec<u8>> {
     Ok(match format {
         Format::Png => render::wxacode_png(code, branding, size)?,
         Format::Svg => render::wxacode_svg(code, branding, size)?.into_bytes(),
@@ -119,7 +129,12 @@ pub fn png(data: &str, size: u32) -> anyhow::Result<Vec<u8>> {
 
 /// A plain SVG of `data`, `size` pixels square.
 pub fn svg(data: &str, size: u32) -> anyhow::Result<String> {
-    Ok(String::from_utf8(render(data, &Branding::default(), size, Format::Svg)?)?)
+    Ok(String::from_utf8(render(
+        data,
+        &Branding::default(),
+        size,
+        Format::Svg,
+    )?)?)
 }
 
 #[cfg(test)]
@@ -183,8 +198,14 @@ mod tests {
 
     #[test]
     fn every_rendering_decodes_back_to_its_data() {
-        let sizes = [128, 131, 160, 200, 256, 300, 333, 420, 512, 640, 777, 900, 1024];
-        for (fg, bg) in [("#000000", "#ffffff"), ("#1b3a6b", "#fff8e7"), ("#5a1040", "#e8f4ff")] {
+        let sizes = [
+            128, 131, 160, 200, 256, 300, 333, 420, 512, 640, 777, 900, 1024,
+        ];
+        for (fg, bg) in [
+            ("#000000", "#ffffff"),
+            ("#1b3a6b", "#fff8e7"),
+            ("#5a1040", "#e8f4ff"),
+        ] {
             for logo in [false, true] {
                 let b = branding(fg, bg, logo);
                 for &size in &sizes {
@@ -201,6 +222,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A second, independent decoder: Debian's zbarimg, on PNG files.
+    #[test]
+    fn zbar_reads_them_too() {
+        let dir =
+            std::env::temp_dir().join(format!("scangate-zbar-{}", crate::crypto::random_token(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (fg, bg) in [("#000000", "#ffffff"), ("#1b3a6b", "#fff8e7")] {
+            for logo in [false, true] {
+                let b = branding(fg, bg, logo);
+                for size in [128, 300, 1024] {
+                    let path = dir.join(format!("{size}-{logo}-{}.png", &fg[1..]));
+                    std::fs::write(&path, render(URL, &b, size, Format::Png).unwrap()).unwrap();
+                    let out = std::process::Command::new("zbarimg")
+                        .args(["--quiet", "--raw"])
+                        .arg(&path)
+                        .output()
+                        .expect("zbarimg is installed");
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    assert_eq!(text.trim_end(), URL, "{fg} on {bg}, logo {logo}, {size} px");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -222,7 +268,10 @@ mod tests {
             assert_eq!(&edge[..3], &[255, 255, 255], "{size}");
             // It stays within the share level H can carry.
             let scale = (size / (matrix.width() as u32 + 8)).max(1);
-            assert!(plate * 10 <= matrix.width() as u32 * scale * 3, "{size}: {plate}");
+            assert!(
+                plate * 10 <= matrix.width() as u32 * scale * 3,
+                "{size}: {plate}"
+            );
         }
     }
 
@@ -242,7 +291,10 @@ mod tests {
         let a = branding("#000000", "#ffffff", false);
         let b = branding("#000000", "#ffffff", true);
         let c = branding("#101010", "#ffffff", false);
-        assert_eq!(a.fingerprint, branding("#000000", "#ffffff", false).fingerprint);
+        assert_eq!(
+            a.fingerprint,
+            branding("#000000", "#ffffff", false).fingerprint
+        );
         assert_ne!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
         let images = QrImages::new();
@@ -250,6 +302,9 @@ mod tests {
         assert_eq!(images.branding("app").fingerprint, a.fingerprint);
         images.set_branding("app", b.clone());
         assert_eq!(images.branding("app").fingerprint, b.fingerprint);
-        assert_eq!(images.branding("other").fingerprint, Branding::default().fingerprint);
+        assert_eq!(
+            images.branding("other").fingerprint,
+            Branding::default().fingerprint
+        );
     }
 }

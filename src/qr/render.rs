@@ -87,7 +87,11 @@ pub fn png(matrix: &Matrix, branding: &Branding, size: u32) -> anyhow::Result<Ve
 }
 
 /// One bit per pixel: 0 background, 1 foreground.
-fn png_two_colour(matrix: &Matrix, branding: &Branding, layout: &Layout) -> anyhow::Result<Vec<u8>> {
+fn png_two_colour(
+    matrix: &Matrix,
+    branding: &Branding,
+    layout: &Layout,
+) -> anyhow::Result<Vec<u8>> {
     let side = layout.side as usize;
     let stride = side.div_ceil(8);
     let mut data = vec![0u8; stride * side];

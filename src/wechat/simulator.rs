@@ -647,11 +647,7 @@ impl Simulator {
     }
 
     /// Validates a getwxacodeunlimit request.
-    fn wxacode_request(
-        &self,
-        q: &HashMap<String, String>,
-        body: &[u8],
-    ) -> Result<WxaCodeAsk, i64> {
+    fn wxacode_request(&self, q: &HashMap<String, String>, body: &[u8]) -> Result<WxaCodeAsk, i64> {
         Self::check_token(&self.state(), q, self.now())?;
         let body: Value = serde_json::from_slice(body).map_err(|_| 40169)?;
         let scene = body

@@ -89,7 +89,11 @@ async fn fetch(app: &TestApp, random: &str, ext: &str, size: u32) -> reqwest::Re
 /// The image's pixels: PNG decoded, SVG rasterised with resvg at its own size.
 async fn pixels(res: reqwest::Response, ext: &str) -> RgbaImage {
     assert_eq!(res.status(), StatusCode::OK);
-    let want = if ext == "png" { "image/png" } else { "image/svg+xml" };
+    let want = if ext == "png" {
+        "image/png"
+    } else {
+        "image/svg+xml"
+    };
     assert_eq!(res.headers()["content-type"], want);
     let bytes = res.bytes().await.unwrap();
     if ext == "png" {
@@ -118,7 +122,10 @@ fn decode(img: &RgbaImage) -> Option<String> {
     let gray = image::DynamicImage::ImageRgba8(img.clone()).to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(gray);
     let grids = prepared.detect_grids();
-    grids.first().and_then(|g| g.decode().ok()).map(|(_, text)| text)
+    grids
+        .first()
+        .and_then(|g| g.decode().ok())
+        .map(|(_, text)| text)
 }
 
 fn close(a: &[u8], b: &[u8], tolerance: i32) -> bool {
@@ -156,8 +163,16 @@ async fn the_logo_and_colours_are_really_there(backend: Backend) {
             // Left of centre is the logo's red, right of centre its blue: the logo, not modules.
             let (c, d) = (150, 12);
             for y in c - d..c + d {
-                assert!(close(&img.get_pixel(c - d, y).0[..3], &RED, 24), "{client_id} {ext} left at y={y}: {:?}", img.get_pixel(c - d, y));
-                assert!(close(&img.get_pixel(c + d, y).0[..3], &BLUE, 24), "{client_id} {ext} right at y={y}: {:?}", img.get_pixel(c + d, y));
+                assert!(
+                    close(&img.get_pixel(c - d, y).0[..3], &RED, 24),
+                    "{client_id} {ext} left at y={y}: {:?}",
+                    img.get_pixel(c - d, y)
+                );
+                assert!(
+                    close(&img.get_pixel(c + d, y).0[..3], &BLUE, 24),
+                    "{client_id} {ext} right at y={y}: {:?}",
+                    img.get_pixel(c + d, y)
+                );
             }
             if let Some(ink) = ink {
                 // The corner finder pattern is in the app's ink on its paper.
@@ -191,7 +206,10 @@ async fn images_are_made_once_and_revalidated(backend: Backend) {
     let first = fetch(&app, &random, "png", 300).await;
     assert_eq!(first.status(), StatusCode::OK);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
-    let cache_control = first.headers()["cache-control"].to_str().unwrap().to_owned();
+    let cache_control = first.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
     let max_age: i64 = cache_control
         .strip_prefix("private, max-age=")
@@ -205,7 +223,11 @@ async fn images_are_made_once_and_revalidated(backend: Backend) {
     let again = fetch(&app, &random, "png", 300).await;
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
     assert_eq!(again.bytes().await.unwrap(), body);
-    assert_eq!(app.state.qr.cache.usage().1, entries, "served from the cache");
+    assert_eq!(
+        app.state.qr.cache.usage().1,
+        entries,
+        "served from the cache"
+    );
 
     let res = app
         .client
@@ -287,7 +309,10 @@ async fn a_wechat_refusal_falls_back_to_an_ordinary_qr_code(backend: Backend) {
     let img = pixels(fetch(&app, &random, "png", 300).await, "png").await;
     assert_eq!(decode(&img).as_deref(), Some(scan_url.as_str()));
     let c = 150;
-    assert!(close(&img.get_pixel(c - 12, c).0[..3], &RED, 24), "the logo is on the fallback too");
+    assert!(
+        close(&img.get_pixel(c - 12, c).0[..3], &RED, 24),
+        "the logo is on the fallback too"
+    );
     let logs = captured_logs();
     assert!(
         logs.lines().any(|l| l.contains("WARN")
@@ -360,7 +385,10 @@ async fn bad_logos_stop_start_up_with_a_clear_error() {
         Ok(_) => panic!("started with a corrupt logo"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("apps[0].logo") && err.contains("corrupt"), "{err}");
+    assert!(
+        err.contains("apps[0].logo") && err.contains("corrupt"),
+        "{err}"
+    );
 
     // And good ones start.
     let ok = dir.0.join("ok.png");
@@ -386,6 +414,9 @@ async fn colours_without_contrast_are_refused() {
         let err = Config::load_from(Some(&path), Vec::new())
             .unwrap_err()
             .to_string();
-        assert!(err.contains(&format!("apps[0].{key}")), "{fg} on {bg}: {err}");
+        assert!(
+            err.contains(&format!("apps[0].{key}")),
+            "{fg} on {bg}: {err}"
+        );
     }
 }
