@@ -81,10 +81,12 @@ fn run(name: &str, branding: &Branding, format: Format, seconds: f64) {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; under `cargo test` this is only a quick smoke run.
+    let benching = std::env::args().any(|a| a == "--bench");
     let seconds: f64 = std::env::var("QR_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+        .unwrap_or(if benching { 3.0 } else { 0.05 });
     let branded = branding(true);
     run("branded_png_300", &branded, Format::Png, seconds);
     run("branded_svg_300", &branded, Format::Svg, seconds);

@@ -234,7 +234,7 @@ pub fn svg(matrix: &Matrix, branding: &Branding, size: u32) -> String {
 /// A Mini Program code from WeChat, scaled to `size` if it is not that size already, with the
 /// logo plate over its centre (where WeChat itself puts the Mini Program's avatar).
 pub fn wxacode_png(code: &[u8], branding: &Branding, size: u32) -> anyhow::Result<Vec<u8>> {
-    Ok(encode_rgb(&wxacode_image(code, branding, size)?)?)
+    encode_rgb(&wxacode_image(code, branding, size)?)
 }
 
 /// As [`wxacode_png`], as an SVG wrapping the PNG.

@@ -275,7 +275,11 @@ pub fn wxacode_image(
         for (ex, ey) in [(-0.27f32, -0.27f32), (0.27, -0.27), (-0.27, 0.27)] {
             let d = ((u - ex).powi(2) + (v - ey).powi(2)).sqrt();
             if d < 0.1 {
-                return (d < 0.045 || d > 0.07).then_some(line).or(Some([255; 3]));
+                return Some(if (0.045..=0.07).contains(&d) {
+                    [255; 3]
+                } else {
+                    line
+                });
             }
         }
         let ring = ((r - 0.2) / 0.04) as usize;
