@@ -35,6 +35,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub secrets: SecretBox,
     pub clock: Clock,
+    /// Apps' QR branding and the rendered-image cache.
+    pub qr: Arc<crate::qr::QrImages>,
     /// The WeChat simulator, in `dev` mode only.
     pub simulator: Option<Simulator>,
 }
@@ -170,6 +172,8 @@ pub async fn connect_tickets(config: &Config) -> anyhow::Result<Arc<dyn TicketSt
 }
 
 async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Result<AppState> {
+    // Logos are read and checked before anything else starts.
+    let qr = Arc::new(crate::qr::QrImages::from_config(&config)?);
     let secrets = secret_box(&config)?;
     let db = Db::connect(&config.database_url, config.database_max_connections).await?;
     db.migrate().await.context("applying database migrations")?;
@@ -189,6 +193,7 @@ async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Re
         keys,
         secrets,
         clock,
+        qr,
         simulator,
     };
     bootstrap(&state).await?;

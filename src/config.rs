@@ -94,6 +94,9 @@ pub struct AppConfig {
     #[serde(default)]
     pub client_secret: Option<Secret>,
     pub name: String,
+    /// A file path (relative to the working directory), a `data:image/...;base64,` URI or an
+    /// `https://` URL. A file or `data:` logo (PNG, JPEG, WebP or SVG) is also drawn in the
+    /// centre of the app's QR images; a URL is only shown by the Mini Program.
     #[serde(default)]
     pub logo: Option<String>,
     #[serde(default)]
@@ -105,6 +108,79 @@ pub struct AppConfig {
     pub qr_ttl_secs: u64,
     #[serde(default = "default_true")]
     pub require_binding: bool,
+    /// Colour of the QR code's dark modules, `#rrggbb`.
+    #[serde(default = "default_qr_foreground")]
+    pub qr_foreground: String,
+    /// Colour of the QR code's light modules and margin, `#rrggbb`.
+    #[serde(default = "default_qr_background")]
+    pub qr_background: String,
+    /// Image edge in pixels when a request names no `?size=` (128–1024).
+    #[serde(default = "default_qr_size")]
+    pub qr_size: u32,
+    /// Light margin around the code, in modules (the standard asks for 4).
+    #[serde(default = "default_qr_quiet_zone")]
+    pub qr_quiet_zone: u32,
+    /// An ordinary QR code of `scan_url`, or a Mini Program code from WeChat.
+    #[serde(default)]
+    pub qr_mode: QrMode,
+    /// `[apps.wxacode]`: what to ask getwxacodeunlimit for in `wxacode` mode.
+    #[serde(default)]
+    pub wxacode: WxaCodeConfig,
+}
+
+/// How an app's QR images are made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QrMode {
+    /// A QR code of `scan_url`, drawn by ScanGate; WeChat opens the Mini Program through the
+    /// "scan an ordinary QR code" rule.
+    #[default]
+    Qrcode,
+    /// A Mini Program code from WeChat's getwxacodeunlimit (`scene` = the code's random), with
+    /// the logo laid over its centre; an ordinary QR code when WeChat refuses.
+    Wxacode,
+}
+
+/// The getwxacodeunlimit parameters of an app (WeChat's defaults where absent).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WxaCodeConfig {
+    /// The Mini Program page to open, e.g. `pages/login/login`; the home page when absent.
+    pub page: Option<String>,
+    /// `release`, `trial` or `develop`.
+    pub env_version: Option<String>,
+    /// Whether `page` must exist in the released version (WeChat's default: true).
+    pub check_path: Option<bool>,
+    /// Width to ask WeChat for, 280–1280; by default the requested image size.
+    pub width: Option<u32>,
+    /// Colour of the code's lines, `#rrggbb`; by default the app's `qr_foreground`.
+    pub line_color: Option<String>,
+    /// Let WeChat pick the line colour.
+    pub auto_color: Option<bool>,
+}
+
+impl Default for AppConfig {
+    /// An app with every optional key at its default; the required ones are empty.
+    fn default() -> Self {
+        AppConfig {
+            pool: default_pool(),
+            client_id: String::new(),
+            client_secret: None,
+            name: String::new(),
+            logo: None,
+            redirect_uris: Vec::new(),
+            allowed_origins: Vec::new(),
+            miniprogram: String::new(),
+            qr_ttl_secs: default_qr_ttl(),
+            require_binding: true,
+            qr_foreground: default_qr_foreground(),
+            qr_background: default_qr_background(),
+            qr_size: default_qr_size(),
+            qr_quiet_zone: default_qr_quiet_zone(),
+            qr_mode: QrMode::default(),
+            wxacode: WxaCodeConfig::default(),
+        }
+    }
 }
 
 fn default_pool() -> String {
@@ -115,6 +191,18 @@ fn default_qr_ttl() -> u64 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_qr_foreground() -> String {
+    "#000000".into()
+}
+fn default_qr_background() -> String {
+    "#ffffff".into()
+}
+fn default_qr_size() -> u32 {
+    crate::qr::DEFAULT_SIZE
+}
+fn default_qr_quiet_zone() -> u32 {
+    4
 }
 
 /// A secret string: serialises as itself (the config file is the source) but never prints.
@@ -306,6 +394,13 @@ impl Config {
                 crate::domain::parse_origin(origin)
                     .map_err(|e| invalid(key(&format!("allowed_origins[{j}]")), e))?;
             }
+            // Colours, sizes and the logo (read and decoded here, so a bad one stops start-up).
+            crate::qr::Branding::from_app(app).map_err(|e| {
+                invalid(
+                    key(e.key),
+                    format!("app `{}`: {}", app.client_id, e.message),
+                )
+            })?;
             let declared = self.miniprograms.iter().any(|m| m.appid == app.miniprogram);
             if !declared && !self.dev_mode {
                 // Allowed: the Mini Program may already be in the database. Checked at start-up.

@@ -46,6 +46,7 @@ pub fn prepare_config(config: &mut Config) {
             miniprogram: DEMO_APPID.into(),
             qr_ttl_secs: 120,
             require_binding: true,
+            ..AppConfig::default()
         });
     }
 }

@@ -3,12 +3,13 @@
 //! one-time ticket for the user and tokens.
 
 mod exchange;
+mod image;
 mod status;
 
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -20,7 +21,7 @@ use crate::clock::rfc3339;
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::Random;
 use crate::error::{AppError, AppResult};
-use crate::extract::{Json, Query, Requester};
+use crate::extract::{Json, Requester};
 use crate::store;
 use crate::tickets::{Binding, QrCode, QrStatus};
 
@@ -38,8 +39,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/qrcodes/exchange", post(exchange::exchange_post))
         .route("/api/v1/qrcodes/{random}", get(status::qrcode_get))
         .route("/api/v1/qrcodes/{random}/events", get(status::events_get))
-        .route("/api/v1/qrcodes/{random}/image.png", get(image_png_get))
-        .route("/api/v1/qrcodes/{random}/image.svg", get(image_svg_get))
+        .route(
+            "/api/v1/qrcodes/{random}/image.png",
+            get(image::image_png_get),
+        )
+        .route(
+            "/api/v1/qrcodes/{random}/image.svg",
+            get(image::image_svg_get),
+        )
         .route("/q/{random}", get(scan_landing_get))
 }
 
@@ -227,67 +234,6 @@ pub async fn load(state: &AppState, random: &str) -> AppResult<QrCode> {
         .get(random.as_str())
         .await?
         .ok_or_else(|| AppError::NotFound("no such QR code".into()))
-}
-
-#[derive(Deserialize)]
-struct ImageQuery {
-    size: Option<u32>,
-}
-
-async fn image_png_get(
-    State(state): State<AppState>,
-    Path(random): Path<String>,
-    Query(q): Query<ImageQuery>,
-) -> AppResult<Response> {
-    image(state, random, q, "png").await
-}
-
-async fn image_svg_get(
-    State(state): State<AppState>,
-    Path(random): Path<String>,
-    Query(q): Query<ImageQuery>,
-) -> AppResult<Response> {
-    image(state, random, q, "svg").await
-}
-
-/// The QR image of a code's `scan_url`. Rendered off the async workers.
-async fn image(
-    state: AppState,
-    random: String,
-    q: ImageQuery,
-    kind: &'static str,
-) -> AppResult<Response> {
-    let size = q.size.unwrap_or(crate::qr::DEFAULT_SIZE);
-    if !(crate::qr::MIN_SIZE..=crate::qr::MAX_SIZE).contains(&size) {
-        return Err(AppError::invalid(format!(
-            "size must be between {} and {}",
-            crate::qr::MIN_SIZE,
-            crate::qr::MAX_SIZE
-        )));
-    }
-    let qr = load(&state, &random).await?;
-    let url = scan_url(&state, &qr.random);
-    let max_age = ((qr.expires_at - state.clock.now()) / 1000).max(0);
-    let (body, content_type) =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, &'static str)> {
-            Ok(match kind {
-                "png" => (crate::qr::png(&url, size)?, "image/png"),
-                _ => (crate::qr::svg(&url, size)?.into_bytes(), "image/svg+xml"),
-            })
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(AppError::Internal)?;
-    let cache = HeaderValue::from_str(&format!("private, max-age={max_age}"))
-        .unwrap_or(HeaderValue::from_static("no-store"));
-    Ok((
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, cache),
-        ],
-        body,
-    )
-        .into_response())
 }
 
 /// `GET /q/{random}`: what a QR code's URL shows when scanned by something other than WeChat.

@@ -246,30 +246,70 @@ fn scene_chars_ok(scene: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || SCENE_PUNCTUATION.contains(c))
 }
 
-/// A square image whose dark cells derive from `scene`: JPEG normally, PNG with a transparent
-/// background when `hyaline` (WeChat's content type for that case is unconfirmed, so the
-/// simulator sends the harder case: PNG bytes labelled `image/jpeg`).
-fn code_image(scene: &str, width: u32, hyaline: bool) -> Result<Vec<u8>, image::ImageError> {
-    const CELLS: u32 = 16;
+/// A square image that looks like a Mini Program code and derives from `scene`: a disc of
+/// cells in the line colour (their pattern from the scene's SHA-256), three round eyes at the
+/// top-left, top-right and bottom-left, and a light grey centre where WeChat puts the Mini
+/// Program's avatar. JPEG normally; PNG with a transparent background when `hyaline`
+/// (WeChat's content type for that case is unconfirmed, so the simulator sends the harder
+/// case: PNG bytes labelled `image/jpeg`).
+pub fn wxacode_image(
+    scene: &str,
+    width: u32,
+    line: [u8; 3],
+    hyaline: bool,
+) -> Result<Vec<u8>, image::ImageError> {
+    const SECTORS: f32 = 48.0;
     let digest = Sha256::digest(scene.as_bytes());
-    let cell = (width / CELLS).max(1);
-    let dark = |x: u32, y: u32| {
-        let i = ((y / cell) % CELLS * CELLS + (x / cell) % CELLS) as usize;
-        (digest[(i / 8) % digest.len()] >> (i % 8)) & 1 == 1
+    let w = width as f32;
+    // Some(colour) inside the code, None for the background.
+    let paint = |x: u32, y: u32| -> Option<[u8; 3]> {
+        let u = (x as f32 + 0.5) / w - 0.5;
+        let v = (y as f32 + 0.5) / w - 0.5;
+        let r = (u * u + v * v).sqrt();
+        if r > 0.48 {
+            return None;
+        }
+        if r < 0.2 {
+            return Some([0xe8, 0xe8, 0xe8]);
+        }
+        for (ex, ey) in [(-0.27f32, -0.27f32), (0.27, -0.27), (-0.27, 0.27)] {
+            let d = ((u - ex).powi(2) + (v - ey).powi(2)).sqrt();
+            if d < 0.1 {
+                return Some(if (0.045..=0.07).contains(&d) {
+                    [255; 3]
+                } else {
+                    line
+                });
+            }
+        }
+        let ring = ((r - 0.2) / 0.04) as usize;
+        let sector = ((v.atan2(u) / std::f32::consts::TAU + 0.5) * SECTORS) as usize;
+        let i = ring * SECTORS as usize + sector;
+        let dark = (digest[(i / 8) % digest.len()] >> (i % 8)) & 1 == 1;
+        Some(if dark { line } else { [255; 3] })
     };
     let mut out = Vec::new();
     if hyaline {
-        let img = image::GrayAlphaImage::from_fn(width, width, |x, y| {
-            image::LumaA(if dark(x, y) { [0, 255] } else { [255, 0] })
+        let img = image::RgbaImage::from_fn(width, width, |x, y| match paint(x, y) {
+            Some([r, g, b]) => image::Rgba([r, g, b, 255]),
+            None => image::Rgba([255, 255, 255, 0]),
         });
         img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)?;
     } else {
-        let img = image::GrayImage::from_fn(width, width, |x, y| {
-            image::Luma([if dark(x, y) { 0 } else { 255 }])
+        let img = image::RgbImage::from_fn(width, width, |x, y| {
+            image::Rgb(paint(x, y).unwrap_or([255; 3]))
         });
         img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)?;
     }
     Ok(out)
+}
+
+/// What a valid getwxacodeunlimit request asks for.
+struct WxaCodeAsk {
+    scene: String,
+    width: u32,
+    line: [u8; 3],
+    hyaline: bool,
 }
 
 impl Default for Simulator {
@@ -610,12 +650,8 @@ impl Simulator {
         }))
     }
 
-    /// Validates a getwxacodeunlimit request; `Ok((scene, width, hyaline))`.
-    fn wxacode_request(
-        &self,
-        q: &HashMap<String, String>,
-        body: &[u8],
-    ) -> Result<(String, u32, bool), i64> {
+    /// Validates a getwxacodeunlimit request.
+    fn wxacode_request(&self, q: &HashMap<String, String>, body: &[u8]) -> Result<WxaCodeAsk, i64> {
         Self::check_token(&self.state(), q, self.now())?;
         let body: Value = serde_json::from_slice(body).map_err(|_| 40169)?;
         let scene = body
@@ -651,7 +687,25 @@ impl Simulator {
             .get("is_hyaline")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        Ok((scene.to_owned(), width, hyaline))
+        let line = match body.get("line_color") {
+            None => [0, 0, 0],
+            Some(c) => {
+                let channel = |k: &str| {
+                    c.get(k)
+                        .and_then(Value::as_u64)
+                        .filter(|v| *v <= 255)
+                        .map(|v| v as u8)
+                        .ok_or(47001)
+                };
+                [channel("r")?, channel("g")?, channel("b")?]
+            }
+        };
+        Ok(WxaCodeAsk {
+            scene: scene.to_owned(),
+            width,
+            line,
+            hyaline,
+        })
     }
 }
 
@@ -713,11 +767,14 @@ async fn wxacode_unlimit_post(
     if let Some(errcode) = sim.intercept("/wxa/getwxacodeunlimit").await {
         return wechat_error(errcode);
     }
-    let (scene, width, hyaline) = match sim.wxacode_request(&q, &body) {
-        Ok(request) => request,
+    let ask = match sim.wxacode_request(&q, &body) {
+        Ok(ask) => ask,
         Err(errcode) => return wechat_error(errcode),
     };
-    match tokio::task::spawn_blocking(move || code_image(&scene, width, hyaline)).await {
+    let made = tokio::task::spawn_blocking(move || {
+        wxacode_image(&ask.scene, ask.width, ask.line, ask.hyaline)
+    });
+    match made.await {
         Ok(Ok(bytes)) => ([(CONTENT_TYPE, "image/jpeg")], bytes).into_response(),
         _ => wechat_error(-1),
     }

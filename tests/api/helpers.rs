@@ -184,6 +184,7 @@ pub fn base_config(sim_base: &str) -> Config {
         miniprogram: mp.into(),
         qr_ttl_secs: 120,
         require_binding: binding,
+        ..AppConfig::default()
     };
     let mp = |appid: &str, pool: &str| MiniProgramConfig {
         appid: appid.into(),

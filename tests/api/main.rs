@@ -8,6 +8,7 @@ mod js;
 
 mod bad_input;
 mod compat;
+mod images;
 mod limits;
 mod mp;
 mod multi_instance;

@@ -1,0 +1,180 @@
+//! `GET /api/v1/qrcodes/{random}/image.png` and `.svg`: the code's branded image.
+//!
+//! Each image is made once per code, size and format and served from memory until the code
+//! expires, with a strong `ETag` (a `304` for a matching `If-None-Match`) and a
+//! `Cache-Control` lifetime no longer than the code's. Drawing runs on the blocking pool, never
+//! on the async workers. An app in `wxacode` mode gets a Mini Program code from WeChat's
+//! getwxacodeunlimit with `scene` = the code's random; when WeChat refuses (an unpublished
+//! page is 41030) or cannot be reached, the image is an ordinary QR code of `scan_url`
+//! instead, and a warning is logged.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::config::QrMode;
+use crate::error::{AppError, AppResult};
+use crate::extract::Query;
+use crate::qr::{Branding, Format, Image, ImageKey};
+use crate::tickets::QrCode;
+
+#[derive(Deserialize)]
+pub struct ImageQuery {
+    size: Option<u32>,
+}
+
+pub async fn image_png_get(
+    State(state): State<AppState>,
+    Path(random): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<ImageQuery>,
+) -> AppResult<Response> {
+    image(state, random, q, headers, Format::Png).await
+}
+
+pub async fn image_svg_get(
+    State(state): State<AppState>,
+    Path(random): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<ImageQuery>,
+) -> AppResult<Response> {
+    image(state, random, q, headers, Format::Svg).await
+}
+
+async fn image(
+    state: AppState,
+    random: String,
+    q: ImageQuery,
+    headers: HeaderMap,
+    format: Format,
+) -> AppResult<Response> {
+    if let Some(size) = q.size {
+        if !(crate::qr::MIN_SIZE..=crate::qr::MAX_SIZE).contains(&size) {
+            return Err(AppError::invalid(format!(
+                "size must be between {} and {}",
+                crate::qr::MIN_SIZE,
+                crate::qr::MAX_SIZE
+            )));
+        }
+    }
+    let qr = super::load(&state, &random).await?;
+    let branding = state.qr.branding(&qr.client_id);
+    let size = q.size.unwrap_or(branding.size);
+    let now = state.clock.now();
+    let key = ImageKey {
+        random: qr.random.clone(),
+        size,
+        format,
+        branding: branding.fingerprint,
+    };
+    let image = state
+        .qr
+        .cache
+        .get_or_render(key, now, qr.expires_at, || {
+            make(
+                state.clone(),
+                qr.clone(),
+                Arc::clone(&branding),
+                size,
+                format,
+            )
+        })
+        .await?;
+    let max_age = ((qr.expires_at - now) / 1000).max(0);
+    let cache_control = HeaderValue::from_str(&format!("private, max-age={max_age}"))
+        .unwrap_or(HeaderValue::from_static("no-store"));
+    let etag = HeaderValue::from_str(&image.etag).map_err(|e| AppError::Internal(e.into()))?;
+    if not_modified(&headers, &image.etag) {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(image.content_type),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        image.bytes.clone(),
+    )
+        .into_response())
+}
+
+/// Whether `If-None-Match` names this entity (RFC 9110 §13.1.2: weak comparison, `*` matches).
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+/// Makes one image: the Mini Program code for a `wxacode` app (falling back to an ordinary
+/// QR code), else the QR code of `scan_url`.
+async fn make(
+    state: AppState,
+    qr: QrCode,
+    branding: Arc<Branding>,
+    size: u32,
+    format: Format,
+) -> AppResult<Image> {
+    if branding.mode == QrMode::Wxacode {
+        if let Some(code) = fetch_wxacode(&state, &qr, &branding, size).await? {
+            let b = Arc::clone(&branding);
+            let made = blocking(move || crate::qr::render_wxacode(&code, &b, size, format)).await;
+            match made {
+                Ok(bytes) => return Ok(Image::new(bytes, format)),
+                Err(e) => tracing::warn!(
+                    client_id = %qr.client_id,
+                    error = %format!("{e:#}"),
+                    "WeChat's Mini Program code could not be decoded; serving an ordinary QR code of scan_url"
+                ),
+            }
+        }
+    }
+    let url = super::scan_url(&state, &qr.random);
+    let bytes = blocking(move || crate::qr::render(&url, &branding, size, format))
+        .await
+        .map_err(AppError::Internal)?;
+    Ok(Image::new(bytes, format))
+}
+
+/// A Mini Program code from WeChat, or `None` (logged) when WeChat refuses or fails.
+async fn fetch_wxacode(
+    state: &AppState,
+    qr: &QrCode,
+    branding: &Branding,
+    size: u32,
+) -> AppResult<Option<Vec<u8>>> {
+    let (_, creds) = crate::mp::credentials(state, &qr.appid).await?;
+    let request = branding.wxacode.request(&qr.random, size);
+    match state.wechat.wxacode_unlimit(&creds, &request).await {
+        Ok((bytes, _)) => Ok(Some(bytes)),
+        Err(e) => {
+            tracing::warn!(
+                client_id = %qr.client_id,
+                appid = %qr.appid,
+                error = %e,
+                "getwxacodeunlimit failed; serving an ordinary QR code of scan_url"
+            );
+            Ok(None)
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
