@@ -30,6 +30,8 @@ pub struct AppState {
     pub tickets: Arc<dyn TicketStore>,
     pub wechat: Arc<WechatClient>,
     pub keys: Arc<Keys>,
+    /// Client secrets already checked against their Argon2 hash (token endpoint).
+    pub oidc_secrets: Arc<crate::oidc::VerifiedSecrets>,
     pub secrets: SecretBox,
     pub clock: Clock,
     /// The WeChat simulator, in `dev` mode only.
@@ -117,7 +119,7 @@ async fn shutdown_signal() {
 
 /// The key that seals secrets: configured, or for the embedded default generated once and kept
 /// beside the SQLite database.
-fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
+pub fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
     if let Some(key) = &config.secret_key {
         return Ok(SecretBox::from_base64(key.expose())?);
     }
@@ -184,6 +186,7 @@ async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Re
         tickets,
         wechat,
         keys,
+        oidc_secrets: Arc::default(),
         secrets,
         clock,
         simulator,
@@ -246,6 +249,7 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
             logo: app.logo.clone(),
             client_secret_hash,
             redirect_uris: app.redirect_uris.clone(),
+            post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
             allowed_origins: app.allowed_origins.clone(),
             miniprogram: app.miniprogram.clone(),
             qr_ttl_secs: app.qr_ttl_secs as i64,
@@ -260,6 +264,10 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
         .context("loading signing keys")?;
     Ok(())
 }
+
+/// The security policy of responses that set none: no script, no framing.
+const DEFAULT_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
+                           frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -276,6 +284,16 @@ pub fn router(state: AppState) -> Router {
     app.fallback(not_found)
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        // Pages set their own policy; everything else (JSON, images, plain pages) gets one
+        // that runs no script from anywhere and cannot be framed.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),

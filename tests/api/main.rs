@@ -9,6 +9,8 @@ mod js;
 mod bad_input;
 mod mp;
 mod multi_instance;
+mod oidc;
+mod oidc_browser;
 mod ops;
 mod outage;
 mod qrcodes;
