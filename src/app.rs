@@ -30,8 +30,9 @@ pub struct AppState {
     pub tickets: Arc<dyn TicketStore>,
     pub wechat: Arc<WechatClient>,
     pub keys: Arc<Keys>,
-    /// Client secrets already checked against their Argon2 hash (token endpoint).
-    pub oidc_secrets: Arc<crate::oidc::VerifiedSecrets>,
+    /// The OpenID Connect provider's in-memory state: serialised discovery documents and
+    /// client secrets already checked against their Argon2 hash.
+    pub oidc: Arc<crate::oidc::OidcState>,
     pub secrets: SecretBox,
     pub clock: Clock,
     /// The WeChat simulator, in `dev` mode only.
@@ -186,7 +187,7 @@ async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Re
         tickets,
         wechat,
         keys,
-        oidc_secrets: Arc::default(),
+        oidc: Arc::default(),
         secrets,
         clock,
         simulator,

@@ -93,7 +93,7 @@ pub struct PoolKeys {
     /// Public keys of every published key, by kid, for verifying our own tokens.
     verifiers: HashMap<String, (DecodingKey, Algorithm)>,
     /// `{"keys":[…]}`, serialised once.
-    pub jwks: Arc<[u8]>,
+    pub jwks: axum::body::Bytes,
     /// When these keys were read (clock millis).
     loaded_at: Millis,
 }

@@ -16,12 +16,13 @@ mod resource;
 mod session;
 mod token;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::json;
 
 use crate::app::AppState;
@@ -32,6 +33,14 @@ use crate::tokens::KeyAlg;
 pub use authorize::Lang;
 pub use error::OAuthError;
 pub use token::VerifiedSecrets;
+
+/// What the provider keeps in memory.
+#[derive(Default)]
+pub struct OidcState {
+    pub secrets: VerifiedSecrets,
+    /// Each issuer's discovery document, serialised once.
+    discovery: std::sync::RwLock<std::collections::HashMap<String, Bytes>>,
+}
 
 /// How long an authorization code lives (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;
@@ -123,11 +132,47 @@ fn no_such_pool() -> AppError {
 }
 
 /// `GET {issuer}/.well-known/openid-configuration` — OpenID Provider Metadata (OIDC
-/// Discovery 1.0 §3).
-async fn discovery_get(issuer: Issuer) -> Response {
-    let i = &issuer.url;
+/// Discovery 1.0 §3), serialised once per issuer and served from memory.
+async fn discovery_get(State(state): State<AppState>, issuer: Issuer) -> Response {
+    let cached = state
+        .oidc
+        .discovery
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&issuer.url)
+        .cloned();
+    let body = match cached {
+        Some(b) => b,
+        None => {
+            let b = Bytes::from(discovery_document(&issuer.url).to_string());
+            state
+                .oidc
+                .discovery
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(issuer.url.clone(), b.clone());
+            b
+        }
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn discovery_document(i: &str) -> serde_json::Value {
     let algs: Vec<&str> = KeyAlg::ALL.iter().map(|a| a.as_str()).collect();
-    let doc = json!({
+    json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/auth"),
         "token_endpoint": format!("{i}/token"),
@@ -154,8 +199,7 @@ async fn discovery_get(issuer: Issuer) -> Response {
         "request_uri_parameter_supported": false,
         "ui_locales_supported": ["zh-CN", "en"],
         "authorization_response_iss_parameter_supported": true,
-    });
-    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response()
+    })
 }
 
 /// `GET {issuer}/jwks` — the pool's JSON Web Key Set (RFC 7517 §5), served pre-serialised.
@@ -176,7 +220,7 @@ async fn jwks_get(State(state): State<AppState>, issuer: Issuer) -> AppResult<Re
                 HeaderValue::from_static("public, max-age=300"),
             ),
         ],
-        axum::body::Bytes::copy_from_slice(&keys.jwks),
+        keys.jwks.clone(),
     )
         .into_response())
 }

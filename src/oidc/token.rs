@@ -133,7 +133,8 @@ pub async fn authenticate(
     match (&app.client_secret_hash, secret) {
         (Some(hash), Some(secret)) => {
             if !state
-                .oidc_secrets
+                .oidc
+                .secrets
                 .verify(&app.client_id, hash, &secret)
                 .await
             {

@@ -15,6 +15,7 @@ use scangate::config::{AppConfig, Secret};
 use serde_json::{json, Value};
 use sha2::Digest;
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, APPID, CLIENT_SECRET};
 use crate::js::{chromium, run_node};
 
@@ -90,15 +91,16 @@ async fn rp_callback(State(rp): State<Rp>, Query(q): Query<HashMap<String, Strin
     .into_response()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_signs_in_through_the_hosted_page() {
+both_backends!(a_browser_signs_in_through_the_hosted_page);
+
+async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
     chromium();
     // The relying party's port first: its callback must be registered.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rp_base = format!("http://{}", listener.local_addr().unwrap());
     let callback = format!("{rp_base}/callback");
     let registered = callback.clone();
-    let app = TestApp::spawn_with(Backend::Embedded, move |config| {
+    let app = TestApp::spawn_with(backend, move |config| {
         config.apps.push(AppConfig {
             pool: "default".into(),
             client_id: "shop".into(),
@@ -144,6 +146,11 @@ async fn a_browser_signs_in_through_the_hosted_page() {
             ("RP_URL", rp_base),
             ("SCANGATE_URL", app.base.clone()),
             ("PHONE_TOKEN", phone),
+            // One set of screenshots per run is enough.
+            (
+                "SCREENSHOTS",
+                u8::from(backend == Backend::Embedded).to_string(),
+            ),
         ],
     )
     .await;

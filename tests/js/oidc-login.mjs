@@ -7,6 +7,10 @@ import { launch, artifact, must } from "./lib/browser.mjs";
 const { RP_URL, SCANGATE_URL, PHONE_TOKEN } = process.env;
 must(RP_URL && SCANGATE_URL && PHONE_TOKEN, "RP_URL, SCANGATE_URL and PHONE_TOKEN are set");
 
+async function shot(page, name) {
+  if (process.env.SCREENSHOTS !== "0") await page.screenshot({ path: artifact(name) });
+}
+
 async function phone(path, body) {
   const res = await fetch(SCANGATE_URL + path, {
     method: "POST",
@@ -41,12 +45,12 @@ try {
     must(/^[A-Za-z0-9_-]{22,32}$/.test(random), "data-random is a QR random: " + random);
     const title = await page.textContent(".login-title");
     must(lang === "en" ? title.includes("Scan to sign in") : title.includes("微信扫码登录"), `${tag}: title in ${lang}: ${title}`);
-    await page.screenshot({ path: artifact(`hosted-login-${tag}.png`) });
+    await shot(page, `hosted-login-${tag}.png`);
 
     await phone(`/api/mp/v1/qrcodes/${random}/scan`);
     await page.waitForSelector('#login[data-state="scanned"]', { timeout: 10000 });
     must((await page.textContent("#scanner-name")) === "小明", "the scanner's name is shown");
-    await page.screenshot({ path: artifact(`hosted-login-${tag}-scanned.png`) });
+    await shot(page, `hosted-login-${tag}-scanned.png`);
 
     await phone(`/api/mp/v1/qrcodes/${random}/confirm`);
     await page.waitForURL(RP_URL + "/callback**", { timeout: 10000 });
@@ -71,8 +75,20 @@ try {
   await phone(`/api/mp/v1/qrcodes/${random}/scan`);
   await phone(`/api/mp/v1/qrcodes/${random}/cancel`);
   await cancelled.waitForSelector('#login[data-state="cancelled"]', { timeout: 10000 });
-  await cancelled.screenshot({ path: artifact("hosted-login-zh-CN-cancelled.png") });
+  await shot(cancelled, "hosted-login-zh-CN-cancelled.png");
   console.log("cancelled: ok");
+
+  // A near-miss redirect URI: an error page that says why, and no redirect.
+  const refused = await context.newPage();
+  await refused.setViewportSize({ width: 1000, height: 760 });
+  const near = encodeURIComponent(RP_URL + "/callback/");
+  const res = await refused.goto(
+    `${SCANGATE_URL}/oidc/auth?response_type=code&client_id=shop&scope=openid&ui_locales=en&redirect_uri=${near}`,
+  );
+  must(res.status() === 400 && refused.url().startsWith(SCANGATE_URL), "the error stays on ScanGate");
+  must((await refused.textContent("main")).includes("trailing slash differs"), "the page says why");
+  await shot(refused, "hosted-login-en-refused.png");
+  console.log("refused: ok");
 } finally {
   await context.close();
 }
