@@ -33,6 +33,9 @@ pub struct AppState {
     pub tickets: Arc<dyn TicketStore>,
     pub wechat: Arc<WechatClient>,
     pub keys: Arc<Keys>,
+    /// The OpenID Connect provider's in-memory state: serialised discovery documents and
+    /// client secrets already checked against their Argon2 hash.
+    pub oidc: Arc<crate::oidc::OidcState>,
     pub secrets: SecretBox,
     pub clock: Clock,
     /// Apps' QR branding and the rendered-image cache.
@@ -122,7 +125,7 @@ async fn shutdown_signal() {
 
 /// The key that seals secrets: configured, or for the embedded default generated once and kept
 /// beside the SQLite database.
-fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
+pub fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
     if let Some(key) = &config.secret_key {
         return Ok(SecretBox::from_base64(key.expose())?);
     }
@@ -191,6 +194,7 @@ async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Re
         tickets,
         wechat,
         keys,
+        oidc: Arc::default(),
         secrets,
         clock,
         qr,
@@ -254,6 +258,7 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
             logo: app.logo.clone(),
             client_secret_hash,
             redirect_uris: app.redirect_uris.clone(),
+            post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
             allowed_origins: app.allowed_origins.clone(),
             miniprogram: app.miniprogram.clone(),
             qr_ttl_secs: app.qr_ttl_secs as i64,
@@ -285,6 +290,10 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The security policy of responses that set none: no script, no framing.
+const DEFAULT_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
+                           frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
@@ -301,6 +310,16 @@ pub fn router(state: AppState) -> Router {
     app.fallback(not_found)
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        // Pages set their own policy; everything else (JSON, images, plain pages) gets one
+        // that runs no script from anywhere and cannot be framed.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),

@@ -38,6 +38,8 @@ static ASSETS: &[Asset] = &[
     asset!("scangate.css"),
     asset!("dev.css"),
     asset!("i18n.js"),
+    asset!("login.css"),
+    asset!("login.js"),
     asset!("dev-demo.js"),
     asset!("dev-phone.js"),
     asset!("favicon.svg"),

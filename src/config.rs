@@ -101,6 +101,9 @@ pub struct AppConfig {
     pub logo: Option<String>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may return the browser (exact match); empty: nowhere.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     pub miniprogram: String,
@@ -169,6 +172,7 @@ impl Default for AppConfig {
             name: String::new(),
             logo: None,
             redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
             allowed_origins: Vec::new(),
             miniprogram: String::new(),
             qr_ttl_secs: default_qr_ttl(),
@@ -389,6 +393,10 @@ impl Config {
             for (j, uri) in app.redirect_uris.iter().enumerate() {
                 crate::domain::parse_redirect_uri(uri)
                     .map_err(|e| invalid(key(&format!("redirect_uris[{j}]")), e))?;
+            }
+            for (j, uri) in app.post_logout_redirect_uris.iter().enumerate() {
+                crate::domain::parse_redirect_uri(uri)
+                    .map_err(|e| invalid(key(&format!("post_logout_redirect_uris[{j}]")), e))?;
             }
             for (j, origin) in app.allowed_origins.iter().enumerate() {
                 crate::domain::parse_origin(origin)

@@ -37,6 +37,27 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Manage the signing keys of the OpenID Connect issuers.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key to a pool and sign with it from now on. The previous key stays
+    /// in the JWKS until every token it signed has expired.
+    Rotate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The user pool whose key to rotate.
+        #[arg(long, default_value = "default")]
+        pool: String,
+        /// Signature algorithm of the new key: RS256, ES256 or EdDSA.
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
+        alg: String,
+    },
 }
 
 #[tokio::main]
@@ -45,6 +66,9 @@ async fn main() -> std::process::ExitCode {
     let (config_path, dev) = match &cli.command {
         Command::Dev { config } => (config.clone(), true),
         Command::Serve { config } | Command::Migrate { config } => (config.clone(), false),
+        Command::Keys {
+            command: KeysCommand::Rotate { config, .. },
+        } => (config.clone(), false),
     };
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
@@ -57,6 +81,9 @@ async fn main() -> std::process::ExitCode {
     init_tracing(config.log_format);
     let result = match cli.command {
         Command::Migrate { .. } => migrate(&config).await,
+        Command::Keys {
+            command: KeysCommand::Rotate { pool, alg, .. },
+        } => rotate(&config, &pool, &alg).await,
         Command::Dev { .. } | Command::Serve { .. } => serve(config).await,
     };
     match result {
@@ -84,6 +111,17 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = scangate::store::Db::connect(&config.database_url, 2).await?;
     db.migrate().await?;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn rotate(config: &Config, pool: &str, alg: &str) -> anyhow::Result<()> {
+    let alg = scangate::tokens::KeyAlg::parse(alg)
+        .ok_or_else(|| anyhow::anyhow!("unknown algorithm {alg}"))?;
+    let kid = scangate::tokens::rotate_keys(config, pool, alg).await?;
+    println!(
+        "pool {pool}: new {} signing key {kid} is active",
+        alg.as_str()
+    );
     Ok(())
 }
 

@@ -1,36 +1,101 @@
 //! Signing keys and the JWTs ScanGate issues.
 //!
-//! Each pool has one active key (RS256, RSA-2048, generated on first start and stored sealed)
-//! and a JWKS that publishes every key whose tokens may still be live. The JWKS is serialised
-//! once when keys load, so serving it is a memory copy.
+//! Each pool has one active key (RS256 with RSA-2048 by default; ES256 or EdDSA on request),
+//! generated on first start or by `scangate keys rotate`, and stored sealed. The JWKS publishes
+//! the active key and every retired key whose tokens may still be live; it is serialised once
+//! when keys load, so serving it is a memory copy. Signing uses a key pair parsed once, so a
+//! signature costs the signature and nothing else.
+//!
+//! Keys are cached per process and re-read after [`RELOAD_AFTER`], so a rotation made by
+//! another process (the CLI, another instance) reaches every instance within that time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use anyhow::Context as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use ring::rand::SystemRandom;
+use ring::signature::{self as sig, KeyPair as _};
+use rsa::pkcs8::EncodePrivateKey;
 use rsa::traits::PublicKeyParts;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 use sha2::Digest;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 use crate::crypto::SecretBox;
 use crate::store::{self, Db};
 
 /// Lifetime of ID and access tokens.
 pub const TOKEN_TTL_SECS: i64 = 3600;
+/// How long a retired key stays published: past the lifetime of every token it signed, with a
+/// margin for clock skew and cached JWKS copies.
+pub const RETIRED_KEY_GRACE_SECS: i64 = TOKEN_TTL_SECS + 600;
+/// How long a process trusts its cached keys before reading them again.
+pub const RELOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The signature algorithms a pool's key may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, RSA-2048: what every client supports.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256: far cheaper to sign.
+    Es256,
+    /// Ed25519: the cheapest to sign.
+    EdDsa,
+}
+
+impl KeyAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlg::Rs256 => "RS256",
+            KeyAlg::Es256 => "ES256",
+            KeyAlg::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "RS256" => KeyAlg::Rs256,
+            "ES256" => KeyAlg::Es256,
+            "EdDSA" => KeyAlg::EdDsa,
+            _ => return None,
+        })
+    }
+
+    fn jwt(self) -> Algorithm {
+        match self {
+            KeyAlg::Rs256 => Algorithm::RS256,
+            KeyAlg::Es256 => Algorithm::ES256,
+            KeyAlg::EdDsa => Algorithm::EdDSA,
+        }
+    }
+
+    /// Every algorithm a ScanGate key can use, for discovery.
+    pub const ALL: [KeyAlg; 3] = [KeyAlg::Rs256, KeyAlg::Es256, KeyAlg::EdDsa];
+}
+
+/// A private key ready to sign.
+enum Signer {
+    Rsa(sig::RsaKeyPair),
+    Ec(sig::EcdsaKeyPair),
+    Ed(sig::Ed25519KeyPair),
+}
 
 /// One pool's signing material.
 pub struct PoolKeys {
     pub kid: String,
-    pub alg: Algorithm,
-    encoding: EncodingKey,
+    pub alg: KeyAlg,
+    signer: Signer,
+    /// Public keys of every published key, by kid, for verifying our own tokens.
+    verifiers: HashMap<String, (DecodingKey, Algorithm)>,
     /// `{"keys":[…]}`, serialised once.
-    pub jwks: Arc<[u8]>,
+    pub jwks: axum::body::Bytes,
+    /// When these keys were read (clock millis).
+    loaded_at: Millis,
 }
 
 /// The keys of every pool, loaded on demand and cached.
@@ -39,9 +104,10 @@ pub struct Keys {
     secrets: SecretBox,
     clock: Clock,
     pools: RwLock<HashMap<String, Arc<PoolKeys>>>,
-    /// One generator at a time per process; across processes the database's unique index
+    /// One loader at a time per process; across processes the database's unique index
     /// decides.
     generating: tokio::sync::Mutex<()>,
+    rng: SystemRandom,
 }
 
 impl Keys {
@@ -52,31 +118,32 @@ impl Keys {
             clock,
             pools: RwLock::default(),
             generating: tokio::sync::Mutex::new(()),
+            rng: SystemRandom::new(),
         }
+    }
+
+    fn cached(&self, pool: &str) -> Option<Arc<PoolKeys>> {
+        let now = self.clock.now();
+        self.pools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pool)
+            .filter(|k| now - k.loaded_at < RELOAD_AFTER.as_millis() as i64)
+            .map(Arc::clone)
     }
 
     /// The pool's keys, generating its first key if it has none.
     pub async fn for_pool(&self, pool: &str) -> anyhow::Result<Arc<PoolKeys>> {
-        if let Some(k) = self
-            .pools
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(pool)
-        {
-            return Ok(Arc::clone(k));
+        if let Some(k) = self.cached(pool) {
+            return Ok(k);
         }
         let _guard = self.generating.lock().await;
-        if let Some(k) = self
-            .pools
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(pool)
-        {
-            return Ok(Arc::clone(k));
+        if let Some(k) = self.cached(pool) {
+            return Ok(k);
         }
         let mut rows = store::keys::list(&self.db, pool).await?;
         if !rows.iter().any(|k| k.active) {
-            let key = generate_rsa(pool, &self.secrets, self.clock.now()).await?;
+            let key = generate(KeyAlg::Rs256, pool, &self.secrets, self.clock.now()).await?;
             store::keys::insert_first_active(&self.db, &key).await?;
             rows = store::keys::list(&self.db, pool).await?;
         }
@@ -96,25 +163,69 @@ impl Keys {
             .clear();
     }
 
+    /// Adds a new key for `pool` and makes it the one that signs; the previous key stays
+    /// published for [`RETIRED_KEY_GRACE_SECS`]. Returns the new kid.
+    pub async fn rotate(&self, pool: &str, alg: KeyAlg) -> anyhow::Result<String> {
+        let key = generate(alg, pool, &self.secrets, self.clock.now()).await?;
+        store::keys::rotate(&self.db, &key, self.clock.now()).await?;
+        self.invalidate();
+        Ok(key.kid)
+    }
+
     fn build(&self, rows: &[store::keys::SigningKey]) -> anyhow::Result<PoolKeys> {
+        let now = self.clock.now();
         let active = rows
             .iter()
             .find(|k| k.active)
             .ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+        let alg = KeyAlg::parse(&active.alg)
+            .with_context(|| format!("unknown key algorithm {}", active.alg))?;
         let der = self.secrets.open(&active.private_key_enc)?;
-        let private = rsa::RsaPrivateKey::from_pkcs8_der(&der)?;
-        let pkcs1 = private.to_pkcs1_der()?;
-        let encoding = EncodingKey::from_rsa_der(pkcs1.as_bytes());
-        let published: Vec<serde_json::Value> = rows
-            .iter()
-            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
-            .collect();
+        let signer = match alg {
+            KeyAlg::Rs256 => Signer::Rsa(
+                sig::RsaKeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("RSA key: {e}"))?,
+            ),
+            KeyAlg::Es256 => Signer::Ec(
+                sig::EcdsaKeyPair::from_pkcs8(
+                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &der,
+                    &self.rng,
+                )
+                .map_err(|e| anyhow::anyhow!("EC key: {e}"))?,
+            ),
+            KeyAlg::EdDsa => Signer::Ed(
+                sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+                    .map_err(|e| anyhow::anyhow!("Ed25519 key: {e}"))?,
+            ),
+        };
+        let grace = RETIRED_KEY_GRACE_SECS * 1000;
+        let mut published = Vec::new();
+        let mut verifiers = HashMap::new();
+        for row in rows {
+            if row.retired_at.is_some_and(|at| at + grace <= now) {
+                continue;
+            }
+            let (Ok(jwk), Some(alg)) = (
+                serde_json::from_str::<serde_json::Value>(&row.public_jwk),
+                KeyAlg::parse(&row.alg),
+            ) else {
+                continue;
+            };
+            if let Ok(parsed) = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone()) {
+                if let Ok(key) = DecodingKey::from_jwk(&parsed) {
+                    verifiers.insert(row.kid.clone(), (key, alg.jwt()));
+                }
+            }
+            published.push(jwk);
+        }
         let jwks = serde_json::to_vec(&json!({ "keys": published }))?;
         Ok(PoolKeys {
             kid: active.kid.clone(),
-            alg: Algorithm::RS256,
-            encoding,
+            alg,
+            signer,
+            verifiers,
             jwks: jwks.into(),
+            loaded_at: now,
         })
     }
 
@@ -126,38 +237,150 @@ impl Keys {
         claims: &T,
     ) -> anyhow::Result<String> {
         let keys = self.for_pool(pool).await?;
-        let mut header = Header::new(keys.alg);
-        header.kid = Some(keys.kid.clone());
-        header.typ = Some(typ.to_owned());
-        Ok(jsonwebtoken::encode(&header, claims, &keys.encoding)?)
+        keys.sign(typ, claims, &self.rng)
+    }
+
+    /// Verifies a JWT signed by one of the pool's published keys and returns its claims.
+    /// Expiry is left to the caller, who reads time from the injected clock.
+    pub async fn verify<T: DeserializeOwned>(
+        &self,
+        pool: &str,
+        token: &str,
+        issuer: &str,
+    ) -> anyhow::Result<(String, T)> {
+        let header = jsonwebtoken::decode_header(token)?;
+        let kid = header.kid.context("the token has no kid")?;
+        let keys = self.for_pool(pool).await?;
+        let (key, alg) = keys.verifiers.get(&kid).context("unknown kid")?;
+        let mut validation = Validation::new(*alg);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        validation.set_issuer(&[issuer]);
+        let data = jsonwebtoken::decode::<T>(token, key, &validation)?;
+        Ok((header.typ.unwrap_or_default(), data.claims))
     }
 }
 
-/// Generates an RSA-2048 key off the async workers and seals it.
-async fn generate_rsa(
+impl PoolKeys {
+    /// A compact JWS of `claims`: header with `alg`, `kid` and `typ`.
+    fn sign<T: Serialize>(
+        &self,
+        typ: &str,
+        claims: &T,
+        rng: &SystemRandom,
+    ) -> anyhow::Result<String> {
+        let header = json!({ "alg": self.alg.as_str(), "typ": typ, "kid": self.kid });
+        let mut jwt = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+        jwt.push('.');
+        jwt.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+        let signature = match &self.signer {
+            Signer::Rsa(key) => {
+                let mut out = vec![0; key.public().modulus_len()];
+                key.sign(&sig::RSA_PKCS1_SHA256, rng, jwt.as_bytes(), &mut out)
+                    .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+                out
+            }
+            Signer::Ec(key) => key
+                .sign(rng, jwt.as_bytes())
+                .map_err(|_| anyhow::anyhow!("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec(),
+            Signer::Ed(key) => key.sign(jwt.as_bytes()).as_ref().to_vec(),
+        };
+        jwt.push('.');
+        jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        Ok(jwt)
+    }
+}
+
+/// `scangate keys rotate`: connects to the configured database and rotates `pool`'s key.
+/// Running instances pick the new key up within [`RELOAD_AFTER`].
+pub async fn rotate_keys(
+    config: &crate::config::Config,
+    pool: &str,
+    alg: KeyAlg,
+) -> anyhow::Result<String> {
+    let secrets = crate::app::secret_box(config)?;
+    let db = Db::connect(&config.database_url, 2).await?;
+    db.migrate().await?;
+    if store::pools::get(&db, pool).await?.is_none() {
+        anyhow::bail!("no user pool `{pool}`");
+    }
+    let keys = Keys::new(db, secrets, config.clock.clone());
+    keys.rotate(pool, alg).await
+}
+
+/// Generates a key off the async workers and seals it. The kid is the key's RFC 7638
+/// thumbprint: stable, and derived from the key itself.
+pub async fn generate(
+    alg: KeyAlg,
     pool: &str,
     secrets: &SecretBox,
     now: i64,
 ) -> anyhow::Result<store::keys::SigningKey> {
-    let private =
-        tokio::task::spawn_blocking(|| rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048))
-            .await??;
-    let n = URL_SAFE_NO_PAD.encode(private.n().to_bytes_be());
-    let e = URL_SAFE_NO_PAD.encode(private.e().to_bytes_be());
-    // RFC 7638 thumbprint as the kid: stable, derived from the key itself.
-    let thumbprint = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    let (der, jwk_members, thumbprint) =
+        tokio::task::spawn_blocking(move || generate_blocking(alg)).await??;
     let kid = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(thumbprint.as_bytes()));
-    let jwk = json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e });
-    let der = private.to_pkcs8_der()?;
+    let mut jwk = jwk_members;
+    jwk["use"] = json!("sig");
+    jwk["alg"] = json!(alg.as_str());
+    jwk["kid"] = json!(kid);
     Ok(store::keys::SigningKey {
         kid,
         pool: pool.to_owned(),
-        alg: "RS256".into(),
-        private_key_enc: secrets.seal(der.as_bytes()),
+        alg: alg.as_str().into(),
+        private_key_enc: secrets.seal(&der),
         public_jwk: jwk.to_string(),
         active: true,
         created_at: now,
         retired_at: None,
+    })
+}
+
+/// PKCS#8 DER of a new private key, its public JWK members, and the thumbprint input
+/// (required members in lexicographic order, RFC 7638 §3.2).
+fn generate_blocking(alg: KeyAlg) -> anyhow::Result<(Vec<u8>, serde_json::Value, String)> {
+    let rng = SystemRandom::new();
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    Ok(match alg {
+        KeyAlg::Rs256 => {
+            let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+            let n = b64(&private.n().to_bytes_be());
+            let e = b64(&private.e().to_bytes_be());
+            let der = private.to_pkcs8_der()?.as_bytes().to_vec();
+            let thumb = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+            (der, json!({ "kty": "RSA", "n": n, "e": e }), thumb)
+        }
+        KeyAlg::Es256 => {
+            let alg = &sig::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let doc = sig::EcdsaKeyPair::generate_pkcs8(alg, &rng)
+                .map_err(|_| anyhow::anyhow!("EC key generation failed"))?;
+            let pair = sig::EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng)
+                .map_err(|_| anyhow::anyhow!("EC key generation failed"))?;
+            // Uncompressed point: 0x04 ‖ X ‖ Y.
+            let point = pair.public_key().as_ref();
+            let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+            let thumb = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            (
+                doc.as_ref().to_vec(),
+                json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }),
+                thumb,
+            )
+        }
+        KeyAlg::EdDsa => {
+            let doc = sig::Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
+            let pair = sig::Ed25519KeyPair::from_pkcs8(doc.as_ref())
+                .map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
+            let x = b64(pair.public_key().as_ref());
+            let thumb = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+            (
+                doc.as_ref().to_vec(),
+                json!({ "kty": "OKP", "crv": "Ed25519", "x": x }),
+                thumb,
+            )
+        }
     })
 }
 

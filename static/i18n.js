@@ -1,8 +1,9 @@
 // Chinese or English for ScanGate pages.
 //
 // Pages carry both languages (`<span class="zh">` beside `<span class="en">`); this script,
-// loaded in <head> so the first paint is already right, picks one by the saved choice or by
-// navigator.language and sets it on <html data-lang>. Any [data-lang-toggle] button switches.
+// loaded in <head> so the first paint is already right, picks one — the page's pinned choice
+// (data-lang-pinned), else the saved choice, else navigator.language — and sets it on
+// <html data-lang>. Any [data-lang-toggle] button switches.
 (function () {
   "use strict";
   var KEY = "scangate.lang";
@@ -22,7 +23,9 @@
     return /^zh\b/i.test(langs[0] || "") ? "zh" : "en";
   }
 
-  var current = saved() || preferred();
+  // A page may pin its language (an explicit request, such as OIDC's ui_locales).
+  var pinned = root.getAttribute("data-lang-pinned");
+  var current = pinned === "zh" || pinned === "en" ? pinned : saved() || preferred();
 
   function apply(lang) {
     current = lang;

@@ -42,6 +42,7 @@ pub fn prepare_config(config: &mut Config) {
             name: "Demo shop".into(),
             logo: None,
             redirect_uris: vec![config.url("/_dev/callback")],
+            post_logout_redirect_uris: vec![config.url("/_dev/")],
             allowed_origins: vec![origin],
             miniprogram: DEMO_APPID.into(),
             qr_ttl_secs: 120,

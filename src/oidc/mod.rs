@@ -1,96 +1,322 @@
-//! OpenID Connect provider: discovery and JWKS per pool (OIDC Discovery 1.0 §3–4, RFC 7517).
+//! OpenID Connect provider, one issuer per user pool: `{public_url}/oidc` for the default pool,
+//! `{public_url}/pools/{slug}/oidc` for the others. Every issuer serves the same routes:
+//!
+//! - discovery and JWKS (OIDC Discovery 1.0, RFC 7517) — this module;
+//! - the authorization endpoint and the hosted login page (OIDC Core §3.1.2) — `authorize`;
+//! - the token endpoint (RFC 6749 §3.2, RFC 7636) — `token`;
+//! - userinfo, revocation and introspection (OIDC Core §5.3, RFC 7009, RFC 7662) — `resource`;
+//! - the browser session and RP-initiated logout — `session`.
+//!
+//! A login through the hosted page creates a grant (`store::grants`): its authorization code
+//! and every token issued from it form one family that can be revoked at once.
 
-use axum::extract::{Path, State};
-use axum::http::header;
+mod authorize;
+mod error;
+mod resource;
+mod session;
+mod token;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, RawPathParams, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
+use axum::Router;
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::store;
+use crate::tokens::KeyAlg;
+
+pub use authorize::Lang;
+pub use error::OAuthError;
+pub use token::VerifiedSecrets;
+
+/// What the provider keeps in memory.
+#[derive(Default)]
+pub struct OidcState {
+    pub secrets: VerifiedSecrets,
+    /// Each issuer's discovery document, serialised once.
+    discovery: std::sync::RwLock<std::collections::HashMap<String, Bytes>>,
+}
+
+/// How long an authorization code lives (RFC 6749 §4.1.2 recommends at most 10 minutes).
+pub const CODE_TTL_SECS: i64 = 60;
+/// How long a refresh token lives unless used (each use rotates it).
+pub const REFRESH_TTL_SECS: i64 = 30 * 24 * 3600;
+/// How long a browser session lets a user into the pool's apps without scanning again.
+pub const SESSION_TTL_SECS: i64 = 24 * 3600;
+
+/// The scopes ScanGate grants; others are ignored (RFC 6749 §3.3 lets the server narrow).
+pub const SCOPES: [&str; 4] = ["openid", "profile", "phone", "offline_access"];
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .nest("/oidc", issuer_routes())
+        .nest("/pools/{slug}/oidc", issuer_routes())
+}
+
+fn issuer_routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery_get))
+        .route("/jwks", get(jwks_get))
+        .route("/auth", get(authorize::auth_get))
+        .route("/auth/continue", get(authorize::continue_get))
+        .route("/token", post(token::token_post))
         .route(
-            "/oidc/.well-known/openid-configuration",
-            get(default_discovery_get),
+            "/userinfo",
+            get(resource::userinfo_get).post(resource::userinfo_get),
         )
-        .route("/oidc/jwks", get(default_jwks_get))
+        .route("/token/revocation", post(resource::revocation_post))
+        .route("/token/introspection", post(resource::introspection_post))
         .route(
-            "/pools/{slug}/oidc/.well-known/openid-configuration",
-            get(discovery_get),
+            "/session/end",
+            get(session::end_session_get).post(session::end_session_post),
         )
-        .route("/pools/{slug}/oidc/jwks", get(jwks_get))
 }
 
-async fn default_discovery_get(State(state): State<AppState>) -> AppResult<Response> {
-    discovery(&state, "default").await
+/// The issuer a request addressed: its pool and URL. Unknown pools are `not_found`; the
+/// default pool is reachable only at `/oidc`, so each pool has exactly one issuer string.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    pub pool: String,
+    pub url: String,
 }
 
-async fn discovery_get(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-) -> AppResult<Response> {
-    discovery(&state, &slug).await
-}
+impl Issuer {
+    /// The path of the issuer on this server (for cookie scoping and same-origin links).
+    pub fn path(&self) -> String {
+        url::Url::parse(&self.url)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_else(|_| "/oidc".into())
+    }
 
-async fn default_jwks_get(State(state): State<AppState>) -> AppResult<Response> {
-    jwks(&state, "default").await
-}
-
-async fn jwks_get(State(state): State<AppState>, Path(slug): Path<String>) -> AppResult<Response> {
-    jwks(&state, &slug).await
-}
-
-async fn known_pool(state: &AppState, slug: &str) -> AppResult<()> {
-    if slug == "default" || store::pools::get(&state.db, slug).await?.is_some() {
-        Ok(())
-    } else {
-        Err(AppError::NotFound("no such user pool".into()))
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
     }
 }
 
-/// OpenID Provider Metadata (OIDC Discovery 1.0 §3).
-async fn discovery(state: &AppState, slug: &str) -> AppResult<Response> {
-    known_pool(state, slug).await?;
-    let issuer = state.config.issuer(slug);
-    let doc = json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/auth"),
-        "token_endpoint": format!("{issuer}/token"),
-        "userinfo_endpoint": format!("{issuer}/userinfo"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "end_session_endpoint": format!("{issuer}/session/end"),
-        "revocation_endpoint": format!("{issuer}/token/revocation"),
-        "introspection_endpoint": format!("{issuer}/token/introspection"),
-        "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "scopes_supported": ["openid", "profile", "phone", "offline_access"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "nickname", "name", "picture", "phone_number", "phone_number_verified"],
-    });
-    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response())
+impl FromRequestParts<AppState> for Issuer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let slug = RawPathParams::from_request_parts(parts, state)
+            .await
+            .ok()
+            .and_then(|p| {
+                p.iter()
+                    .find(|(k, _)| *k == "slug")
+                    .map(|(_, v)| v.to_owned())
+            });
+        let pool = match slug {
+            None => "default".to_owned(),
+            Some(s) if s == "default" => return Err(no_such_pool()),
+            Some(s) => {
+                if store::pools::get(&state.db, &s).await?.is_none() {
+                    return Err(no_such_pool());
+                }
+                s
+            }
+        };
+        Ok(Issuer {
+            url: state.config.issuer(&pool),
+            pool,
+        })
+    }
 }
 
-/// The pool's JSON Web Key Set (RFC 7517 §5), served pre-serialised.
-async fn jwks(state: &AppState, slug: &str) -> AppResult<Response> {
-    known_pool(state, slug).await?;
+fn no_such_pool() -> AppError {
+    AppError::NotFound("no such user pool".into())
+}
+
+/// `GET {issuer}/.well-known/openid-configuration` — OpenID Provider Metadata (OIDC
+/// Discovery 1.0 §3), serialised once per issuer and served from memory.
+async fn discovery_get(State(state): State<AppState>, issuer: Issuer) -> Response {
+    let cached = state
+        .oidc
+        .discovery
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&issuer.url)
+        .cloned();
+    let body = match cached {
+        Some(b) => b,
+        None => {
+            let b = Bytes::from(discovery_document(&issuer.url).to_string());
+            state
+                .oidc
+                .discovery
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(issuer.url.clone(), b.clone());
+            b
+        }
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn discovery_document(i: &str) -> serde_json::Value {
+    let algs: Vec<&str> = KeyAlg::ALL.iter().map(|a| a.as_str()).collect();
+    json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/auth"),
+        "token_endpoint": format!("{i}/token"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
+        "jwks_uri": format!("{i}/jwks"),
+        "end_session_endpoint": format!("{i}/session/end"),
+        "revocation_endpoint": format!("{i}/token/revocation"),
+        "introspection_endpoint": format!("{i}/token/introspection"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": ["none"],
+        "scopes_supported": SCOPES,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "nickname", "name", "picture", "phone_number", "phone_number_verified"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "ui_locales_supported": ["zh-CN", "en"],
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
+/// `GET {issuer}/jwks` — the pool's JSON Web Key Set (RFC 7517 §5), served pre-serialised.
+async fn jwks_get(State(state): State<AppState>, issuer: Issuer) -> AppResult<Response> {
     let keys = state
         .keys
-        .for_pool(slug)
+        .for_pool(&issuer.pool)
         .await
         .map_err(AppError::Internal)?;
     Ok((
         [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
         ],
-        axum::body::Bytes::copy_from_slice(&keys.jwks),
+        keys.jwks.clone(),
     )
         .into_response())
+}
+
+/// The granted scope: the known scopes of `requested`, in canonical order, space-separated.
+pub fn grant_scope(requested: &str) -> String {
+    let asked: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
+    SCOPES
+        .iter()
+        .filter(|s| asked.contains(s))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split(' ').any(|s| s == wanted)
+}
+
+/// Parses a form or query string into pairs, refusing a repeated parameter (RFC 6749 §3.1:
+/// "Request and response parameters MUST NOT be included more than once"). Parameters sent
+/// without a value are treated as omitted.
+pub fn parse_params(raw: &str) -> Result<Params, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if v.is_empty() {
+            continue;
+        }
+        if out.iter().any(|(seen, _)| *seen == k) {
+            return Err(format!("the parameter `{k}` is repeated"));
+        }
+        out.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(Params(out))
+}
+
+/// Request parameters, each at most once.
+#[derive(Clone, Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `uri` with `params` appended to its query (keeping any query it already has).
+pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granted_scope_keeps_known_scopes_in_order() {
+        assert_eq!(grant_scope("phone openid email"), "openid phone");
+        assert_eq!(
+            grant_scope("  offline_access  openid"),
+            "openid offline_access"
+        );
+        assert_eq!(grant_scope("email"), "");
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused_and_empty_ones_ignored() {
+        assert!(parse_params("a=1&a=2").is_err());
+        let p = parse_params("a=1&b=&c=x%20y").unwrap_or_default();
+        assert_eq!(p.get("a"), Some("1"));
+        assert_eq!(p.get("b"), None);
+        assert_eq!(p.get("c"), Some("x y"));
+    }
+
+    #[test]
+    fn parameters_are_appended_to_an_existing_query() {
+        assert_eq!(
+            with_query(
+                "https://a.example/cb?x=1",
+                &[("code", "c d"), ("state", "s")]
+            ),
+            "https://a.example/cb?x=1&code=c+d&state=s"
+        );
+    }
 }

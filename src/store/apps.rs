@@ -13,6 +13,8 @@ pub struct App {
     /// Argon2id hash; `None` for a public client.
     pub client_secret_hash: Option<String>,
     pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub miniprogram: String,
     pub qr_ttl_secs: i64,
@@ -30,15 +32,16 @@ impl std::fmt::Debug for App {
 
 const COLUMNS: &str =
     "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
-                       miniprogram, qr_ttl_secs, require_binding";
+                       miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris";
 
 pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11, $11)
          ON CONFLICT (client_id) DO UPDATE SET pool = excluded.pool, name = excluded.name, logo = excluded.logo,
              client_secret_hash = excluded.client_secret_hash, redirect_uris = excluded.redirect_uris,
              allowed_origins = excluded.allowed_origins, miniprogram = excluded.miniprogram,
              qr_ttl_secs = excluded.qr_ttl_secs, require_binding = excluded.require_binding,
+             post_logout_redirect_uris = excluded.post_logout_redirect_uris,
              updated_at = excluded.updated_at"
     ))
     .bind(&app.client_id)
@@ -52,6 +55,7 @@ pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
     .bind(app.qr_ttl_secs)
     .bind(i64::from(app.require_binding))
     .bind(now)
+    .bind(to_json_list(&app.post_logout_redirect_uris))
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -80,6 +84,9 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
         logo: r.try_get("logo")?,
         client_secret_hash: r.try_get("client_secret_hash")?,
         redirect_uris: from_json_list(&r.try_get::<String, _>("redirect_uris")?),
+        post_logout_redirect_uris: from_json_list(
+            &r.try_get::<String, _>("post_logout_redirect_uris")?,
+        ),
         allowed_origins: from_json_list(&r.try_get::<String, _>("allowed_origins")?),
         miniprogram: r.try_get("miniprogram")?,
         qr_ttl_secs: r.try_get("qr_ttl_secs")?,

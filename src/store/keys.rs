@@ -70,3 +70,27 @@ pub async fn insert_first_active(db: &Db, key: &SigningKey) -> Result<bool, sqlx
         Err(e) => Err(e),
     }
 }
+
+/// Retires the pool's active key and makes `key` the active one, in one transaction.
+pub async fn rotate(db: &Db, key: &SigningKey, now: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE signing_keys SET active = 0, retired_at = $2 WHERE pool = $1 AND active = 1",
+    )
+    .bind(&key.pool)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, pool, alg, private_key_enc, public_jwk, active, created_at) VALUES ($1, $2, $3, $4, $5, 1, $6)",
+    )
+    .bind(&key.kid)
+    .bind(&key.pool)
+    .bind(&key.alg)
+    .bind(&key.private_key_enc)
+    .bind(&key.public_jwk)
+    .bind(key.created_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}

@@ -7,6 +7,9 @@
 pub mod apps;
 pub mod audit;
 pub mod avatars;
+pub mod browser_sessions;
+pub mod codes;
+pub mod grants;
 pub mod identities;
 pub mod keys;
 pub mod miniprograms;

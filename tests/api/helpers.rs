@@ -180,6 +180,7 @@ pub fn base_config(sim_base: &str) -> Config {
         name: format!("App {client_id}"),
         logo: None,
         redirect_uris: vec!["http://127.0.0.1:3000/callback".into()],
+        post_logout_redirect_uris: vec!["http://127.0.0.1:3000/".into()],
         allowed_origins: vec!["http://127.0.0.1:3000".into()],
         miniprogram: mp.into(),
         qr_ttl_secs: 120,

@@ -12,6 +12,8 @@ mod images;
 mod limits;
 mod mp;
 mod multi_instance;
+mod oidc;
+mod oidc_browser;
 mod ops;
 mod outage;
 mod qrcodes;

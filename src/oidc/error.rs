@@ -1,0 +1,109 @@
+//! The OAuth 2.0 error response (RFC 6749 §5.2) of the token, revocation and introspection
+//! endpoints, and the bearer-token error of userinfo (RFC 6750 §3).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::AppError;
+
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    /// The registered error code (`invalid_grant`, `invalid_client`, …).
+    pub error: &'static str,
+    pub description: String,
+    /// For 401s: the `WWW-Authenticate` challenge.
+    pub challenge: Option<&'static str>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            challenge: None,
+        }
+    }
+
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+
+    /// Client authentication failed (RFC 6749 §5.2): 401 with a Basic challenge.
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self {
+            challenge: Some("Basic realm=\"scangate\""),
+            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+        }
+    }
+
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
+    }
+
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
+    }
+
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
+    }
+
+    /// A missing, expired or revoked bearer token (RFC 6750 §3.1).
+    pub fn invalid_token(d: impl Into<String>) -> Self {
+        Self {
+            challenge: Some("Bearer error=\"invalid_token\""),
+            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_token", d)
+        }
+    }
+}
+
+impl From<AppError> for OAuthError {
+    fn from(e: AppError) -> Self {
+        match &e {
+            AppError::Unavailable(_) => {
+                tracing::warn!(error = %format!("{e:#}"), "dependency unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "service temporarily unavailable",
+                )
+            }
+            AppError::Internal(inner) => {
+                tracing::error!(error = %format!("{inner:#}"), "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
+            }
+            other => Self::invalid_request(other.message()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for OAuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut res = (self.status, axum::Json(body)).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(c) = self.challenge {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        res
+    }
+}

@@ -1,0 +1,204 @@
+//! What a relying party does with tokens: userinfo (OIDC Core §5.3), revocation (RFC 7009) and
+//! introspection (RFC 7662). Access tokens are JWTs, but each is also recorded by `jti`, so a
+//! revoked token — or one of a revoked grant — stops working at once here.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::token::{authenticate, no_store, read_form};
+use super::{has_scope, Issuer, OAuthError};
+use crate::app::AppState;
+use crate::crypto::sha256_hex;
+use crate::store::{self, grants::Token};
+
+/// The claims of our access tokens that these endpoints read.
+#[derive(Deserialize)]
+struct AccessTokenClaims {
+    sub: String,
+    client_id: String,
+    exp: i64,
+    iat: i64,
+    jti: String,
+}
+
+/// A verified access token of this issuer with its record. `None` when the token is not one
+/// of ours (bad signature, wrong issuer or type, unknown `jti`).
+async fn access_token(
+    state: &AppState,
+    issuer: &Issuer,
+    token: &str,
+) -> Option<(AccessTokenClaims, Token)> {
+    let (typ, claims) = state
+        .keys
+        .verify::<AccessTokenClaims>(&issuer.pool, token, &issuer.url)
+        .await
+        .ok()?;
+    if !typ.eq_ignore_ascii_case("at+jwt") {
+        return None;
+    }
+    let record = store::grants::get_access(&state.db, &claims.jti)
+        .await
+        .ok()??;
+    (record.grant.pool == issuer.pool && record.grant.client_id == claims.client_id)
+        .then_some((claims, record))
+}
+
+/// `GET|POST {issuer}/userinfo` with `Authorization: Bearer` (OIDC Core §5.3).
+pub async fn userinfo_get(
+    State(state): State<AppState>,
+    issuer: Issuer,
+    headers: HeaderMap,
+) -> Response {
+    match userinfo(&state, &issuer, &headers).await {
+        Ok(v) => no_store(axum::Json(v).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn userinfo(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+) -> Result<Value, OAuthError> {
+    let token = crate::extract::bearer(headers).ok_or_else(|| {
+        OAuthError::invalid_token("an access token is required (Authorization: Bearer)")
+    })?;
+    let now = state.clock.now();
+    let (claims, record) = access_token(state, issuer, token)
+        .await
+        .filter(|(c, r)| c.exp * 1000 > now && r.is_live(now))
+        .ok_or_else(|| {
+            OAuthError::invalid_token("the access token is invalid, expired or revoked")
+        })?;
+    if !has_scope(&record.scope, "openid") {
+        return Err(OAuthError::invalid_token(
+            "the access token has no openid scope",
+        ));
+    }
+    let user = store::users::get(&state.db.pool, &claims.sub)
+        .await?
+        .filter(|u| !u.blocked)
+        .ok_or_else(|| OAuthError::invalid_token("the user is blocked or gone"))?;
+    let mut out = json!({ "sub": user.id });
+    let mut put = |name: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            out[name] = json!(v);
+        }
+    };
+    if has_scope(&record.scope, "profile") {
+        put("nickname", user.nickname.as_deref());
+        put("name", user.nickname.as_deref());
+        put("picture", user.avatar_url.as_deref());
+    }
+    if has_scope(&record.scope, "phone") {
+        put("phone_number", user.phone.as_deref());
+        if user.phone.is_some() {
+            out["phone_number_verified"] = json!(true);
+        }
+    }
+    Ok(out)
+}
+
+/// `POST {issuer}/token/revocation` (RFC 7009 §2). Revoking a refresh token revokes its whole
+/// grant, access tokens included (§2.1); revoking an access token revokes that token. Tokens
+/// of other clients, unknown and already revoked tokens are all answered with 200 (§2.2).
+pub async fn revocation_post(
+    State(state): State<AppState>,
+    issuer: Issuer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = async {
+        let form = read_form(&headers, &body)?;
+        let app = authenticate(&state, &issuer, &headers, &form).await?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let now = state.clock.now();
+        if let Some(record) =
+            store::grants::get_refresh(&state.db, &sha256_hex(token.as_bytes())).await?
+        {
+            if record.grant.client_id == app.client_id && record.grant.pool == issuer.pool {
+                store::grants::revoke(&state.db, &record.grant.id, now).await?;
+            }
+        } else if let Some((claims, record)) = access_token(&state, &issuer, token).await {
+            if record.grant.client_id == app.client_id {
+                store::grants::revoke_access(&state.db, &claims.jti, now).await?;
+            }
+        }
+        Ok::<_, OAuthError>(no_store(axum::http::StatusCode::OK.into_response()))
+    };
+    match run.await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST {issuer}/token/introspection` (RFC 7662 §2). A client learns about its own tokens
+/// only; anything else is `{"active": false}`.
+pub async fn introspection_post(
+    State(state): State<AppState>,
+    issuer: Issuer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = async {
+        let form = read_form(&headers, &body)?;
+        let app = authenticate(&state, &issuer, &headers, &form).await?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let now = state.clock.now();
+        let inactive = json!({ "active": false });
+        let refresh = store::grants::get_refresh(&state.db, &sha256_hex(token.as_bytes())).await?;
+        let answer = if let Some(r) = refresh {
+            if r.grant.client_id == app.client_id && r.grant.pool == issuer.pool && r.is_live(now) {
+                json!({
+                    "active": true,
+                    "token_type": "refresh_token",
+                    "scope": r.scope,
+                    "client_id": r.grant.client_id,
+                    "sub": r.grant.user_id,
+                    "iss": issuer.url,
+                    "iat": r.created_at / 1000,
+                    "exp": r.expires_at / 1000,
+                    "auth_time": r.grant.auth_time / 1000,
+                })
+            } else {
+                inactive
+            }
+        } else {
+            match access_token(&state, &issuer, token).await {
+                Some((c, r))
+                    if r.grant.client_id == app.client_id
+                        && c.exp * 1000 > now
+                        && r.is_live(now) =>
+                {
+                    json!({
+                        "active": true,
+                        "token_type": "Bearer",
+                        "scope": r.scope,
+                        "client_id": c.client_id,
+                        "sub": c.sub,
+                        "aud": r.grant.client_id,
+                        "iss": issuer.url,
+                        "iat": c.iat,
+                        "exp": c.exp,
+                        "jti": c.jti,
+                        "auth_time": r.grant.auth_time / 1000,
+                    })
+                }
+                _ => inactive,
+            }
+        };
+        Ok::<_, OAuthError>(no_store(axum::Json(answer).into_response()))
+    };
+    match run.await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}

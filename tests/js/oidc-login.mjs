@@ -1,0 +1,94 @@
+// A relying party sends a real browser to the hosted login page; the phone (driven over HTTP
+// with a Mini Program session token) scans and confirms; the browser must land on the relying
+// party's callback, which swapped the code for tokens. Screenshots of the page in Chinese and
+// English, on a desktop and a phone-sized screen, go to the artifacts folder.
+import { launch, artifact, must } from "./lib/browser.mjs";
+
+const { RP_URL, SCANGATE_URL, PHONE_TOKEN } = process.env;
+must(RP_URL && SCANGATE_URL && PHONE_TOKEN, "RP_URL, SCANGATE_URL and PHONE_TOKEN are set");
+
+async function shot(page, name) {
+  if (process.env.SCREENSHOTS !== "0") await page.screenshot({ path: artifact(name) });
+}
+
+async function phone(path, body) {
+  const res = await fetch(SCANGATE_URL + path, {
+    method: "POST",
+    headers: { authorization: "Bearer " + PHONE_TOKEN, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  must(res.ok, `phone ${path}: HTTP ${res.status} ${await res.text()}`);
+}
+
+async function qrShown(page) {
+  await page.waitForSelector("#qr[data-random]");
+  await page.waitForFunction(() => {
+    const img = document.querySelector(".qr-code");
+    return img && img.complete && img.naturalWidth > 0;
+  });
+  return page.getAttribute("#qr", "data-random");
+}
+
+const context = await launch();
+try {
+  for (const [lang, size] of [
+    ["zh-CN", { width: 1000, height: 760 }],
+    ["en", { width: 1000, height: 760 }],
+    ["zh-CN", { width: 390, height: 780 }],
+  ]) {
+    const tag = `${lang}-${size.width}`;
+    const page = await context.newPage();
+    await page.setViewportSize(size);
+    await page.goto(`${RP_URL}/login?lang=${lang}&prompt=login`);
+    must(page.url().startsWith(SCANGATE_URL + "/oidc/auth?"), "redirected to the hosted page: " + page.url());
+    const random = await qrShown(page);
+    must(/^[A-Za-z0-9_-]{22,32}$/.test(random), "data-random is a QR random: " + random);
+    const title = await page.textContent(".login-title");
+    must(lang === "en" ? title.includes("Scan to sign in") : title.includes("微信扫码登录"), `${tag}: title in ${lang}: ${title}`);
+    await shot(page, `hosted-login-${tag}.png`);
+
+    await phone(`/api/mp/v1/qrcodes/${random}/scan`);
+    await page.waitForSelector('#login[data-state="scanned"]', { timeout: 10000 });
+    must((await page.textContent("#scanner-name")) === "小明", "the scanner's name is shown");
+    await shot(page, `hosted-login-${tag}-scanned.png`);
+
+    await phone(`/api/mp/v1/qrcodes/${random}/confirm`);
+    await page.waitForURL(RP_URL + "/callback**", { timeout: 10000 });
+    const result = await page.textContent("#signed-in");
+    must(result.includes("Signed in as"), "the relying party got tokens: " + result);
+    console.log(`${tag}: ${result}`);
+    await page.close();
+  }
+
+  // Single sign-on: without prompt=login the browser goes straight back with a code.
+  const page = await context.newPage();
+  await page.goto(`${RP_URL}/login?lang=en`);
+  await page.waitForURL(RP_URL + "/callback**", { timeout: 10000 });
+  must((await page.textContent("#signed-in")).includes("Signed in as"), "signed in without a scan");
+  console.log("sso: ok");
+
+  // Cancelling on the phone shows it on the page.
+  const cancelled = await context.newPage();
+  await cancelled.setViewportSize({ width: 1000, height: 760 });
+  await cancelled.goto(`${RP_URL}/login?lang=zh-CN&prompt=login`);
+  const random = await qrShown(cancelled);
+  await phone(`/api/mp/v1/qrcodes/${random}/scan`);
+  await phone(`/api/mp/v1/qrcodes/${random}/cancel`);
+  await cancelled.waitForSelector('#login[data-state="cancelled"]', { timeout: 10000 });
+  await shot(cancelled, "hosted-login-zh-CN-cancelled.png");
+  console.log("cancelled: ok");
+
+  // A near-miss redirect URI: an error page that says why, and no redirect.
+  const refused = await context.newPage();
+  await refused.setViewportSize({ width: 1000, height: 760 });
+  const near = encodeURIComponent(RP_URL + "/callback/");
+  const res = await refused.goto(
+    `${SCANGATE_URL}/oidc/auth?response_type=code&client_id=shop&scope=openid&ui_locales=en&redirect_uri=${near}`,
+  );
+  must(res.status() === 400 && refused.url().startsWith(SCANGATE_URL), "the error stays on ScanGate");
+  must((await refused.textContent("main")).includes("trailing slash differs"), "the page says why");
+  await shot(refused, "hosted-login-en-refused.png");
+  console.log("refused: ok");
+} finally {
+  await context.close();
+}
