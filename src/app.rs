@@ -224,46 +224,7 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
         }
     }
     for app in &state.config.apps {
-        let mp = store::miniprograms::get(db, &app.miniprogram)
-            .await?
-            .with_context(|| {
-                format!(
-                    "app `{}`: Mini Program {} is not configured",
-                    app.client_id, app.miniprogram
-                )
-            })?;
-        if mp.pool != app.pool {
-            anyhow::bail!(
-                "app `{}` is in pool `{}` but its Mini Program serves pool `{}`",
-                app.client_id,
-                app.pool,
-                mp.pool
-            );
-        }
-        store::pools::ensure(db, &app.pool, &app.pool, now).await?;
-        let client_secret_hash = match &app.client_secret {
-            Some(secret) => {
-                let secret = secret.expose().to_owned();
-                Some(
-                    tokio::task::spawn_blocking(move || crate::crypto::hash_password(&secret))
-                        .await??,
-                )
-            }
-            None => None,
-        };
-        let record = store::apps::App {
-            client_id: app.client_id.clone(),
-            pool: app.pool.clone(),
-            name: app.name.clone(),
-            logo: app.logo.clone(),
-            client_secret_hash,
-            redirect_uris: app.redirect_uris.clone(),
-            post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
-            allowed_origins: app.allowed_origins.clone(),
-            miniprogram: app.miniprogram.clone(),
-            qr_ttl_secs: app.qr_ttl_secs as i64,
-            require_binding: app.require_binding,
-        };
+        let record = app_record(db, app, now).await?;
         store::apps::upsert(db, &record, now).await?;
     }
     // Existing keys load now, so a wrong `secret_key` stops start-up. The very first start
@@ -288,6 +249,56 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
         });
     }
     Ok(())
+}
+
+/// The stored form of a configured app: its Mini Program must already be stored and serve the
+/// app's pool (created here if new); a client secret is hashed with Argon2id. Shared by start-up
+/// (which upserts the configured apps, leaving every other app alone) and `scangate app create`.
+pub async fn app_record(
+    db: &Db,
+    app: &crate::config::AppConfig,
+    now: i64,
+) -> anyhow::Result<store::apps::App> {
+    let mp = store::miniprograms::get(db, &app.miniprogram)
+        .await?
+        .with_context(|| {
+            format!(
+                "app `{}`: Mini Program {} is not configured",
+                app.client_id, app.miniprogram
+            )
+        })?;
+    if mp.pool != app.pool {
+        anyhow::bail!(
+            "app `{}` is in pool `{}` but its Mini Program serves pool `{}`",
+            app.client_id,
+            app.pool,
+            mp.pool
+        );
+    }
+    store::pools::ensure(db, &app.pool, &app.pool, now).await?;
+    let client_secret_hash = match &app.client_secret {
+        Some(secret) => {
+            let secret = secret.expose().to_owned();
+            Some(
+                tokio::task::spawn_blocking(move || crate::crypto::hash_password(&secret))
+                    .await??,
+            )
+        }
+        None => None,
+    };
+    Ok(store::apps::App {
+        client_id: app.client_id.clone(),
+        pool: app.pool.clone(),
+        name: app.name.clone(),
+        logo: app.logo.clone(),
+        client_secret_hash,
+        redirect_uris: app.redirect_uris.clone(),
+        post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
+        allowed_origins: app.allowed_origins.clone(),
+        miniprogram: app.miniprogram.clone(),
+        qr_ttl_secs: app.qr_ttl_secs as i64,
+        require_binding: app.require_binding,
+    })
 }
 
 /// The security policy of responses that set none: no script, no framing.

@@ -187,6 +187,51 @@ impl Default for AppConfig {
     }
 }
 
+/// What is wrong with one app: the key under `[[apps]]` (`redirect_uris[1]`) and why.
+#[derive(Debug)]
+pub struct AppConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl AppConfig {
+    /// The checks serde cannot make: identifiers, URIs, origins, ranges and the QR branding
+    /// (a file or `data:` logo is read and decoded here). Start-up and `scangate app create`
+    /// both go through this.
+    pub fn check(&self) -> Result<(), AppConfigError> {
+        let refuse = |key: String, message: String| AppConfigError { key, message };
+        crate::domain::ClientId::parse(&self.client_id)
+            .map_err(|e| refuse("client_id".into(), e))?;
+        crate::domain::AppId::parse(&self.miniprogram)
+            .map_err(|e| refuse("miniprogram".into(), e))?;
+        if !(30..=3600).contains(&self.qr_ttl_secs) {
+            return Err(refuse(
+                "qr_ttl_secs".into(),
+                "must be between 30 and 3600".into(),
+            ));
+        }
+        for (j, uri) in self.redirect_uris.iter().enumerate() {
+            crate::domain::parse_redirect_uri(uri)
+                .map_err(|e| refuse(format!("redirect_uris[{j}]"), e))?;
+        }
+        for (j, uri) in self.post_logout_redirect_uris.iter().enumerate() {
+            crate::domain::parse_redirect_uri(uri)
+                .map_err(|e| refuse(format!("post_logout_redirect_uris[{j}]"), e))?;
+        }
+        for (j, origin) in self.allowed_origins.iter().enumerate() {
+            crate::domain::parse_origin(origin)
+                .map_err(|e| refuse(format!("allowed_origins[{j}]"), e))?;
+        }
+        crate::qr::Branding::from_app(self).map_err(|e| {
+            refuse(
+                e.key.into(),
+                format!("app `{}`: {}", self.client_id, e.message),
+            )
+        })?;
+        Ok(())
+    }
+}
+
 fn default_pool() -> String {
     "default".into()
 }
@@ -382,37 +427,8 @@ impl Config {
             }
         }
         for (i, app) in self.apps.iter().enumerate() {
-            let key = |f: &str| format!("apps[{i}].{f}");
-            crate::domain::ClientId::parse(&app.client_id)
-                .map_err(|e| invalid(key("client_id"), e))?;
-            crate::domain::AppId::parse(&app.miniprogram)
-                .map_err(|e| invalid(key("miniprogram"), e))?;
-            if !(30..=3600).contains(&app.qr_ttl_secs) {
-                return Err(invalid(key("qr_ttl_secs"), "must be between 30 and 3600"));
-            }
-            for (j, uri) in app.redirect_uris.iter().enumerate() {
-                crate::domain::parse_redirect_uri(uri)
-                    .map_err(|e| invalid(key(&format!("redirect_uris[{j}]")), e))?;
-            }
-            for (j, uri) in app.post_logout_redirect_uris.iter().enumerate() {
-                crate::domain::parse_redirect_uri(uri)
-                    .map_err(|e| invalid(key(&format!("post_logout_redirect_uris[{j}]")), e))?;
-            }
-            for (j, origin) in app.allowed_origins.iter().enumerate() {
-                crate::domain::parse_origin(origin)
-                    .map_err(|e| invalid(key(&format!("allowed_origins[{j}]")), e))?;
-            }
-            // Colours, sizes and the logo (read and decoded here, so a bad one stops start-up).
-            crate::qr::Branding::from_app(app).map_err(|e| {
-                invalid(
-                    key(e.key),
-                    format!("app `{}`: {}", app.client_id, e.message),
-                )
-            })?;
-            let declared = self.miniprograms.iter().any(|m| m.appid == app.miniprogram);
-            if !declared && !self.dev_mode {
-                // Allowed: the Mini Program may already be in the database. Checked at start-up.
-            }
+            app.check()
+                .map_err(|e| invalid(format!("apps[{i}].{}", e.key), e.message))?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod assets;
+pub mod cli;
 pub mod clock;
 pub mod compat;
 pub mod config;

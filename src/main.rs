@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use scangate::app::App;
-use scangate::config::{Config, LogFormat};
+use scangate::config::{AppConfig, Config, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,84 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage apps (the sites that show QR codes; OpenID Connect clients).
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Manage admin console accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Add an app, checked exactly like `[[apps]]` in the configuration. A confidential app
+    /// gets a generated client secret, printed once.
+    Create(Box<AppCreate>),
+    /// List the stored apps (no secrets).
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AppCreate {
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The app's client id (`app_id` of the APIs): 1–64 of A-Z a-z 0-9 . _ -
+    #[arg(long)]
+    client_id: String,
+    /// Shown to the person who scans.
+    #[arg(long)]
+    name: String,
+    /// AppID of the Mini Program that scans this app's codes (already stored: declare it
+    /// under [[miniprograms]] and start the server once).
+    #[arg(long)]
+    miniprogram: String,
+    /// Where the authorization endpoint may return (exact match); repeat for more.
+    #[arg(long = "redirect-uri", required = true)]
+    redirect_uris: Vec<String>,
+    /// A browser origin allowed to call the PC API (CORS); repeat for more.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Where RP-initiated logout may return (exact match); repeat for more.
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// The user pool.
+    #[arg(long, default_value = "default")]
+    pool: String,
+    /// A public client (PKCE, no client secret).
+    #[arg(long)]
+    public: bool,
+    /// Lifetime of the app's QR codes in seconds (30–3600).
+    #[arg(long, default_value_t = 120)]
+    qr_ttl_secs: u64,
+    /// Do not bind QR codes to the browser that created them.
+    #[arg(long)]
+    no_binding: bool,
+    /// Logo: a file path, a data: URI or an https:// URL.
+    #[arg(long)]
+    logo: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Add an admin console account. The password is generated and printed once, unless
+    /// --password-stdin.
+    Create {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// 3–64 of a-z 0-9 . _ -
+        #[arg(long)]
+        username: String,
+        /// Read the password (at least 12 characters) from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -68,7 +146,16 @@ async fn main() -> std::process::ExitCode {
         Command::Serve { config } | Command::Migrate { config } => (config.clone(), false),
         Command::Keys {
             command: KeysCommand::Rotate { config, .. },
+        }
+        | Command::App {
+            command: AppCommand::List { config },
+        }
+        | Command::Admin {
+            command: AdminCommand::Create { config, .. },
         } => (config.clone(), false),
+        Command::App {
+            command: AppCommand::Create(args),
+        } => (args.config.clone(), false),
     };
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
@@ -84,6 +171,20 @@ async fn main() -> std::process::ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate { pool, alg, .. },
         } => rotate(&config, &pool, &alg).await,
+        Command::App {
+            command: AppCommand::Create(args),
+        } => app_create(&config, *args).await,
+        Command::App {
+            command: AppCommand::List { .. },
+        } => app_list(&config).await,
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    username,
+                    password_stdin,
+                    ..
+                },
+        } => admin_create(&config, &username, password_stdin).await,
         Command::Dev { .. } | Command::Serve { .. } => serve(config).await,
     };
     match result {
@@ -122,6 +223,71 @@ async fn rotate(config: &Config, pool: &str, alg: &str) -> anyhow::Result<()> {
         "pool {pool}: new {} signing key {kid} is active",
         alg.as_str()
     );
+    Ok(())
+}
+
+async fn app_create(config: &Config, args: AppCreate) -> anyhow::Result<()> {
+    let app = AppConfig {
+        pool: args.pool,
+        client_id: args.client_id,
+        client_secret: None,
+        name: args.name,
+        logo: args.logo,
+        redirect_uris: args.redirect_uris,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
+        allowed_origins: args.allowed_origins,
+        miniprogram: args.miniprogram,
+        qr_ttl_secs: args.qr_ttl_secs,
+        require_binding: !args.no_binding,
+        ..AppConfig::default()
+    };
+    let created = scangate::cli::create_app(config, app, args.public).await?;
+    println!("client_id:     {}", created.client_id);
+    match created.client_secret {
+        Some(secret) => {
+            println!("client_secret: {secret}");
+            println!("\nStore the client secret now: it cannot be shown again.");
+        }
+        None => println!("public client: no client secret (use PKCE)"),
+    }
+    Ok(())
+}
+
+async fn app_list(config: &Config) -> anyhow::Result<()> {
+    let apps = scangate::cli::list_apps(config).await?;
+    println!(
+        "{:<24} {:<12} {:<20} {:<12} NAME",
+        "CLIENT_ID", "POOL", "MINIPROGRAM", "TYPE"
+    );
+    for app in apps {
+        let kind = if app.client_secret_hash.is_some() {
+            "confidential"
+        } else {
+            "public"
+        };
+        println!(
+            "{:<24} {:<12} {:<20} {:<12} {}",
+            app.client_id, app.pool, app.miniprogram, kind, app.name
+        );
+    }
+    Ok(())
+}
+
+async fn admin_create(config: &Config, username: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let password = if password_stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        Some(line.strip_suffix('\r').unwrap_or(line).to_owned())
+    } else {
+        None
+    };
+    let generated = scangate::cli::create_admin(config, username, password).await?;
+    println!("admin {username} created");
+    if let Some(password) = generated {
+        println!("password: {password}");
+        println!("\nStore the password now: it cannot be shown again.");
+    }
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use crate::error::{AppError, AppResult};
 use crate::store;
 use crate::tokens::KeyAlg;
 
-pub use authorize::Lang;
+pub use authorize::{page, Lang};
 pub use error::OAuthError;
 pub use token::VerifiedSecrets;
 

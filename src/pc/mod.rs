@@ -237,27 +237,23 @@ pub async fn load(state: &AppState, random: &str) -> AppResult<QrCode> {
 }
 
 /// `GET /q/{random}`: what a QR code's URL shows when scanned by something other than WeChat.
-async fn scan_landing_get(State(state): State<AppState>, Path(random): Path<String>) -> Response {
-    let _ = parse_random(&random);
-    let dev_hint = if state.config.dev_mode {
-        format!(
-            " In development, open <a href=\"/_dev/phone?random={}\">the phone simulator</a>.",
-            html_escape(&random)
-        )
-    } else {
-        String::new()
-    };
-    axum::response::Html(format!(
-        "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>ScanGate</title>\
-         <p>请使用微信扫一扫打开此二维码。</p><p>Scan this code with WeChat to sign in.{dev_hint}</p>"
-    ))
-    .into_response()
+/// The page behind a QR code's `scan_url`, for a phone that opened it with something other
+/// than WeChat.
+#[derive(askama::Template)]
+#[template(path = "scan.html")]
+struct ScanPage {
+    /// The phone simulator for this code, in `dev` mode only.
+    phone_url: Option<String>,
 }
 
-fn html_escape(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
+async fn scan_landing_get(State(state): State<AppState>, Path(random): Path<String>) -> Response {
+    let phone_url = state.config.dev_mode.then(|| {
+        let random = parse_random(&random)
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default();
+        format!("/_dev/phone?random={random}")
+    });
+    crate::oidc::page(&ScanPage { phone_url })
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -61,6 +61,32 @@ pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Inserts a new app; `false` when its client id is taken (nothing is changed then).
+pub async fn create(db: &Db, app: &App, now: i64) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(&format!(
+        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11, $11)"
+    ))
+    .bind(&app.client_id)
+    .bind(&app.pool)
+    .bind(&app.name)
+    .bind(&app.logo)
+    .bind(&app.client_secret_hash)
+    .bind(to_json_list(&app.redirect_uris))
+    .bind(to_json_list(&app.allowed_origins))
+    .bind(&app.miniprogram)
+    .bind(app.qr_ttl_secs)
+    .bind(i64::from(app.require_binding))
+    .bind(now)
+    .bind(to_json_list(&app.post_logout_redirect_uris))
+    .execute(&db.pool)
+    .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if super::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn get(db: &Db, client_id: &str) -> Result<Option<App>, sqlx::Error> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM apps WHERE client_id = $1"))
         .bind(client_id)

@@ -5,8 +5,10 @@
 
 mod helpers;
 mod js;
+mod landing;
 
 mod bad_input;
+mod cli;
 mod compat;
 mod images;
 mod limits;

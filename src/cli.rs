@@ -1,0 +1,166 @@
+//! The operator commands besides serving: `app create`, `app list` and `admin create`. They
+//! apply pending migrations, then work on the database directly; running instances see a new
+//! app at once (apps are read from the database per request).
+
+use anyhow::Context as _;
+
+use crate::config::{AppConfig, Config, Secret};
+use crate::store::{self, Db};
+
+/// A new app and, for a confidential one, its client secret in clear (shown once, never stored).
+pub struct CreatedApp {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+}
+
+/// The `app create` flag that sets a key under `[[apps]]` (`redirect_uris[1]` → `--redirect-uri`).
+pub fn app_flag(key: &str) -> String {
+    let base = key.split(['[', '.']).next().unwrap_or(key);
+    let flag = match base {
+        "redirect_uris" => "redirect-uri",
+        "post_logout_redirect_uris" => "post-logout-redirect-uri",
+        "allowed_origins" => "allowed-origin",
+        other => return format!("--{}", other.replace('_', "-")),
+    };
+    format!("--{flag}")
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url, 2).await?;
+    db.migrate().await.context("applying database migrations")?;
+    Ok(db)
+}
+
+/// Checks `app` as start-up checks `[[apps]]`, generates a client secret unless `public`, and
+/// stores the app. An existing client id is refused, never overwritten.
+pub async fn create_app(
+    config: &Config,
+    mut app: AppConfig,
+    public: bool,
+) -> anyhow::Result<CreatedApp> {
+    if let Err(e) = app.check() {
+        let value = flag_value(&app, &e.key);
+        anyhow::bail!("{}{value}: {}", app_flag(&e.key), e.message);
+    }
+    let secret = (!public).then(|| crate::crypto::random_token(32));
+    app.client_secret = secret.clone().map(Secret);
+    let db = connect(config).await?;
+    let now = config.clock.now();
+    if store::apps::get(&db, &app.client_id).await?.is_some() {
+        anyhow::bail!(already_exists(&app.client_id));
+    }
+    let record = crate::app::app_record(&db, &app, now).await?;
+    if !store::apps::create(&db, &record, now).await? {
+        anyhow::bail!(already_exists(&app.client_id));
+    }
+    Ok(CreatedApp {
+        client_id: app.client_id,
+        client_secret: secret,
+    })
+}
+
+fn already_exists(client_id: &str) -> String {
+    format!("an app with client id `{client_id}` already exists; choose another --client-id")
+}
+
+/// The offending value of a list flag, to show beside the flag (` \`value\``), if any.
+fn flag_value(app: &AppConfig, key: &str) -> String {
+    let index = key
+        .split_once('[')
+        .and_then(|(_, rest)| rest.trim_end_matches(']').parse::<usize>().ok());
+    let list = match key.split('[').next() {
+        Some("redirect_uris") => &app.redirect_uris,
+        Some("post_logout_redirect_uris") => &app.post_logout_redirect_uris,
+        Some("allowed_origins") => &app.allowed_origins,
+        _ => return String::new(),
+    };
+    index
+        .and_then(|i| list.get(i))
+        .map(|v| format!(" `{v}`"))
+        .unwrap_or_default()
+}
+
+/// Every stored app (no secrets).
+pub async fn list_apps(config: &Config) -> anyhow::Result<Vec<store::apps::App>> {
+    let db = connect(config).await?;
+    Ok(store::apps::list(&db).await?)
+}
+
+/// Shortest accepted admin password.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Creates an admin account; with no `password`, generates one. Returns the password when it
+/// was generated (to show once).
+pub async fn create_admin(
+    config: &Config,
+    username: &str,
+    password: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    check_username(username)?;
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(|| crate::crypto::random_token(18));
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        anyhow::bail!("the password must be at least {MIN_PASSWORD_CHARS} characters long");
+    }
+    if chars > 1024 {
+        anyhow::bail!("the password must be at most 1024 characters long");
+    }
+    let db = connect(config).await?;
+    if store::admins::get(&db, username).await?.is_some() {
+        anyhow::bail!(admin_exists(username));
+    }
+    let hashed = password.clone();
+    let password_hash =
+        tokio::task::spawn_blocking(move || crate::crypto::hash_password(&hashed)).await??;
+    let admin = store::admins::Admin {
+        username: username.to_owned(),
+        password_hash,
+        created_at: config.clock.now(),
+    };
+    if !store::admins::create(&db, &admin).await? {
+        anyhow::bail!(admin_exists(username));
+    }
+    Ok(generated.then_some(password))
+}
+
+fn admin_exists(username: &str) -> String {
+    format!("an admin named `{username}` already exists")
+}
+
+/// 3–64 characters of `a-z 0-9 . _ -`.
+fn check_username(username: &str) -> anyhow::Result<()> {
+    let ok = (3..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !ok {
+        anyhow::bail!("--username must be 3 to 64 characters of a-z, 0-9, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_to_their_flags() {
+        assert_eq!(app_flag("redirect_uris[2]"), "--redirect-uri");
+        assert_eq!(app_flag("allowed_origins[0]"), "--allowed-origin");
+        assert_eq!(
+            app_flag("post_logout_redirect_uris[0]"),
+            "--post-logout-redirect-uri"
+        );
+        assert_eq!(app_flag("client_id"), "--client-id");
+        assert_eq!(app_flag("qr_ttl_secs"), "--qr-ttl-secs");
+    }
+
+    #[test]
+    fn usernames_are_checked() {
+        assert!(check_username("ops.admin-1").is_ok());
+        for bad in ["ab", "Admin", "a b", "x".repeat(65).as_str(), "名字名"] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The operator commands (`app create`, `app list`, `admin create`, `--help`), run as the real
+//! binary against the test's database, and the `/q/{random}` landing page.
+
+use std::process::{Output, Stdio};
+
+use reqwest::StatusCode;
+use scangate::crypto::verify_password;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::helpers::{TestApp, APPID, APPID_OTHER};
+
+/// Runs `scangate ARGS` against `app`'s database, with `stdin` on standard input.
+async fn run(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    let secret = app.config.secret_key.as_ref().unwrap().expose().to_owned();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(args)
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("SCANGATE_SECRET_KEY", secret)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The value printed after `label` (`client_secret: …`).
+fn printed(out: &Output, label: &str) -> Option<String> {
+    stdout(out)
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(|v| v.trim().to_owned())
+}
+
+const CALLBACK: &str = "http://127.0.0.1:4000/callback";
+
+async fn create_shop(app: &TestApp, extra: &[&str]) -> Output {
+    create_shop_of(app, APPID, extra).await
+}
+
+async fn create_shop_of(app: &TestApp, miniprogram: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "app",
+        "create",
+        "--client-id",
+        "shop",
+        "--name",
+        "Shop",
+        "--miniprogram",
+        miniprogram,
+        "--redirect-uri",
+        CALLBACK,
+        "--allowed-origin",
+        "http://127.0.0.1:4000",
+    ];
+    args.extend_from_slice(extra);
+    run(app, &args, None).await
+}
+
+/// A token request that reaches client authentication; the refresh token itself is bogus.
+async fn token_with(app: &TestApp, client_id: &str, secret: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/oidc/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "bogus")])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn oauth_error(res: reqwest::Response) -> (StatusCode, String) {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn a_created_app_works_and_its_secret_is_shown_once(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = create_shop(&app, &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(printed(&out, "client_id:").as_deref(), Some("shop"));
+    let secret = printed(&out, "client_secret:").expect("the secret is printed");
+    assert!(secret.len() >= 40, "{secret}");
+    assert!(stdout(&out).contains("cannot be shown again"));
+    assert!(!stderr(&out).contains(&secret), "the secret is not logged");
+
+    // Stored hashed with Argon2id; never in clear.
+    let stored = scangate::store::apps::get(&app.state.db, "shop")
+        .await
+        .unwrap()
+        .unwrap();
+    let hash = stored.client_secret_hash.clone().unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(&secret));
+    assert!(verify_password(&secret, &hash));
+    assert_eq!(stored.redirect_uris, vec![CALLBACK.to_owned()]);
+    assert!(stored.require_binding);
+    assert_eq!(stored.qr_ttl_secs, 120);
+
+    // The running instance serves it at once: QR codes, and client authentication.
+    let qr = app.create_qr_for(&app.client, "shop").await;
+    assert!(qr["random"].is_string());
+    let (status, error) = oauth_error(token_with(&app, "shop", &secret).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    let (status, error) = oauth_error(token_with(&app, "shop", "not-the-secret").await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+
+    // A restart upserts the configured apps and leaves this one as it is.
+    let restarted = scangate::app::App::build(app.config.clone()).await.unwrap();
+    let after = scangate::store::apps::get(&restarted.state().db, "shop")
+        .await
+        .unwrap()
+        .expect("still there after a restart");
+    assert_eq!(after.client_secret_hash.as_deref(), Some(hash.as_str()));
+
+    let list = run(&app, &["app", "list"], None).await;
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    for id in ["shop", "web", "open", "other"] {
+        assert!(text.lines().any(|l| l.starts_with(id)), "{id} in {text}");
+    }
+    assert!(!text.contains(&secret) && !text.contains("$argon2"));
+}
+
+async fn a_public_app_has_no_secret(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = create_shop(&app, &["--public", "--no-binding", "--qr-ttl-secs", "300"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(printed(&out, "client_secret:"), None);
+    let stored = scangate::store::apps::get(&app.state.db, "shop")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.client_secret_hash.is_none());
+    assert!(!stored.require_binding);
+    assert_eq!(stored.qr_ttl_secs, 300);
+    let qr = app.create_qr_for(&app.client, "shop").await;
+    assert_eq!(qr["expires_in"], 300);
+}
+
+async fn an_existing_client_id_is_refused(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let before = scangate::store::apps::get(&app.state.db, "web")
+        .await
+        .unwrap()
+        .unwrap();
+    let out = run(
+        &app,
+        &[
+            "app",
+            "create",
+            "--client-id",
+            "web",
+            "--name",
+            "Imposter",
+            "--miniprogram",
+            APPID,
+            "--redirect-uri",
+            CALLBACK,
+        ],
+        None,
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("`web` already exists"), "{err}");
+    assert_eq!(printed(&out, "client_secret:"), None);
+    let after = scangate::store::apps::get(&app.state.db, "web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.name, before.name);
+    assert_eq!(after.client_secret_hash, before.client_secret_hash);
+
+    // The same holds for one created by the command itself.
+    assert!(create_shop(&app, &[]).await.status.success());
+    let again = create_shop(&app, &[]).await;
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("`shop` already exists"));
+}
+
+async fn bad_flags_are_named_and_nothing_is_stored(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--redirect-uri", "not a url"],
+            "--redirect-uri `not a url`",
+        ),
+        (
+            &["--allowed-origin", "ftp://x"],
+            "--allowed-origin `ftp://x`",
+        ),
+        (&["--qr-ttl-secs", "5"], "--qr-ttl-secs"),
+        (&["--logo", "/nonexistent/logo.png"], "--logo"),
+        (
+            &["--post-logout-redirect-uri", "javascript:alert(1)"],
+            "--post-logout-redirect-uri",
+        ),
+    ];
+    for (extra, flag) in cases {
+        let out = create_shop(&app, extra).await;
+        assert!(!out.status.success(), "{extra:?}");
+        let err = stderr(&out);
+        assert!(err.contains(flag), "{flag} in {err}");
+    }
+    for (args, flag) in [
+        (["--client-id", "no spaces"], "--client-id"),
+        (["--miniprogram", "wx-nope"], "--miniprogram"),
+    ] {
+        let mut all = vec!["app", "create", "--name", "X", "--redirect-uri", CALLBACK];
+        if args[0] != "--client-id" {
+            all.extend_from_slice(&["--client-id", "shop"]);
+        }
+        if args[0] != "--miniprogram" {
+            all.extend_from_slice(&["--miniprogram", APPID]);
+        }
+        all.extend_from_slice(&args);
+        let out = run(&app, &all, None).await;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(flag), "{flag} in {}", stderr(&out));
+    }
+    // A Mini Program of another pool, and one nobody configured.
+    let out = create_shop_of(&app, APPID_OTHER, &["--pool", "default"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pool"), "{}", stderr(&out));
+    let out = create_shop_of(&app, "wx00000000000000ff", &[]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("wx00000000000000ff"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(scangate::store::apps::get(&app.state.db, "shop")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn admins_are_created_once_with_a_strong_password(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let password = "correct horse battery staple";
+    let out = run(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--username",
+            "ops.admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(password));
+    let admin = scangate::store::admins::get(&app.state.db, "ops.admin")
+        .await
+        .unwrap()
+        .expect("the admin is stored");
+    assert!(admin.password_hash.starts_with("$argon2id$"));
+    assert!(verify_password(password, &admin.password_hash));
+    assert!(!verify_password(
+        "correct horse battery stapl",
+        &admin.password_hash
+    ));
+
+    // Taken username: refused, the stored hash unchanged.
+    let out = run(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--username",
+            "ops.admin",
+            "--password-stdin",
+        ],
+        Some("another long password\n"),
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let same = scangate::store::admins::get(&app.state.db, "ops.admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(same.password_hash, admin.password_hash);
+
+    // Too short a password, a bad username: refused, nothing stored.
+    let out = run(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--username",
+            "shorty",
+            "--password-stdin",
+        ],
+        Some("elevenchars\n"),
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("at least 12"), "{}", stderr(&out));
+    let out = run(&app, &["admin", "create", "--username", "Bad Name"], None).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--username"), "{}", stderr(&out));
+    for name in ["shorty", "Bad Name"] {
+        assert!(scangate::store::admins::get(&app.state.db, name)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    // A generated password: printed once, and it is the stored one.
+    let out = run(&app, &["admin", "create", "--username", "second"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let generated = printed(&out, "password:").expect("a generated password is printed");
+    assert!(generated.len() >= 20);
+    assert!(stdout(&out).contains("cannot be shown again"));
+    let second = scangate::store::admins::get(&app.state.db, "second")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(verify_password(&generated, &second.password_hash));
+}
+
+crate::both_backends!(
+    a_created_app_works_and_its_secret_is_shown_once,
+    a_public_app_has_no_secret,
+    an_existing_client_id_is_refused,
+    bad_flags_are_named_and_nothing_is_stored,
+    admins_are_created_once_with_a_strong_password,
+);
+
+#[tokio::test]
+async fn every_command_has_help() {
+    let commands: [&[&str]; 9] = [
+        &[],
+        &["dev"],
+        &["serve"],
+        &["migrate"],
+        &["keys", "rotate"],
+        &["app", "create"],
+        &["app", "list"],
+        &["admin", "create"],
+        &["admin"],
+    ];
+    for command in commands {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+            .args(command)
+            .arg("--help")
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{command:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: scangate"), "{command:?}: {text}");
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["app", "create", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--client-id",
+        "--name",
+        "--miniprogram",
+        "--redirect-uri",
+        "--allowed-origin",
+        "--post-logout-redirect-uri",
+        "--pool",
+        "--public",
+        "--qr-ttl-secs",
+        "--no-binding",
+        "--logo",
+        "--config",
+    ] {
+        assert!(text.contains(flag), "{flag} in {text}");
+    }
+}
