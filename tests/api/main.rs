@@ -18,6 +18,7 @@ mod oidc;
 mod oidc_browser;
 mod ops;
 mod outage;
+mod postgres_tls;
 mod qrcodes;
 mod races;
 mod secrets;
