@@ -137,7 +137,27 @@ TOML
   taskset -c 1 target/release/examples/bench-oidc-token --base http://127.0.0.1:18303 \
     --sim http://127.0.0.1:18303/_dev/wechat --appid wx0123456789abcdef --client-id demo \
     --redirect-uri http://127.0.0.1:18303/_dev/callback --pid "$token_server" \
-    --connections "${TOKEN_CONNECTIONS:-16}" --seconds "${DURATION%s}" --label "scangate_token_$alg"
+    --connections "${TOKEN_CONNECTIONS:-16}" --seconds "${DURATION%s}" --label "scangate_token_$alg" | tee -a "$work/token"
   kill "$token_server"
   wait "$token_server" 2>/dev/null || true
 done
+
+# The peer's refresh grant (one RS256 ID token and an opaque access token per grant), its
+# grants seeded through its own models (bench/oidc/peer-token.mjs).
+(cd bench/oidc && NODE_ENV=production exec taskset -c 0 node peer-token.mjs 18304 >"$work/peer-token.log" 2>&1) &
+pids+=($!)
+wait_up http://127.0.0.1:18304/jwks
+peer_token=$(pgrep -f "node peer-token.mjs 18304" | head -n 1)
+taskset -c 1 target/release/examples/bench-oidc-token --base http://127.0.0.1:18304 --sim - \
+  --appid - --client-id demo --redirect-uri - --pid "$peer_token" \
+  --seed-url http://127.0.0.1:18304/bench/seed --token-url http://127.0.0.1:18304/token \
+  --client-secret bench-client-secret --connections "${TOKEN_CONNECTIONS:-16}" \
+  --seconds "${DURATION%s}" --label peer_token_RS256 | tee -a "$work/token"
+
+awk '
+  { rate[$1] = $2; cpu[$1] = $4 }
+  END {
+    printf "\nscangate ES256 / peer, grants per second:  %.2f\n", rate["scangate_token_ES256"] / rate["peer_token_RS256"]
+    printf "scangate ES256 / peer, JWTs per second:    %.2f  (2 JWTs per grant against 1; target >= 5)\n", 2 * rate["scangate_token_ES256"] / rate["peer_token_RS256"]
+    printf "scangate RS256 / peer, grants per second:  %.2f\n", rate["scangate_token_RS256"] / rate["peer_token_RS256"]
+  }' "$work/token"

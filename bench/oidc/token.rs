@@ -51,6 +51,14 @@ struct Cli {
     warmup: u64,
     #[arg(long, default_value = "token")]
     label: String,
+    /// Instead of logging in: POST here once per connection for a refresh token (the peer's
+    /// seeding route), and use `--token-url` with `--client-secret`.
+    #[arg(long)]
+    seed_url: Option<String>,
+    #[arg(long)]
+    token_url: Option<String>,
+    #[arg(long)]
+    client_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -58,23 +66,30 @@ async fn main() -> Result<(), Error> {
     let cli = Cli::parse();
     let mut refresh = Vec::with_capacity(cli.connections);
     for i in 0..cli.connections {
-        refresh.push(login(&cli, &format!("bench-user-{i}")).await?);
+        refresh.push(match &cli.seed_url {
+            Some(seed) => seeded(seed).await?,
+            None => login(&cli, &format!("bench-user-{i}")).await?,
+        });
     }
     let client = Client::builder()
         .pool_max_idle_per_host(cli.connections)
         .build()?;
-    let url = format!("{}/oidc/token", cli.base);
+    let url = cli
+        .token_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/oidc/token", cli.base));
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for token in refresh {
-        let (client, url, client_id) = (client.clone(), url.clone(), cli.client_id.clone());
+        let (client, url) = (client.clone(), url.clone());
+        let (client_id, secret) = (cli.client_id.clone(), cli.client_secret.clone());
         let (counting, stop, done) = (counting.clone(), stop.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut token = token;
             while !stop.load(Ordering::Relaxed) {
-                token = refresh_grant(&client, &url, &client_id, &token).await?;
+                token = refresh_grant(&client, &url, &client_id, secret.as_deref(), &token).await?;
                 if counting.load(Ordering::Relaxed) {
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -109,25 +124,38 @@ async fn refresh_grant(
     client: &Client,
     url: &str,
     client_id: &str,
+    client_secret: Option<&str>,
     token: &str,
 ) -> Result<String, Error> {
-    let res = client
-        .post(url)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token),
-            ("client_id", client_id),
-        ])
-        .send()
-        .await?;
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("client_id", client_id),
+    ];
+    if let Some(secret) = client_secret {
+        form.push(("client_secret", secret));
+    }
+    let res = client.post(url).form(&form).send().await?;
     let status = res.status();
     let body: Value = res.json().await?;
     if status != StatusCode::OK || body["id_token"].as_str().is_none() {
         return Err(format!("refresh grant: {status} {body}").into());
     }
+    // A server that does not rotate answers without a new one: the old one stays valid.
+    Ok(body["refresh_token"].as_str().unwrap_or(token).to_owned())
+}
+
+async fn seeded(url: &str) -> Result<String, Error> {
+    let body: Value = Client::new()
+        .post(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     Ok(body["refresh_token"]
         .as_str()
-        .ok_or("no refresh_token")?
+        .ok_or("no refresh_token from the seeding route")?
         .to_owned())
 }
 
