@@ -1,19 +1,20 @@
 //! Building and running the application: state, start-up bootstrap, router and middleware.
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context as _;
-use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::FutureExt as _;
 use tokio::net::TcpListener;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -305,9 +306,20 @@ pub async fn app_record(
 const DEFAULT_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
                            frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+/// Headers every response carries unless its handler set them. Pages set their own policy;
+/// everything else (JSON, images, plain pages) gets one that runs no script from anywhere and
+/// cannot be framed.
+const DEFAULT_HEADERS: [(HeaderName, &str); 4] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::CONTENT_SECURITY_POLICY, DEFAULT_CSP),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+];
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
     let mut app = Router::new()
         .merge(crate::ops::router())
         .merge(crate::cors::apply(crate::pc::router(), &state))
@@ -320,38 +332,56 @@ pub fn router(state: AppState) -> Router {
     }
     app.fallback(not_found)
         .with_state(state)
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        // Pages set their own policy; everything else (JSON, images, plain pages) gets one
-        // that runs no script from anywhere and cannot be framed.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DEFAULT_CSP),
+        .layer(axum::middleware::from_fn_with_state(
+            RequestIds::new(),
+            envelope,
         ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let path = req
-                        .extensions()
-                        .get::<axum::extract::MatchedPath>()
-                        .map_or("-", |p| p.as_str());
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
-                })
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, RequestIds::new()))
+}
+
+/// What every request and response passes through, in one step: a request id (the caller's
+/// `x-request-id`, or a new one) on both, a tracing span naming the method, the matched route
+/// and the id, a panic turned into a 500 error, and the default security headers.
+async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
+    let id = match req.headers().get(X_REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = ids.next();
+            req.headers_mut().insert(X_REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let span = tracing::info_span!(
+        "request",
+        method = req.method().as_str(),
+        path = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("-", MatchedPath::as_str),
+        request_id = id.to_str().unwrap_or(""),
+    );
+    let mut res = async move {
+        let start = Instant::now();
+        let res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+            Ok(res) => res,
+            Err(_) => AppError::Internal(anyhow::anyhow!("handler panicked")).into_response(),
+        };
+        tracing::debug!(
+            status = res.status().as_u16(),
+            latency_us = start.elapsed().as_micros() as u64,
+            "response"
+        );
+        res
+    }
+    .instrument(span)
+    .await;
+    let headers = res.headers_mut();
+    headers.entry(X_REQUEST_ID).or_insert(id);
+    for (name, value) in DEFAULT_HEADERS {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    }
+    res
 }
 
 /// Request ids: a random prefix per process and a counter. Unique across a fleet like a UUID,
@@ -369,17 +399,76 @@ impl RequestIds {
             next: Arc::new(AtomicU64::new(1)),
         }
     }
-}
 
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+    fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+            .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
 
 async fn not_found() -> Response {
     AppError::NotFound("no such resource".into()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    fn enveloped() -> Router {
+        Router::new()
+            .route("/boom", get(boom))
+            .route(
+                "/page",
+                get(|| async {
+                    (
+                        [(header::CONTENT_SECURITY_POLICY, "default-src 'self'")],
+                        "a page",
+                    )
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                RequestIds::new(),
+                envelope,
+            ))
+    }
+
+    async fn get_path(path: &str) -> Response {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        enveloped().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_error_with_the_envelope() {
+        let res = get_path("/boom").await;
+        assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "internal_error");
+    }
+
+    #[tokio::test]
+    async fn a_handler_policy_is_kept_and_the_rest_filled_in() {
+        let res = get_path("/page").await;
+        let h = res.headers();
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], "default-src 'self'");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(
+            h[header::REFERRER_POLICY],
+            "strict-origin-when-cross-origin"
+        );
+        assert!(h.contains_key("x-request-id"));
+    }
 }

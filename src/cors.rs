@@ -50,7 +50,8 @@ async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Respon
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let scope = request_scope(&req);
+    // Without an Origin there is nothing to grant: skip working out the scope.
+    let scope = origin.as_ref().map(|_| request_scope(&req));
     let preflight = req.method() == Method::OPTIONS
         && req
             .headers()
@@ -58,7 +59,7 @@ async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Respon
     if preflight {
         let mut res = StatusCode::NO_CONTENT.into_response();
         vary(&mut res);
-        if let Some(origin) = origin {
+        if let (Some(origin), Some(scope)) = (origin, scope) {
             if allowed(&state, scope, &origin).await {
                 grant(&mut res, &origin);
                 preflight_grant(&mut res, req.headers());
@@ -68,7 +69,7 @@ async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Respon
     }
     let mut res = next.run(req).await;
     vary(&mut res);
-    if let Some(origin) = origin {
+    if let (Some(origin), Some(scope)) = (origin, scope) {
         let scope = match res.extensions().get::<ForApp>() {
             Some(ForApp(app)) => Scope::App(app.clone()),
             None => scope,

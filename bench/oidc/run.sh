@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The OpenID Connect benchmark: discovery and JWKS of ScanGate against a bare axum endpoint
 # (bench/oidc/hello.rs) and against node-oidc-provider (bench/oidc/peer.mjs, production mode,
-# RS256), all measured with wrk in one run; and the signing rate per key algorithm
-# (bench/oidc/sign.rs).
+# RS256), all measured with wrk in one run; the signing rate per key algorithm
+# (bench/oidc/sign.rs); and ScanGate's token endpoint under refresh-token grants in a closed
+# loop (bench/oidc/token.rs), with an RS256 and with an ES256 pool key.
 #
 # Figures: requests per second, and server CPU time per request (utime + stime of the server
 # process over the run, from /proc). Servers run on core 0, wrk on core 1. Absolute figures
@@ -16,7 +17,10 @@ DURATION="${BENCH_DURATION:-10s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 TICK=$(getconf CLK_TCK)
 
-cargo build --release --locked --bin scangate --example bench-oidc-hello --example bench-oidc-sign 2>&1 | tail -n 1
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  cargo build --release --locked --bin scangate \
+    --example bench-oidc-hello --example bench-oidc-sign --example bench-oidc-token 2>&1 | tail -n 1
+fi
 (cd bench/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 work=$(mktemp -d)
@@ -99,3 +103,61 @@ awk '
 echo
 echo "== signing, one core (ID-token-sized JWTs)"
 taskset -c 0 target/release/examples/bench-oidc-sign 3
+
+# The token endpoint: `scangate dev` (its demo public client and in-process WeChat simulator
+# make the logins that start each connection's grant), one instance per key algorithm.
+echo
+echo "== token endpoint, refresh_token grants in a closed loop (${TOKEN_CONNECTIONS:-16} connections, $DURATION)"
+for alg in RS256 ES256; do
+  dir="$work/token-$alg"
+  mkdir -p "$dir"
+  cat > "$dir/scangate.toml" <<TOML
+listen = "127.0.0.1:18303"
+public_url = "http://127.0.0.1:18303"
+database_url = "sqlite://$dir/scangate.db"
+secret_key = "$(head -c 32 /dev/urandom | base64)"
+
+[rate_limits]
+qrcodes_per_minute = 0
+sessions_per_minute = 0
+exchanges_per_minute = 0
+TOML
+  # The first start creates the pool and its RS256 key; another algorithm is a rotation.
+  RUST_LOG=warn taskset -c 0 target/release/scangate dev --config "$dir/scangate.toml" 2>"$dir/scangate.log" &
+  pids+=($!); token_server=$!
+  wait_up http://127.0.0.1:18303/oidc/jwks
+  if [ "$alg" != RS256 ]; then
+    kill "$token_server"
+    wait "$token_server" 2>/dev/null || true
+    RUST_LOG=warn target/release/scangate keys rotate --config "$dir/scangate.toml" --alg "$alg" >/dev/null
+    RUST_LOG=warn taskset -c 0 target/release/scangate dev --config "$dir/scangate.toml" 2>>"$dir/scangate.log" &
+    pids+=($!); token_server=$!
+    wait_up http://127.0.0.1:18303/oidc/jwks
+  fi
+  taskset -c 1 target/release/examples/bench-oidc-token --base http://127.0.0.1:18303 \
+    --sim http://127.0.0.1:18303/_dev/wechat --appid wx0123456789abcdef --client-id demo \
+    --redirect-uri http://127.0.0.1:18303/_dev/callback --pid "$token_server" \
+    --connections "${TOKEN_CONNECTIONS:-16}" --seconds "${DURATION%s}" --label "scangate_token_$alg" | tee -a "$work/token"
+  kill "$token_server"
+  wait "$token_server" 2>/dev/null || true
+done
+
+# The peer's refresh grant (one RS256 ID token and an opaque access token per grant), its
+# grants seeded through its own models (bench/oidc/peer-token.mjs).
+(cd bench/oidc && NODE_ENV=production exec taskset -c 0 node peer-token.mjs 18304 >"$work/peer-token.log" 2>&1) &
+pids+=($!)
+wait_up http://127.0.0.1:18304/jwks
+peer_token=$(pgrep -f "node peer-token.mjs 18304" | head -n 1)
+taskset -c 1 target/release/examples/bench-oidc-token --base http://127.0.0.1:18304 --sim - \
+  --appid - --client-id demo --redirect-uri - --pid "$peer_token" \
+  --seed-url http://127.0.0.1:18304/bench/seed --token-url http://127.0.0.1:18304/token \
+  --client-secret bench-client-secret --connections "${TOKEN_CONNECTIONS:-16}" \
+  --seconds "${DURATION%s}" --label peer_token_RS256 | tee -a "$work/token"
+
+awk '
+  { rate[$1] = $2; cpu[$1] = $4 }
+  END {
+    printf "\nscangate ES256 / peer, grants per second:  %.2f\n", rate["scangate_token_ES256"] / rate["peer_token_RS256"]
+    printf "scangate ES256 / peer, JWTs per second:    %.2f  (2 JWTs per grant against 1; target >= 5)\n", 2 * rate["scangate_token_ES256"] / rate["peer_token_RS256"]
+    printf "scangate RS256 / peer, grants per second:  %.2f\n", rate["scangate_token_RS256"] / rate["peer_token_RS256"]
+  }' "$work/token"
