@@ -92,6 +92,7 @@ start() { # name [args of scangate]
 pids+=($!)
 taskset -c 0 "$BIN/bench-reference" 127.0.0.1:18101 "$REDIS" &
 pids+=($!)
+pid_ref=$!
 config a 18102 "$PG_URL" "$REDIS"
 config b 18103 "$PG_URL" "$REDIS"
 config e 18104 "sqlite://$work/e.db" ""
@@ -110,12 +111,25 @@ note() { echo "$*" | tee -a "$results"; }
 random=$("$BIN/bench-driver" create --url http://127.0.0.1:18102 --app bench)
 body=$(curl -fs "http://127.0.0.1:18102/api/v1/qrcodes/$random")
 redis-cli -u "$REDIS" SET "bench:$random" "$body" >/dev/null
-rate() { # url
-  taskset -c 1 wrk -t1 -c64 -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'
+cpu_ticks() { # pid: user + system time so far, in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+poll() { # name pid url: the rate, and the server's CPU time per request (steadier than rates
+  # on a shared machine)
+  local before after out
+  before=$(cpu_ticks "$2")
+  out=$(taskset -c 1 wrk -t1 -c64 -d"$DURATION" "$3")
+  after=$(cpu_ticks "$2")
+  local rate requests
+  rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  note "$1 $rate req/s"
+  note "$1_cpu $(awk -v t=$((after - before)) -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "%.1f", t / hz * 1e6 / n}') us/req"
 }
 for round in 1 2; do
-  note "poll_reference_r$round $(rate "http://127.0.0.1:18101/api/v1/qrcodes/$random") req/s"
-  note "poll_scangate_r$round $(rate "http://127.0.0.1:18102/api/v1/qrcodes/$random") req/s"
+  poll "poll_reference_r$round" "$pid_ref" "http://127.0.0.1:18101/api/v1/qrcodes/$random"
+  poll "poll_scangate_r$round" "$pid_a" "http://127.0.0.1:18102/api/v1/qrcodes/$random"
 done
 
 # Confirm → waiting browser.
@@ -143,7 +157,7 @@ awk '
   END {
     for (r = 1; r <= 2; r++) {
       ref = v["poll_reference_r" r]; sg = v["poll_scangate_r" r]
-      printf "status poll round %d: scangate %.0f/s, reference %.0f/s, ratio %.2f (target >= 0.8)\n", r, sg, ref, sg / ref
+      printf "status poll round %d: scangate %.0f/s, reference %.0f/s, ratio %.2f (target >= 0.8); CPU per request %.1f vs %.1f us, reference/scangate %.2f\n", r, sg, ref, sg / ref, v["poll_scangate_r" r "_cpu"], v["poll_reference_r" r "_cpu"], v["poll_reference_r" r "_cpu"] / v["poll_scangate_r" r "_cpu"]
     }
     printf "confirm -> browser p99: embedded %.2f ms, one instance on Redis %.2f ms (target <= 5); two instances %.2f ms (target <= 10)\n", v["sse_embedded_p99"], v["sse_one_redis_p99"], v["sse_two_redis_p99"]
     printf "SSE waiters: %d open, RSS %.1f MB (target <= 200)\n", v["waiters_open"], v["waiters_rss"]
