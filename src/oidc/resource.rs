@@ -103,6 +103,22 @@ async fn userinfo(
     Ok(out)
 }
 
+/// What revocation and introspection both start with: the authenticated client and the
+/// `token` it asks about.
+async fn client_and_token(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(store::apps::App, String), OAuthError> {
+    let form = read_form(headers, body)?;
+    let app = authenticate(state, issuer, headers, &form).await?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    Ok((app, token.to_owned()))
+}
+
 /// `POST {issuer}/token/revocation` (RFC 7009 §2). Revoking a refresh token revokes its whole
 /// grant, access tokens included (§2.1); revoking an access token revokes that token. Tokens
 /// of other clients, unknown and already revoked tokens are all answered with 200 (§2.2).
@@ -113,11 +129,8 @@ pub async fn revocation_post(
     body: Bytes,
 ) -> Response {
     let run = async {
-        let form = read_form(&headers, &body)?;
-        let app = authenticate(&state, &issuer, &headers, &form).await?;
-        let token = form
-            .get("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let (app, token) = client_and_token(&state, &issuer, &headers, &body).await?;
+        let token = token.as_str();
         let now = state.clock.now();
         if let Some(record) =
             store::grants::get_refresh(&state.db, &sha256_hex(token.as_bytes())).await?
@@ -147,11 +160,8 @@ pub async fn introspection_post(
     body: Bytes,
 ) -> Response {
     let run = async {
-        let form = read_form(&headers, &body)?;
-        let app = authenticate(&state, &issuer, &headers, &form).await?;
-        let token = form
-            .get("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let (app, token) = client_and_token(&state, &issuer, &headers, &body).await?;
+        let token = token.as_str();
         let now = state.clock.now();
         let inactive = json!({ "active": false });
         let refresh = store::grants::get_refresh(&state.db, &sha256_hex(token.as_bytes())).await?;
