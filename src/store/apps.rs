@@ -34,15 +34,35 @@ const COLUMNS: &str =
     "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
                        miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris";
 
+/// Inserts or, for a known client id, replaces an app (the config bootstrap).
 pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11, $11)
-         ON CONFLICT (client_id) DO UPDATE SET pool = excluded.pool, name = excluded.name, logo = excluded.logo,
+    insert(
+        db,
+        app,
+        now,
+        "ON CONFLICT (client_id) DO UPDATE SET pool = excluded.pool, name = excluded.name, logo = excluded.logo,
              client_secret_hash = excluded.client_secret_hash, redirect_uris = excluded.redirect_uris,
              allowed_origins = excluded.allowed_origins, miniprogram = excluded.miniprogram,
              qr_ttl_secs = excluded.qr_ttl_secs, require_binding = excluded.require_binding,
              post_logout_redirect_uris = excluded.post_logout_redirect_uris,
-             updated_at = excluded.updated_at"
+             updated_at = excluded.updated_at",
+    )
+    .await
+}
+
+/// Inserts a new app; `false` when its client id is taken (nothing is changed then).
+pub async fn create(db: &Db, app: &App, now: i64) -> Result<bool, sqlx::Error> {
+    match insert(db, app, now, "").await {
+        Ok(()) => Ok(true),
+        Err(e) if super::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11, $11)
+         {on_conflict}"
     ))
     .bind(&app.client_id)
     .bind(&app.pool)
@@ -59,32 +79,6 @@ pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
     .execute(&db.pool)
     .await?;
     Ok(())
-}
-
-/// Inserts a new app; `false` when its client id is taken (nothing is changed then).
-pub async fn create(db: &Db, app: &App, now: i64) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(&format!(
-        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11, $11)"
-    ))
-    .bind(&app.client_id)
-    .bind(&app.pool)
-    .bind(&app.name)
-    .bind(&app.logo)
-    .bind(&app.client_secret_hash)
-    .bind(to_json_list(&app.redirect_uris))
-    .bind(to_json_list(&app.allowed_origins))
-    .bind(&app.miniprogram)
-    .bind(app.qr_ttl_secs)
-    .bind(i64::from(app.require_binding))
-    .bind(now)
-    .bind(to_json_list(&app.post_logout_redirect_uris))
-    .execute(&db.pool)
-    .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if super::is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 pub async fn get(db: &Db, client_id: &str) -> Result<Option<App>, sqlx::Error> {
