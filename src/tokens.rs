@@ -408,6 +408,54 @@ pub struct IdClaims<'a> {
     pub phone_number_verified: Option<bool>,
 }
 
+impl<'a> IdClaims<'a> {
+    /// The ID token of `user` for client `aud`, issued at `iat` (seconds) for
+    /// [`TOKEN_TTL_SECS`]; profile and phone claims only when `scope` grants them.
+    pub fn for_user(
+        iss: &'a str,
+        user: &'a crate::store::users::User,
+        aud: &'a str,
+        scope: &str,
+        iat: i64,
+        auth_time: i64,
+        nonce: Option<&'a str>,
+    ) -> Self {
+        let granted = |wanted: &str| scope.split(' ').any(|s| s == wanted);
+        let profile = granted("profile");
+        let phone = granted("phone");
+        IdClaims {
+            iss,
+            sub: &user.id,
+            aud,
+            exp: iat + TOKEN_TTL_SECS,
+            iat,
+            auth_time,
+            nonce,
+            amr: ["qr"],
+            nickname: user.nickname.as_deref().filter(|_| profile),
+            name: user.nickname.as_deref().filter(|_| profile),
+            picture: user.avatar_url.as_deref().filter(|_| profile),
+            phone_number: user.phone.as_deref().filter(|_| phone),
+            phone_number_verified: user.phone.as_ref().filter(|_| phone).map(|_| true),
+        }
+    }
+
+    /// The access token that goes with this ID token, for `scope`.
+    pub fn access(&self, scope: &'a str, jti: String) -> AccessClaims<'a> {
+        AccessClaims {
+            iss: self.iss,
+            sub: self.sub,
+            aud: self.aud,
+            client_id: self.aud,
+            scope,
+            exp: self.exp,
+            iat: self.iat,
+            auth_time: self.auth_time,
+            jti,
+        }
+    }
+}
+
 /// Claims of a JWT access token (RFC 9068).
 #[derive(Debug, Serialize)]
 pub struct AccessClaims<'a> {

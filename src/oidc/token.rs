@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
 use crate::store::{self, apps::App, grants::Grant, users::User};
-use crate::tokens::{AccessClaims, IdClaims, TOKEN_TTL_SECS};
+use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
 
 #[derive(Serialize)]
 struct TokenResponse {
@@ -405,37 +405,18 @@ async fn mint(
     first: bool,
 ) -> Result<TokenResponse, OAuthError> {
     let iat = state.clock.now_secs();
-    let exp = iat + TOKEN_TTL_SECS;
-    let auth_time = grant.auth_time.div_euclid(1000);
-    let profile = has_scope(scope, "profile");
-    let phone = has_scope(scope, "phone");
-    let id = IdClaims {
-        iss: &issuer.url,
-        sub: &user.id,
-        aud: &grant.client_id,
-        exp,
-        iat,
-        auth_time,
-        nonce,
-        amr: ["qr"],
-        nickname: user.nickname.as_deref().filter(|_| profile),
-        name: user.nickname.as_deref().filter(|_| profile),
-        picture: user.avatar_url.as_deref().filter(|_| profile),
-        phone_number: user.phone.as_deref().filter(|_| phone),
-        phone_number_verified: user.phone.as_ref().filter(|_| phone).map(|_| true),
-    };
-    let jti = random_token(16);
-    let access = AccessClaims {
-        iss: &issuer.url,
-        sub: &user.id,
-        aud: &grant.client_id,
-        client_id: &grant.client_id,
+    let id = IdClaims::for_user(
+        &issuer.url,
+        user,
+        &grant.client_id,
         scope,
-        exp,
         iat,
-        auth_time,
-        jti: jti.clone(),
-    };
+        grant.auth_time.div_euclid(1000),
+        nonce,
+    );
+    let exp = id.exp;
+    let jti = random_token(16);
+    let access = id.access(scope, jti.clone());
     let id_token = state
         .keys
         .sign(&grant.pool, "JWT", &id)

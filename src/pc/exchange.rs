@@ -14,7 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::extract::{Json, Requester};
 use crate::store::{self, audit, users::User};
 use crate::tickets::{ExchangeTicket, Take};
-use crate::tokens::{AccessClaims, IdClaims, TOKEN_TTL_SECS};
+use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
 
 #[derive(Deserialize)]
 pub struct ExchangeRequest {
@@ -125,38 +125,16 @@ pub async fn issue_tokens(
 ) -> AppResult<IssuedTokens> {
     let pool = t.pool_id.as_str();
     let issuer = state.config.issuer(pool);
-    let iat = state.clock.now_secs();
-    let exp = iat + TOKEN_TTL_SECS;
-    let auth_time = t.confirmed_at.div_euclid(1000);
-    let scopes: Vec<&str> = scope.split(' ').collect();
-    let profile = scopes.contains(&"profile");
-    let phone = scopes.contains(&"phone");
-    let id = IdClaims {
-        iss: &issuer,
-        sub: &user.id,
-        aud: &t.client_id,
-        exp,
-        iat,
-        auth_time,
-        nonce,
-        amr: ["qr"],
-        nickname: user.nickname.as_deref().filter(|_| profile),
-        name: user.nickname.as_deref().filter(|_| profile),
-        picture: user.avatar_url.as_deref().filter(|_| profile),
-        phone_number: user.phone.as_deref().filter(|_| phone),
-        phone_number_verified: user.phone.as_ref().filter(|_| phone).map(|_| true),
-    };
-    let access = AccessClaims {
-        iss: &issuer,
-        sub: &user.id,
-        aud: &t.client_id,
-        client_id: &t.client_id,
+    let id = IdClaims::for_user(
+        &issuer,
+        user,
+        &t.client_id,
         scope,
-        exp,
-        iat,
-        auth_time,
-        jti: crate::crypto::random_token(16),
-    };
+        state.clock.now_secs(),
+        t.confirmed_at.div_euclid(1000),
+        nonce,
+    );
+    let access = id.access(scope, crate::crypto::random_token(16));
     let id_token = state
         .keys
         .sign(pool, "JWT", &id)
@@ -172,7 +150,7 @@ pub async fn issue_tokens(
         id_token,
         access_token,
         expires_in: TOKEN_TTL_SECS,
-        expires_at: exp,
+        expires_at: id.exp,
     })
 }
 
