@@ -259,6 +259,18 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// `GET path` with this app's client; the JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// Creates a QR code for `app_id` with this app's cookie-keeping client.
     pub async fn create_qr_for(&self, client: &Client, app_id: &str) -> Value {
         let res = client

@@ -1215,15 +1215,7 @@ fn jwt_header(token: &str) -> Value {
 }
 
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
-    let jwks: Value = app
-        .client
-        .get(app.url("/oidc/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json("/oidc/jwks").await;
     jwks["keys"]
         .as_array()
         .unwrap()

@@ -17,15 +17,7 @@ async fn health_and_readiness_answer(backend: Backend) {
     let res = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers().contains_key("x-request-id"));
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["status"], "ok");
     assert_eq!(ready["checks"]["database"], "ok");
     assert_eq!(ready["checks"]["ticket_store"], "ok");

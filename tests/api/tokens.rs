@@ -26,15 +26,7 @@ async fn the_id_token_verifies_against_the_published_jwks(backend: Backend) {
         .await
         .unwrap();
     let user_id = body["user"]["id"].as_str().unwrap();
-    let jwks: Value = app
-        .client
-        .get(app.url("/oidc/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json("/oidc/jwks").await;
     let jwk = &jwks["keys"][0];
     assert_eq!(jwk["kty"], "RSA");
     let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
@@ -92,14 +84,8 @@ async fn discovery_points_at_the_jwks(backend: Backend) {
     assert_eq!(doc["issuer"], app.url("/oidc"));
     assert_eq!(doc["jwks_uri"], app.url("/oidc/jwks"));
     let other: Value = app
-        .client
-        .get(app.url("/pools/other/oidc/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/pools/other/oidc/.well-known/openid-configuration")
+        .await;
     assert_eq!(other["issuer"], app.url("/pools/other/oidc"));
     let missing = app
         .client
