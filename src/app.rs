@@ -1,6 +1,5 @@
 //! Building and running the application: state, start-up bootstrap, router and middleware.
 
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::AppError;
+use crate::server::{DrainSignal, Draining};
 use crate::store::{self, Db};
 use crate::tickets::memory::MemoryStore;
 use crate::tickets::TicketStore;
@@ -43,6 +43,10 @@ pub struct AppState {
     pub qr: Arc<crate::qr::QrImages>,
     /// The WeChat simulator, in `dev` mode only.
     pub simulator: Option<Simulator>,
+    /// Set once shutdown begins.
+    pub draining: Draining,
+    /// Apps, read through a short-lived copy in memory.
+    pub apps: Arc<store::apps::Cache>,
 }
 
 /// A built application: a bound listener and the router to serve on it.
@@ -50,6 +54,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    drain: DrainSignal,
 }
 
 impl App {
@@ -67,12 +72,14 @@ impl App {
         if config.dev_mode {
             crate::dev::prepare_config(&mut config);
         }
-        let state = build_state(config, simulator).await?;
+        let (drain, draining) = crate::server::draining();
+        let state = build_state(config, simulator, draining).await?;
         let router = router(state.clone());
         Ok(App {
             listener,
             router,
             state,
+            drain,
         })
     }
 
@@ -89,19 +96,40 @@ impl App {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        tokio::spawn(housekeeping(self.state.clone()));
+        let drain = self.drain;
+        let shutdown = async move {
+            shutdown.await;
+            drain.start();
+        };
+        crate::server::serve(self.listener, self.router, shutdown).await;
         Ok(())
     }
 
     /// Serves until SIGTERM or ctrl-c.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// How often expired rows are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes expired sessions, codes and tokens now and every [`PURGE_EVERY`] until shutdown.
+/// Several instances may do this at once; the deletes do not conflict.
+async fn housekeeping(state: AppState) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = state.draining.started() => return,
+        }
+        match store::purge_expired(&state.db, state.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "purged expired rows"),
+            Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
+        }
     }
 }
 
@@ -175,7 +203,11 @@ pub async fn connect_tickets(config: &Config) -> anyhow::Result<Arc<dyn TicketSt
     })
 }
 
-async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Result<AppState> {
+async fn build_state(
+    config: Config,
+    simulator: Option<Simulator>,
+    draining: Draining,
+) -> anyhow::Result<AppState> {
     // Logos are read and checked before anything else starts.
     let qr = Arc::new(crate::qr::QrImages::from_config(&config)?);
     let secrets = secret_box(&config)?;
@@ -189,6 +221,7 @@ async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Re
     ));
     let clock = config.clock.clone();
     let keys = Arc::new(Keys::new(db.clone(), secrets.clone(), clock.clone()));
+    let apps = Arc::new(store::apps::Cache::new(db.clone()));
     let state = AppState {
         config: Arc::new(config),
         db,
@@ -200,6 +233,8 @@ async fn build_state(config: Config, simulator: Option<Simulator>) -> anyhow::Re
         clock,
         qr,
         simulator,
+        draining,
+        apps,
     };
     bootstrap(&state).await?;
     Ok(state)

@@ -18,7 +18,6 @@ use axum::Router;
 
 use crate::app::AppState;
 use crate::domain::Random;
-use crate::store;
 
 /// Set by a handler on its response: the app this response belongs to.
 #[derive(Clone, Debug)]
@@ -120,14 +119,14 @@ async fn allowed(state: &AppState, scope: Scope, origin: &str) -> bool {
         Scope::AnyApp => None,
     };
     if let Some(id) = client_id {
-        match store::apps::get(&state.db, &id).await {
+        match state.apps.get(&id).await {
             Ok(Some(app)) => return app.allowed_origins.iter().any(|o| o == origin),
             Ok(None) => {}
             Err(_) => return false,
         }
     }
     // Nothing names a known app.
-    match store::apps::list(&state.db).await {
+    match state.apps.all().await {
         Ok(apps) => apps
             .iter()
             .any(|a| a.allowed_origins.iter().any(|o| o == origin)),

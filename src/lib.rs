@@ -32,6 +32,7 @@ pub mod ops;
 pub mod pc;
 pub mod qr;
 pub mod ratelimit;
+pub mod server;
 pub mod store;
 pub mod tickets;
 pub mod tokens;

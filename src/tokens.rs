@@ -440,8 +440,14 @@ impl<'a> IdClaims<'a> {
         }
     }
 
-    /// The access token that goes with this ID token, for `scope`.
-    pub fn access(&self, scope: &'a str, jti: String) -> AccessClaims<'a> {
+    /// The access token that goes with this ID token, for `scope`; `grant_id` names the OAuth
+    /// grant it was issued under, whose revocation ends it.
+    pub fn access(
+        &self,
+        scope: &'a str,
+        jti: String,
+        grant_id: Option<&'a str>,
+    ) -> AccessClaims<'a> {
         AccessClaims {
             iss: self.iss,
             sub: self.sub,
@@ -452,6 +458,7 @@ impl<'a> IdClaims<'a> {
             iat: self.iat,
             auth_time: self.auth_time,
             jti,
+            grant_id,
         }
     }
 }
@@ -468,4 +475,6 @@ pub struct AccessClaims<'a> {
     pub iat: i64,
     pub auth_time: i64,
     pub jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<&'a str>,
 }

@@ -236,7 +236,9 @@ async fn userinfo_post(
             .await
             .map_err(AppError::from)?;
         // The openid is the one of the app's Mini Program; the unionid is the person's.
-        let miniprogram = store::apps::get(&state.db, &tokens.client_id)
+        let miniprogram = state
+            .apps
+            .get(&tokens.client_id)
             .await
             .map_err(AppError::from)?
             .map(|a| a.miniprogram);

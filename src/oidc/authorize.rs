@@ -293,7 +293,7 @@ pub async fn auth_get(
             "请求缺少 client_id。".into(),
         );
     };
-    let app = match store::apps::get(&state.db, client_id).await {
+    let app = match state.apps.get(client_id).await {
         Ok(Some(app)) if app.pool == issuer.pool => app,
         Ok(_) => {
             let shown: String = client_id.chars().take(64).collect();
@@ -675,7 +675,7 @@ async fn finish(
     let lang = request.lang;
     let now = state.clock.now();
     // The app may have changed since the page was shown.
-    let app = store::apps::get(&state.db, &request.client_id).await?;
+    let app = state.apps.get(&request.client_id).await?;
     if !app.is_some_and(|a| a.redirect_uris.contains(&request.redirect_uri)) {
         return Ok(bad_client(
             lang,

@@ -1,6 +1,7 @@
 //! What a relying party does with tokens: userinfo (OIDC Core §5.3), revocation (RFC 7009) and
-//! introspection (RFC 7662). Access tokens are JWTs, but each is also recorded by `jti`, so a
-//! revoked token — or one of a revoked grant — stops working at once here.
+//! introspection (RFC 7662). Access tokens are JWTs that name their grant; a revoked token, or
+//! one of a revoked grant, stops working at once here. Tokens from the native exchange have no
+//! grant and work until they expire unless revoked themselves.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,38 +14,48 @@ use super::token::{authenticate, no_store, read_form};
 use super::{has_scope, Issuer, OAuthError};
 use crate::app::AppState;
 use crate::crypto::sha256_hex;
-use crate::store::{self, grants::Token};
+use crate::store;
 
 /// The claims of our access tokens that these endpoints read.
 #[derive(Deserialize)]
 struct AccessTokenClaims {
     sub: String,
     client_id: String,
+    scope: String,
     exp: i64,
     iat: i64,
+    auth_time: i64,
     jti: String,
+    grant_id: Option<String>,
 }
 
-/// A verified access token of this issuer with its record. `None` when the token is not one
-/// of ours (bad signature, wrong issuer or type, unknown `jti`).
+/// A live access token of this issuer: signed by its pool, unexpired, not revoked, and its
+/// grant (if it names one) live and of the same client. `None` for anything else.
 async fn access_token(
     state: &AppState,
     issuer: &Issuer,
     token: &str,
-) -> Option<(AccessTokenClaims, Token)> {
-    let (typ, claims) = state
+) -> Result<Option<AccessTokenClaims>, OAuthError> {
+    let Ok((typ, claims)) = state
         .keys
         .verify::<AccessTokenClaims>(&issuer.pool, token, &issuer.url)
         .await
-        .ok()?;
-    if !typ.eq_ignore_ascii_case("at+jwt") {
-        return None;
+    else {
+        return Ok(None);
+    };
+    if !typ.eq_ignore_ascii_case("at+jwt") || claims.exp * 1000 <= state.clock.now() {
+        return Ok(None);
     }
-    let record = store::grants::get_access(&state.db, &claims.jti)
-        .await
-        .ok()??;
-    (record.grant.pool == issuer.pool && record.grant.client_id == claims.client_id)
-        .then_some((claims, record))
+    let live = match store::grants::access_state(&state.db, &claims.jti, claims.grant_id.as_deref())
+        .await?
+    {
+        None | Some((true, _)) => false,
+        Some((false, None)) => true,
+        Some((false, Some(g))) => {
+            g.revoked_at.is_none() && g.pool == issuer.pool && g.client_id == claims.client_id
+        }
+    };
+    Ok(live.then_some(claims))
 }
 
 /// `GET|POST {issuer}/userinfo` with `Authorization: Bearer` (OIDC Core §5.3).
@@ -67,14 +78,10 @@ async fn userinfo(
     let token = crate::extract::bearer(headers).ok_or_else(|| {
         OAuthError::invalid_token("an access token is required (Authorization: Bearer)")
     })?;
-    let now = state.clock.now();
-    let (claims, record) = access_token(state, issuer, token)
-        .await
-        .filter(|(c, r)| c.exp * 1000 > now && r.is_live(now))
-        .ok_or_else(|| {
-            OAuthError::invalid_token("the access token is invalid, expired or revoked")
-        })?;
-    if !has_scope(&record.scope, "openid") {
+    let claims = access_token(state, issuer, token).await?.ok_or_else(|| {
+        OAuthError::invalid_token("the access token is invalid, expired or revoked")
+    })?;
+    if !has_scope(&claims.scope, "openid") {
         return Err(OAuthError::invalid_token(
             "the access token has no openid scope",
         ));
@@ -89,12 +96,12 @@ async fn userinfo(
             out[name] = json!(v);
         }
     };
-    if has_scope(&record.scope, "profile") {
+    if has_scope(&claims.scope, "profile") {
         put("nickname", user.nickname.as_deref());
         put("name", user.nickname.as_deref());
         put("picture", user.avatar_url.as_deref());
     }
-    if has_scope(&record.scope, "phone") {
+    if has_scope(&claims.scope, "phone") {
         put("phone_number", user.phone.as_deref());
         if user.phone.is_some() {
             out["phone_number_verified"] = json!(true);
@@ -138,9 +145,10 @@ pub async fn revocation_post(
             if record.grant.client_id == app.client_id && record.grant.pool == issuer.pool {
                 store::grants::revoke(&state.db, &record.grant.id, now).await?;
             }
-        } else if let Some((claims, record)) = access_token(&state, &issuer, token).await {
-            if record.grant.client_id == app.client_id {
-                store::grants::revoke_access(&state.db, &claims.jti, now).await?;
+        } else if let Some(claims) = access_token(&state, &issuer, token).await? {
+            if claims.client_id == app.client_id {
+                store::grants::revoke_access(&state.db, &claims.jti, now, claims.exp * 1000)
+                    .await?;
             }
         }
         Ok::<_, OAuthError>(no_store(axum::http::StatusCode::OK.into_response()))
@@ -182,26 +190,20 @@ pub async fn introspection_post(
                 inactive
             }
         } else {
-            match access_token(&state, &issuer, token).await {
-                Some((c, r))
-                    if r.grant.client_id == app.client_id
-                        && c.exp * 1000 > now
-                        && r.is_live(now) =>
-                {
-                    json!({
-                        "active": true,
-                        "token_type": "Bearer",
-                        "scope": r.scope,
-                        "client_id": c.client_id,
-                        "sub": c.sub,
-                        "aud": r.grant.client_id,
-                        "iss": issuer.url,
-                        "iat": c.iat,
-                        "exp": c.exp,
-                        "jti": c.jti,
-                        "auth_time": r.grant.auth_time / 1000,
-                    })
-                }
+            match access_token(&state, &issuer, token).await? {
+                Some(c) if c.client_id == app.client_id => json!({
+                    "active": true,
+                    "token_type": "Bearer",
+                    "scope": c.scope,
+                    "client_id": c.client_id,
+                    "sub": c.sub,
+                    "aud": c.client_id,
+                    "iss": issuer.url,
+                    "iat": c.iat,
+                    "exp": c.exp,
+                    "jti": c.jti,
+                    "auth_time": c.auth_time,
+                }),
                 _ => inactive,
             }
         };

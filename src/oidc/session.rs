@@ -171,7 +171,7 @@ async fn end_session(
         None => None,
         Some(uri) => {
             let app = match &client_id {
-                Some(c) => match store::apps::get(&state.db, c).await {
+                Some(c) => match state.apps.get(c).await {
                     Ok(a) => a.filter(|a| a.pool == issuer.pool),
                     Err(e) => return AppError::from(e).into_response(),
                 },

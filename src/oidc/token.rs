@@ -126,7 +126,9 @@ pub async fn authenticate(
             (id.to_owned(), secret.map(str::to_owned))
         }
     };
-    let app = store::apps::get(&state.db, &client_id)
+    let app = state
+        .apps
+        .get(&client_id)
         .await?
         .filter(|a| a.pool == issuer.pool)
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
@@ -393,8 +395,9 @@ async fn new_refresh(state: &AppState, grant: &Grant, scope: &str) -> Result<Str
     Ok(token)
 }
 
-/// Signs an ID token and an access token (recording its `jti`) and, with `offline_access`
-/// on a code exchange, creates a refresh token.
+/// Signs an ID token and an access token and, with `offline_access` on a code exchange,
+/// creates a refresh token. The access token is not stored: it names its grant, and only its
+/// revocation is written down.
 async fn mint(
     state: &AppState,
     issuer: &Issuer,
@@ -414,9 +417,7 @@ async fn mint(
         grant.auth_time.div_euclid(1000),
         nonce,
     );
-    let exp = id.exp;
-    let jti = random_token(16);
-    let access = id.access(scope, jti.clone());
+    let access = id.access(scope, random_token(16), Some(&grant.id));
     let id_token = state
         .keys
         .sign(&grant.pool, "JWT", &id)
@@ -427,7 +428,6 @@ async fn mint(
         .sign(&grant.pool, "at+jwt", &access)
         .await
         .map_err(AppError::Internal)?;
-    store::grants::insert_access(&state.db, &jti, &grant.id, scope, iat * 1000, exp * 1000).await?;
     let refresh_token = if first && has_scope(&grant.scope, "offline_access") {
         Some(new_refresh(state, grant, &grant.scope).await?)
     } else {

@@ -134,7 +134,7 @@ pub async fn issue_tokens(
         t.confirmed_at.div_euclid(1000),
         nonce,
     );
-    let access = id.access(scope, crate::crypto::random_token(16));
+    let access = id.access(scope, crate::crypto::random_token(16), None);
     let id_token = state
         .keys
         .sign(pool, "JWT", &id)

@@ -22,7 +22,6 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::domain::Random;
 use crate::error::{AppError, AppResult};
 use crate::extract::{Json, Requester};
-use crate::store;
 use crate::tickets::{Binding, QrCode, QrStatus};
 
 pub use exchange::{issue_tokens, redeem, user_json, IssuedTokens};
@@ -83,11 +82,9 @@ pub async fn create_qrcode(
     requester: &Requester,
 ) -> AppResult<Created> {
     crate::ratelimit::check(state, crate::ratelimit::Limit::QrCodes, &requester.ip).await?;
-    let app = store::apps::get(&state.db, client_id)
-        .await?
-        .ok_or_else(|| {
-            AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64)))
-        })?;
+    let app = state.apps.get(client_id).await?.ok_or_else(|| {
+        AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64)))
+    })?;
     let (jar, browser) = browser_cookie(state, jar);
     let bind_token = random_token(24);
     let now = state.clock.now();

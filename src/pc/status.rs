@@ -1,6 +1,7 @@
 //! Following a QR code: status, long-poll and Server-Sent Events.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -13,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::{parse_random, MAX_WAIT};
 use crate::app::AppState;
 use crate::clock::rfc3339;
+use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
 use crate::extract::Query;
-use crate::tickets::{Binding, QrCode, QrStatus, Subscription};
+use crate::server::Draining;
+use crate::tickets::{Binding, QrCode, QrStatus, Subscription, TicketStore};
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct ScannedBy {
@@ -103,13 +106,14 @@ pub async fn qrcode_get(
         if view.status == seen && !view.status.is_final() {
             let until = tokio::time::Instant::now() + wait.min(until_expiry(&state, &qr));
             loop {
-                tokio::select! {
-                    _ = sub.changed() => {}
-                    _ = tokio::time::sleep_until(until) => {}
-                }
+                let draining = tokio::select! {
+                    _ = sub.changed() => false,
+                    _ = tokio::time::sleep_until(until) => false,
+                    _ = state.draining.started() => true,
+                };
                 let qr = current(&state, random.as_str()).await?;
                 view = status_view(&qr, state.clock.now(), &binding);
-                if view.status != seen || tokio::time::Instant::now() >= until {
+                if draining || view.status != seen || tokio::time::Instant::now() >= until {
                     break;
                 }
             }
@@ -134,7 +138,7 @@ pub async fn events_get(
     let sub = state.tickets.subscribe(random.as_str());
     // Fail fast with a proper status if the code does not exist.
     current(&state, random.as_str()).await?;
-    let stream = status_events(state, random.as_str().to_owned(), binding, sub);
+    let stream = status_events(state, binding, sub);
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
@@ -147,25 +151,65 @@ pub async fn events_get(
     Ok(res)
 }
 
+/// What one event stream keeps while it waits; ten thousand of these may be open at once, so
+/// it holds only what it needs, and no code record across a wait.
 struct Follow {
-    state: AppState,
-    random: String,
+    tickets: Arc<dyn TicketStore>,
+    clock: Clock,
+    draining: Draining,
     binding: Binding,
     sub: Subscription,
     last: Option<QrStatus>,
     done: bool,
 }
 
+/// What one look at the code calls for: an event to send, or a wait of at most this long.
+enum Next {
+    Send(Event),
+    Wait(Duration),
+}
+
+impl Follow {
+    async fn look(&mut self) -> Next {
+        let qr = match self.tickets.get(self.sub.random()).await {
+            Ok(Some(qr)) => qr,
+            Ok(None) => {
+                self.done = true;
+                return Next::Send(
+                    Event::default()
+                        .event("error")
+                        .data(r#"{"error":"not_found","message":"no such QR code"}"#),
+                );
+            }
+            Err(_) => {
+                self.done = true;
+                return Next::Send(Event::default().event("error").data(
+                    r#"{"error":"unavailable","message":"service temporarily unavailable"}"#,
+                ));
+            }
+        };
+        let now = self.clock.now();
+        let view = status_view(&qr, now, &self.binding);
+        if self.last == Some(view.status) {
+            return Next::Wait(Duration::from_millis((qr.expires_at - now).max(0) as u64));
+        }
+        self.last = Some(view.status);
+        self.done = view.status.is_final();
+        let data = serde_json::to_string(&view).unwrap_or_default();
+        Next::Send(Event::default().event("status").data(data))
+    }
+}
+
 /// The stream of status views: the current one first, then one per change.
 pub fn status_events(
     state: AppState,
-    random: String,
     binding: Binding,
     sub: Subscription,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let follow = Follow {
-        state,
-        random,
+        tickets: state.tickets,
+        clock: state.clock,
+        draining: state.draining,
         binding,
         sub,
         last: None,
@@ -176,34 +220,15 @@ pub fn status_events(
             return None;
         }
         loop {
-            let qr = match f.state.tickets.get(&f.random).await {
-                Ok(Some(qr)) => qr,
-                Ok(None) => {
-                    f.done = true;
-                    let e = Event::default()
-                        .event("error")
-                        .data(r#"{"error":"not_found","message":"no such QR code"}"#);
-                    return Some((Ok(e), f));
-                }
-                Err(_) => {
-                    f.done = true;
-                    let e = Event::default().event("error").data(
-                        r#"{"error":"unavailable","message":"service temporarily unavailable"}"#,
-                    );
-                    return Some((Ok(e), f));
-                }
+            let expiry = match f.look().await {
+                Next::Send(event) => return Some((Ok(event), f)),
+                Next::Wait(expiry) => expiry,
             };
-            let view = status_view(&qr, f.state.clock.now(), &f.binding);
-            if f.last != Some(view.status) {
-                f.last = Some(view.status);
-                f.done = view.status.is_final();
-                let data = serde_json::to_string(&view).unwrap_or_default();
-                return Some((Ok(Event::default().event("status").data(data)), f));
-            }
-            let expiry = until_expiry(&f.state, &qr);
             tokio::select! {
                 _ = f.sub.changed() => {}
                 _ = tokio::time::sleep(expiry + Duration::from_millis(5)) => {}
+                // The stream ends; the browser's EventSource reconnects, to another instance.
+                _ = f.draining.started() => return None,
             }
         }
     })

@@ -113,3 +113,59 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
         require_binding: r.try_get::<i64, _>("require_binding")? != 0,
     })
 }
+
+/// Apps read through a short-lived copy in memory. Every request that names an app (a CORS
+/// check, a QR code, a token request) would otherwise read it from the database, and apps change
+/// rarely: at start-up and by `scangate app create`. A change made by another process shows
+/// here within [`Cache::TTL`]; an app this process has not seen is always read afresh.
+pub struct Cache {
+    db: Db,
+    one: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, App)>>,
+    all: std::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<[App]>)>>,
+}
+
+impl Cache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            one: Default::default(),
+            all: Default::default(),
+        }
+    }
+
+    pub async fn get(&self, client_id: &str) -> Result<Option<App>, sqlx::Error> {
+        let fresh = self
+            .one
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(client_id)
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, app)| app.clone());
+        if fresh.is_some() {
+            return Ok(fresh);
+        }
+        let app = get(&self.db, client_id).await?;
+        if let Some(app) = &app {
+            self.one.write().unwrap_or_else(|p| p.into_inner()).insert(
+                client_id.to_owned(),
+                (std::time::Instant::now(), app.clone()),
+            );
+        }
+        Ok(app)
+    }
+
+    /// Every app, ordered by client id.
+    pub async fn all(&self) -> Result<std::sync::Arc<[App]>, sqlx::Error> {
+        if let Some((at, apps)) = &*self.all.read().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < Self::TTL {
+                return Ok(apps.clone());
+            }
+        }
+        let apps: std::sync::Arc<[App]> = list(&self.db).await?.into();
+        *self.all.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), apps.clone()));
+        Ok(apps)
+    }
+}

@@ -3,8 +3,9 @@
 //! A grant is one authorization of an app by a user (one login through the hosted page or a
 //! session). Its authorization code, access tokens and refresh tokens form a family:
 //! revoking the grant invalidates all of them in one write, which is what code replay and
-//! refresh-token reuse call for. Tokens are stored by hash (refresh tokens) or by `jti`
-//! (access tokens, which are JWTs), never in the clear.
+//! refresh-token reuse call for. Refresh tokens are stored by hash, never in the clear. Access
+//! tokens are JWTs that name their grant and are not stored at all; only a revoked one is
+//! written down, by `jti`, until it expires.
 
 use sqlx::Row as _;
 
@@ -69,29 +70,6 @@ pub async fn revoke(db: &Db, id: &str, now: i64) -> Result<bool, sqlx::Error> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Records an access token's `jti` so it can be checked and revoked.
-pub async fn insert_access(
-    db: &Db,
-    jti: &str,
-    grant_id: &str,
-    scope: &str,
-    now: i64,
-    expires_at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO oidc_access_tokens (jti, grant_id, scope, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(jti)
-    .bind(grant_id)
-    .bind(scope)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
-}
-
 /// A token row with its grant.
 #[derive(Clone, Debug)]
 pub struct Token {
@@ -113,40 +91,63 @@ impl Token {
     }
 }
 
-fn token_from_row(r: &Row, has_used: bool) -> Result<Token, sqlx::Error> {
+fn token_from_row(r: &Row) -> Result<Token, sqlx::Error> {
     Ok(Token {
         grant: grant_from_row(r)?,
         scope: r.try_get("scope")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
-        used_at: if has_used {
-            r.try_get("used_at")?
-        } else {
-            None
-        },
+        used_at: r.try_get("used_at")?,
         revoked_at: r.try_get("revoked_at")?,
     })
 }
 
-/// An access token by `jti`, whatever its state.
-pub async fn get_access(db: &Db, jti: &str) -> Result<Option<Token>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT t.scope AS scope, t.created_at AS created_at, t.expires_at AS expires_at, \
-         t.revoked_at AS revoked_at, {GRANT_COLUMNS} \
-         FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id WHERE t.jti = $1"
-    ))
-    .bind(jti)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.as_ref().map(|r| token_from_row(r, false)).transpose()
+/// What a valid, unexpired access token's use depends on: whether it was revoked itself and,
+/// if issued under a grant, that grant. `None` when the named grant does not exist.
+pub async fn access_state(
+    db: &Db,
+    jti: &str,
+    grant_id: Option<&str>,
+) -> Result<Option<(bool, Option<Grant>)>, sqlx::Error> {
+    const REVOKED: &str =
+        "(SELECT COUNT(*) FROM oidc_revoked_access_tokens WHERE jti = $1) AS revoked";
+    let row = match grant_id {
+        Some(id) => {
+            sqlx::query(&format!(
+                "SELECT {REVOKED}, {GRANT_COLUMNS} FROM oidc_grants g WHERE g.id = $2"
+            ))
+            .bind(jti)
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?
+        }
+        None => Some(
+            sqlx::query(&format!("SELECT {REVOKED}"))
+                .bind(jti)
+                .fetch_one(&db.pool)
+                .await?,
+        ),
+    };
+    let Some(row) = row else { return Ok(None) };
+    let revoked = row.try_get::<i64, _>("revoked")? > 0;
+    let grant = grant_id.map(|_| grant_from_row(&row)).transpose()?;
+    Ok(Some((revoked, grant)))
 }
 
-pub async fn revoke_access(db: &Db, jti: &str, now: i64) -> Result<(), sqlx::Error> {
+/// Revokes one access token until it expires (`expires_at`, when the row may go).
+pub async fn revoke_access(
+    db: &Db,
+    jti: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE oidc_access_tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL",
+        "INSERT INTO oidc_revoked_access_tokens (jti, revoked_at, expires_at) \
+         VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
     )
     .bind(jti)
     .bind(now)
+    .bind(expires_at)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -185,7 +186,7 @@ pub async fn get_refresh(db: &Db, token_hash: &str) -> Result<Option<Token>, sql
     .bind(token_hash)
     .fetch_optional(&db.pool)
     .await?;
-    row.as_ref().map(|r| token_from_row(r, true)).transpose()
+    row.as_ref().map(token_from_row).transpose()
 }
 
 /// Marks a live refresh token used. Exactly one of any number of concurrent callers gets

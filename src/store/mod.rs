@@ -89,6 +89,29 @@ impl Db {
     }
 }
 
+/// Tables whose rows are of no use once `expires_at` has passed: a used code or a rotated
+/// refresh token only matters (for replay detection) while it could still have been used.
+const EXPIRING: [&str; 5] = [
+    "mp_sessions",
+    "oidc_codes",
+    "oidc_refresh_tokens",
+    "oidc_revoked_access_tokens",
+    "oidc_sessions",
+];
+
+/// Deletes every row that expired before `now`; returns how many.
+pub async fn purge_expired(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
+    let mut deleted = 0;
+    for table in EXPIRING {
+        deleted += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+            .bind(now)
+            .execute(&db.pool)
+            .await?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
 /// Adds `mode=rwc` (create if missing) and makes sure the file's folder exists.
 fn sqlite_url(url: &str) -> anyhow::Result<String> {
     let rest = url

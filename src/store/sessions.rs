@@ -48,14 +48,3 @@ pub async fn get(db: &Db, token_hash: &str, now: i64) -> Result<Option<MpSession
     })
     .transpose()
 }
-
-/// Deletes expired sessions; returns how many.
-pub async fn purge_expired(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
-    Ok(
-        sqlx::query("DELETE FROM mp_sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&db.pool)
-            .await?
-            .rows_affected(),
-    )
-}

@@ -364,6 +364,11 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// The code this follows.
+    pub fn random(&self) -> &str {
+        &self.random
+    }
+
     /// Resolves at the next change after the last one seen.
     pub async fn changed(&mut self) {
         // The sender lives in the hub until the last subscriber drops, so this cannot fail

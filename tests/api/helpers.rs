@@ -139,6 +139,11 @@ pub struct TestApp {
     pub sim: Simulator,
     pub state: AppState,
     pub config: Config,
+    /// Starts the server's shutdown; the handle resolves when the server has stopped.
+    shutdown: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
     _dir: tempdir::Dir,
 }
 
@@ -243,7 +248,13 @@ impl TestApp {
         let app = App::build(config.clone()).await.expect("app builds");
         let state = app.state().clone();
         let base = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until(std::future::pending()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.run_until(async move {
+            // Dropping the sender (the test ended) is not a shutdown.
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }));
         TestApp {
             base,
             client: cookie_client(),
@@ -251,8 +262,19 @@ impl TestApp {
             sim,
             state,
             config,
+            shutdown: Some((stop, served)),
             _dir: dir,
         }
+    }
+
+    /// Shuts the server down as SIGTERM would and waits until it has stopped.
+    pub async fn shut_down(&mut self) {
+        let (stop, served) = self.shutdown.take().expect("server still running");
+        stop.send(()).expect("server listens for shutdown");
+        served
+            .await
+            .expect("server task")
+            .expect("server stops cleanly");
     }
 
     pub fn url(&self, path: &str) -> String {

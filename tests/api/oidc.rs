@@ -43,6 +43,7 @@ both_backends!(
     client_authentication_and_code_ownership_are_enforced,
     an_expired_qr_code_cannot_complete_the_login,
     revocation_and_introspection_see_only_the_callers_tokens,
+    the_native_exchanges_access_token_works_until_revoked,
     tokens_signed_before_a_key_rotation_still_verify,
     codes_are_single_use_under_concurrency,
 );
@@ -1335,4 +1336,52 @@ async fn codes_are_single_use_under_concurrency(backend: Backend) {
             .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
         "{statuses:?}"
     );
+}
+
+/// The JSON API's exchange issues no grant; its access token still opens userinfo and
+/// introspection until it expires or its app revokes it.
+async fn the_native_exchanges_access_token_works_until_revoked(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, ticket) = app.confirmed_ticket("o-native").await;
+    let body: Value = app
+        .exchange(&app.client, &ticket)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let info: Value = app
+        .client
+        .get(app.url("/oidc/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], body["user"]["id"]);
+    let introspect = || async {
+        post_form(
+            &app,
+            "/oidc/token/introspection",
+            "web",
+            &[("token", access)],
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
+    };
+    let live = introspect().await;
+    assert_eq!(live["active"], true, "{live}");
+    assert_eq!(live["client_id"], "web");
+
+    let res = post_form(&app, "/oidc/token/revocation", "web", &[("token", access)]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        userinfo_status(&app, access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(introspect().await, json!({ "active": false }));
 }

@@ -4,12 +4,17 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{assert_error, Backend, TestApp};
+use std::time::Duration;
+
+use crate::helpers::{assert_error, Backend, TestApp, APPID};
+use crate::qrcodes::read_events;
 
 both_backends!(
     health_and_readiness_answer,
     every_response_carries_a_request_id_and_the_default_headers,
-    nothing_under_dev_exists_in_serve_mode
+    nothing_under_dev_exists_in_serve_mode,
+    shutdown_ends_event_streams_cleanly_and_stops_listening,
+    expired_sessions_and_tokens_are_purged
 );
 
 async fn health_and_readiness_answer(backend: Backend) {
@@ -80,4 +85,67 @@ async fn nothing_under_dev_exists_in_serve_mode(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+async fn shutdown_ends_event_streams_cleanly_and_stops_listening(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/qrcodes/{random}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_events(res, move |n| {
+        let _ = tx.send(n);
+    }));
+    assert_eq!(rx.recv().await, Some(1), "the first event arrives");
+
+    app.shut_down().await;
+    // The stream ended with its chunked terminator, not a dropped connection (which
+    // `read_events` would report as an error).
+    let events = reader.await.expect("stream read to its end");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["status"], "pending");
+    assert!(
+        app.client.get(app.url("/healthz")).send().await.is_err(),
+        "nothing listens after shutdown"
+    );
+}
+
+async fn expired_sessions_and_tokens_are_purged(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.mp_login(APPID, "o-purge").await;
+    let sessions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM mp_sessions")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(sessions().await, 1);
+    let now = app.clock.now();
+    assert_eq!(
+        scangate::store::purge_expired(&app.state.db, now)
+            .await
+            .unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+
+    app.clock.advance(Duration::from_secs(400 * 24 * 3600));
+    let deleted = scangate::store::purge_expired(&app.state.db, app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(sessions().await, 0);
+    let res = app
+        .client
+        .get(app.url("/api/mp/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }

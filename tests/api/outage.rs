@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_error, eventually, fresh_postgres, require_redis, Backend, Proxy, TestApp,
+    assert_error, eventually, fresh_postgres, require_redis, Backend, Proxy, TestApp, APPID,
 };
 
 async fn create_status(app: &TestApp) -> StatusCode {
@@ -15,6 +15,23 @@ async fn create_status(app: &TestApp) -> StatusCode {
         .post(app.url("/api/v1/qrcodes"))
         .json(&json!({ "app_id": "web" }))
         .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// A fresh Mini Program login, which needs the database.
+async fn mp_session(app: &TestApp) -> reqwest::Result<reqwest::Response> {
+    let code = app.sim.login_code(APPID, "o-outage", None);
+    app.client
+        .post(app.url("/api/mp/v1/session"))
+        .json(&json!({ "appid": APPID, "code": code }))
+        .send()
+        .await
+}
+
+async fn session_status(app: &TestApp) -> StatusCode {
+    mp_session(app)
         .await
         .map(|r| r.status())
         .unwrap_or(StatusCode::BAD_GATEWAY)
@@ -80,16 +97,11 @@ async fn postgres_away_is_unavailable_and_service_resumes_when_it_returns() {
     proxied.set_port(Some(proxy.port)).unwrap();
     let proxied = proxied.to_string();
     let app = TestApp::spawn_with(Backend::Distributed, move |c| c.database_url = proxied).await;
-    assert_eq!(create_status(&app).await, StatusCode::CREATED);
+    assert_eq!(session_status(&app).await, StatusCode::OK);
 
     proxy.cut();
-    let res = app
-        .client
-        .post(app.url("/api/v1/qrcodes"))
-        .json(&json!({ "app_id": "web" }))
-        .send()
-        .await
-        .unwrap();
+    // A Mini Program login reads and writes users and identities.
+    let res = mp_session(&app).await.unwrap();
     assert_error(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     assert_eq!(
         app.client
@@ -104,7 +116,7 @@ async fn postgres_away_is_unavailable_and_service_resumes_when_it_returns() {
     proxy.restore();
     assert!(
         eventually(Duration::from_secs(15), || async {
-            create_status(&app).await == StatusCode::CREATED
+            session_status(&app).await == StatusCode::OK
         })
         .await,
         "service resumed"

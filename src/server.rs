@@ -1,0 +1,124 @@
+//! The connection loop: accepts TCP connections and serves the router on each with hyper.
+//!
+//! `axum::serve` does the same but fixes hyper's settings. One of them matters here: a
+//! connection that is mid-response (an SSE stream, a long poll) keeps reading its socket to
+//! notice the client leaving, and every such read reserves a fresh 8 KiB buffer while the
+//! request's head still holds the first one. With half-close allowed, hyper does not read until
+//! the response is done, so an idle waiter costs one read buffer instead of two; a client that
+//! left is noticed at the next write instead (SSE sends a keep-alive comment every 15 s, and a
+//! long poll answers within its wait).
+//!
+//! Shutting down stops accepting, tells long-lived responses to end ([`Draining`]) and waits for
+//! in-flight requests, at most [`SHUTDOWN_GRACE`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+/// How long a client may take to send a request's head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Whether the server is shutting down; SSE streams and long polls end early when it is, so a
+/// browser reconnects to another instance instead of holding this one open.
+#[derive(Clone)]
+pub struct Draining(watch::Receiver<bool>);
+
+/// The other end of [`Draining`], held by whoever decides to shut down.
+pub struct DrainSignal(watch::Sender<bool>);
+
+pub fn draining() -> (DrainSignal, Draining) {
+    let (tx, rx) = watch::channel(false);
+    (DrainSignal(tx), Draining(rx))
+}
+
+impl DrainSignal {
+    pub fn start(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Draining {
+    /// Resolves once shutdown has begun (never, if the signal was dropped without it).
+    pub async fn started(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|draining| *draining).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for
+/// the open connections to finish their in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.half_close(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = shutdown.as_mut() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(Body::new)
+            });
+        let watcher = graceful.watcher();
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        tokio::spawn(async move {
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::trace!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing the remaining connections");
+    }
+}
+
+/// Per-connection failures (the peer reset before we accepted) are not worth a pause; running
+/// out of file descriptors is, or the loop would spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
