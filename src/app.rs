@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::error::AppError;
+use crate::published::Published;
 use crate::server::{DrainSignal, Draining};
 use crate::store::{self, Db};
 use crate::tickets::memory::MemoryStore;
@@ -47,12 +48,14 @@ pub struct AppState {
     pub draining: Draining,
     /// Apps, read through a short-lived copy in memory.
     pub apps: Arc<store::apps::Cache>,
+    /// Responses kept whole and answered before routing.
+    pub published: Arc<Published>,
 }
 
 /// A built application: a bound listener and the router to serve on it.
 pub struct App {
     listener: TcpListener,
-    router: Router,
+    router: Front,
     state: AppState,
     drain: DrainSignal,
 }
@@ -74,7 +77,7 @@ impl App {
         }
         let (drain, draining) = crate::server::draining();
         let state = build_state(config, simulator, draining).await?;
-        let router = router(state.clone());
+        let router = front(state.clone());
         Ok(App {
             listener,
             router,
@@ -220,7 +223,13 @@ async fn build_state(
         Arc::clone(&tickets),
     ));
     let clock = config.clock.clone();
-    let keys = Arc::new(Keys::new(db.clone(), secrets.clone(), clock.clone()));
+    let published = Arc::new(Published::new(clock.clone()));
+    let keys = Arc::new(Keys::new(
+        db.clone(),
+        secrets.clone(),
+        clock.clone(),
+        Arc::clone(&published),
+    ));
     let apps = Arc::new(store::apps::Cache::new(db.clone()));
     let state = AppState {
         config: Arc::new(config),
@@ -235,6 +244,7 @@ async fn build_state(
         simulator,
         draining,
         apps,
+        published,
     };
     bootstrap(&state).await?;
     Ok(state)
@@ -353,47 +363,82 @@ const DEFAULT_HEADERS: [(HeaderName, &str); 4] = [
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface: published documents first, then the router.
+pub fn front(state: AppState) -> Front {
+    let ids = RequestIds::new();
+    let published = Arc::clone(&state.published);
+    Front {
+        router: router(state, ids.clone()),
+        published,
+        ids,
+    }
+}
+
+fn router(state: AppState, ids: RequestIds) -> Router {
     let mut app = Router::new()
         .merge(crate::ops::router())
         .merge(crate::cors::apply(crate::pc::router(), &state))
         .merge(crate::cors::apply(crate::compat::router(), &state))
         .merge(crate::mp::router())
-        .merge(crate::oidc::router())
+        .merge(crate::oidc::router(&state))
         .merge(crate::assets::router());
     if state.config.dev_mode {
         app = app.merge(crate::dev::router(&state));
     }
     app.fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            RequestIds::new(),
-            envelope,
-        ))
+        .layer(axum::middleware::from_fn_with_state(ids, envelope))
 }
 
-/// What every request and response passes through, in one step: a request id (the caller's
-/// `x-request-id`, or a new one) on both, a tracing span naming the method, the matched route
-/// and the id, a panic turned into a 500 error, and the default security headers.
-async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
-    let id = match req.headers().get(X_REQUEST_ID) {
-        Some(id) => id.clone(),
-        None => {
-            let id = ids.next();
-            req.headers_mut().insert(X_REQUEST_ID, id.clone());
-            id
+/// Answers a `GET` of a published document (see [`crate::published`]) itself, with the same
+/// envelope as a routed response; passes everything else to the router.
+#[derive(Clone)]
+pub struct Front {
+    router: Router,
+    published: Arc<Published>,
+    ids: RequestIds,
+}
+
+impl tower::Service<Request> for Front {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<
+        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        axum::routing::future::RouteFuture<std::convert::Infallible>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if req.method() == axum::http::Method::GET {
+            if let Some(mut res) = self.published.response(req.uri().path()) {
+                let id = self.ids.of(&req);
+                let span = request_span(&req, req.uri().path(), &id);
+                span.in_scope(|| tracing::debug!(status = 200, latency_us = 0, "response"));
+                finish(&mut res, id);
+                return futures::future::Either::Left(std::future::ready(Ok(res)));
+            }
         }
-    };
-    let span = tracing::info_span!(
-        "request",
-        method = req.method().as_str(),
-        path = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("-", MatchedPath::as_str),
-        request_id = id.to_str().unwrap_or(""),
-    );
+        futures::future::Either::Right(self.router.call(req))
+    }
+}
+
+/// What every routed request and response passes through, in one step: a request id (the
+/// caller's `x-request-id`, or a new one) on both, a tracing span naming the method, the
+/// matched route and the id, a panic turned into a 500 error, and the default security headers.
+async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
+    let id = ids.of(&req);
+    req.headers_mut().insert(X_REQUEST_ID, id.clone());
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", MatchedPath::as_str);
+    let span = request_span(&req, path, &id);
     let mut res = async move {
         let start = Instant::now();
         let res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
@@ -409,6 +454,21 @@ async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -
     }
     .instrument(span)
     .await;
+    finish(&mut res, id);
+    res
+}
+
+fn request_span(req: &Request, path: &str, id: &HeaderValue) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = req.method().as_str(),
+        path,
+        request_id = id.to_str().unwrap_or(""),
+    )
+}
+
+/// The request id and the default headers, where the handler set none.
+fn finish(res: &mut Response, id: HeaderValue) {
     let headers = res.headers_mut();
     headers.entry(X_REQUEST_ID).or_insert(id);
     for (name, value) in DEFAULT_HEADERS {
@@ -416,7 +476,6 @@ async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -
             .entry(name)
             .or_insert_with(|| HeaderValue::from_static(value));
     }
-    res
 }
 
 /// Request ids: a random prefix per process and a counter. Unique across a fleet like a UUID,
@@ -432,6 +491,14 @@ impl RequestIds {
         Self {
             prefix: crate::crypto::random_token(9).into(),
             next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// The caller's request id, or a new one.
+    fn of(&self, req: &Request) -> HeaderValue {
+        match req.headers().get(X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => self.next(),
         }
     }
 

@@ -11,12 +11,13 @@
 //! Shutting down stops accepting, tells long-lived responses to end ([`Draining`]) and waits for
 //! in-flight requests, at most [`SHUTDOWN_GRACE`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::Router;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -61,13 +62,16 @@ impl Draining {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for
+/// Serves `service` on `listener` until `shutdown` resolves, then stops accepting and waits for
 /// the open connections to finish their in-flight requests.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.half_close(true)
@@ -86,7 +90,7 @@ pub async fn serve(
             () = shutdown.as_mut() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router
+        let service = service
             .clone()
             .map_request(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));

@@ -98,6 +98,13 @@ pub struct PoolKeys {
     loaded_at: Millis,
 }
 
+impl PoolKeys {
+    /// Until when these keys are used as they are (clock millis); they are read again after.
+    pub fn fresh_until(&self) -> Millis {
+        self.loaded_at + RELOAD_AFTER.as_millis() as Millis
+    }
+}
+
 /// The keys of every pool, loaded on demand and cached.
 pub struct Keys {
     db: Db,
@@ -108,14 +115,22 @@ pub struct Keys {
     /// decides.
     generating: tokio::sync::Mutex<()>,
     rng: SystemRandom,
+    /// Where JWKS responses are kept; forgotten when the keys change here.
+    published: Arc<crate::published::Published>,
 }
 
 impl Keys {
-    pub fn new(db: Db, secrets: SecretBox, clock: Clock) -> Self {
+    pub fn new(
+        db: Db,
+        secrets: SecretBox,
+        clock: Clock,
+        published: Arc<crate::published::Published>,
+    ) -> Self {
         Self {
             db,
             secrets,
             clock,
+            published,
             pools: RwLock::default(),
             generating: tokio::sync::Mutex::new(()),
             rng: SystemRandom::new(),
@@ -161,6 +176,7 @@ impl Keys {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.published.forget_all();
     }
 
     /// Adds a new key for `pool` and makes it the one that signs; the previous key stays
@@ -307,7 +323,9 @@ pub async fn rotate_keys(
     if store::pools::get(&db, pool).await?.is_none() {
         anyhow::bail!("no user pool `{pool}`");
     }
-    let keys = Keys::new(db, secrets, config.clock.clone());
+    let clock = config.clock.clone();
+    let published = Arc::new(crate::published::Published::new(clock.clone()));
+    let keys = Keys::new(db, secrets, clock, published);
     keys.rotate(pool, alg).await
 }
 

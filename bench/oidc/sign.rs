@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         db,
         SecretBox::from_base64(&SecretBox::generate_key())?,
         clock.clone(),
+        std::sync::Arc::new(scangate::published::Published::new(clock.clone())),
     );
     for alg in KeyAlg::ALL {
         keys.rotate("default", alg).await?;

@@ -17,10 +17,10 @@ mod session;
 mod token;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, RawPathParams, State};
+use axum::extract::{FromRequestParts, OriginalUri, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
@@ -38,9 +38,10 @@ pub use token::VerifiedSecrets;
 #[derive(Default)]
 pub struct OidcState {
     pub secrets: VerifiedSecrets,
-    /// Each issuer's discovery document, serialised once.
-    discovery: std::sync::RwLock<std::collections::HashMap<String, Bytes>>,
 }
+
+/// How long a discovery document is answered from memory before it is built again.
+const DISCOVERY_KEPT_MS: i64 = 3600 * 1000;
 
 /// How long an authorization code lives (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;
@@ -52,29 +53,33 @@ pub const SESSION_TTL_SECS: i64 = 24 * 3600;
 /// The scopes ScanGate grants; others are ignored (RFC 6749 §3.3 lets the server narrow).
 pub const SCOPES: [&str; 4] = ["openid", "profile", "phone", "offline_access"];
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .nest("/oidc", issuer_routes())
-        .nest("/pools/{slug}/oidc", issuer_routes())
+        .nest("/oidc", issuer_routes(state))
+        .nest("/pools/{slug}/oidc", issuer_routes(state))
 }
 
-fn issuer_routes() -> Router<AppState> {
-    Router::new()
-        .route("/.well-known/openid-configuration", get(discovery_get))
-        .route("/jwks", get(jwks_get))
-        .route("/auth", get(authorize::auth_get))
-        .route("/auth/continue", get(authorize::continue_get))
+/// The routes of one issuer. What a browser-based relying party calls with `fetch` answers
+/// cross-origin requests from the origins apps allow; discovery and JWKS from any origin.
+fn issuer_routes(state: &AppState) -> Router<AppState> {
+    let api = Router::new()
         .route("/token", post(token::token_post))
         .route(
             "/userinfo",
             get(resource::userinfo_get).post(resource::userinfo_get),
         )
         .route("/token/revocation", post(resource::revocation_post))
-        .route("/token/introspection", post(resource::introspection_post))
+        .route("/token/introspection", post(resource::introspection_post));
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery_get))
+        .route("/jwks", get(jwks_get))
+        .route("/auth", get(authorize::auth_get))
+        .route("/auth/continue", get(authorize::continue_get))
         .route(
             "/session/end",
             get(session::end_session_get).post(session::end_session_post),
         )
+        .merge(crate::cors::apply(api, state))
 }
 
 /// The issuer a request addressed: its pool and URL. Unknown pools are `not_found`; the
@@ -132,42 +137,40 @@ fn no_such_pool() -> AppError {
 }
 
 /// `GET {issuer}/.well-known/openid-configuration` — OpenID Provider Metadata (OIDC
-/// Discovery 1.0 §3), serialised once per issuer and served from memory.
-async fn discovery_get(State(state): State<AppState>, issuer: Issuer) -> Response {
-    let cached = state
-        .oidc
-        .discovery
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&issuer.url)
-        .cloned();
-    let body = match cached {
-        Some(b) => b,
-        None => {
-            let b = Bytes::from(discovery_document(&issuer.url).to_string());
-            state
-                .oidc
-                .discovery
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(issuer.url.clone(), b.clone());
-            b
-        }
-    };
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
-        ],
+/// Discovery 1.0 §3), built once an hour per issuer and published in between.
+async fn discovery_get(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    issuer: Issuer,
+) -> Response {
+    let body = Bytes::from(discovery_document(&issuer.url).to_string());
+    publish(
+        &state,
+        uri.path(),
         body,
+        state.clock.now() + DISCOVERY_KEPT_MS,
     )
-        .into_response()
+}
+
+/// A public JSON document, answered from memory until `until` (see [`crate::published`]):
+/// cacheable, and readable from any origin since it holds nothing private.
+fn publish(state: &AppState, path: &str, body: Bytes, until: crate::clock::Millis) -> Response {
+    let mut res = Response::new(axum::body::Body::from(body.clone()));
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    state.published.keep(path, headers, body, until);
+    res
 }
 
 fn discovery_document(i: &str) -> serde_json::Value {
@@ -202,27 +205,24 @@ fn discovery_document(i: &str) -> serde_json::Value {
     })
 }
 
-/// `GET {issuer}/jwks` — the pool's JSON Web Key Set (RFC 7517 §5), served pre-serialised.
-async fn jwks_get(State(state): State<AppState>, issuer: Issuer) -> AppResult<Response> {
+/// `GET {issuer}/jwks` — the pool's JSON Web Key Set (RFC 7517 §5), serialised once per key
+/// load and published until the keys are read again.
+async fn jwks_get(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    issuer: Issuer,
+) -> AppResult<Response> {
     let keys = state
         .keys
         .for_pool(&issuer.pool)
         .await
         .map_err(AppError::Internal)?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
-        ],
+    Ok(publish(
+        &state,
+        uri.path(),
         keys.jwks.clone(),
-    )
-        .into_response())
+        keys.fresh_until(),
+    ))
 }
 
 /// The granted scope: the known scopes of `requested`, in canonical order, space-separated.

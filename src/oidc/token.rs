@@ -326,35 +326,20 @@ async fn refresh(
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let hash = sha256_hex(token.as_bytes());
     let now = state.clock.now();
-    let record = store::grants::get_refresh(&state.db, &hash)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is unknown"))?;
-    if record.grant.client_id != app.client_id {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was issued to another client",
-        ));
-    }
-    if !store::grants::use_refresh(&state.db, &hash, now).await? {
-        if record.used_at.is_some() || (record.revoked_at.is_none() && record.expires_at > now) {
-            store::grants::revoke(&state.db, &record.grant.id, now).await?;
-            tracing::warn!(client_id = %app.client_id, "rotated refresh token reused; its grant is revoked");
-            return Err(OAuthError::invalid_grant(
-                "the refresh token has already been used; every token of its grant is revoked",
-            ));
-        }
-        return Err(OAuthError::invalid_grant(
-            "the refresh token is expired or revoked",
-        ));
-    }
-    if record.grant.revoked_at.is_some() {
-        return Err(OAuthError::invalid_grant("the grant has been revoked"));
-    }
+    // One transaction: use the token, read its grant and user, store the successor.
+    let mut db = state.db.pool.begin().await?;
+    let Some((grant_id, granted)) =
+        store::grants::use_refresh(&mut *db, &hash, &app.client_id, now).await?
+    else {
+        drop(db);
+        return Err(refused_refresh(state, app, &hash).await?);
+    };
     let scope = match form.get("scope") {
-        None => record.scope.clone(),
+        None => granted.clone(),
         Some(asked) => {
             if let Some(extra) = asked
                 .split(' ')
-                .find(|s| !s.is_empty() && !has_scope(&record.scope, s))
+                .find(|s| !s.is_empty() && !has_scope(&granted, s))
             {
                 return Err(OAuthError::invalid_scope(format!(
                     "the scope `{extra}` was not granted"
@@ -363,11 +348,43 @@ async fn refresh(
             super::grant_scope(asked)
         }
     };
-    let user = live_user(state, &record.grant).await?;
-    let mut response = mint(state, issuer, &record.grant, &user, &scope, None, false).await?;
+    let (grant, user) = store::grants::get_with_user(&mut *db, &grant_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+    if user.blocked {
+        return Err(OAuthError::invalid_grant("the user is blocked"));
+    }
     // The successor keeps the original scope, so narrowing one access token narrows nothing else.
-    response.refresh_token = Some(new_refresh(state, &record.grant, &record.scope).await?);
+    let successor = new_refresh(&mut *db, state, &grant, &granted).await?;
+    db.commit().await?;
+    let mut response = mint(state, issuer, &grant, &user, &scope, None, false).await?;
+    response.refresh_token = Some(successor);
     Ok(response)
+}
+
+/// Why a refresh token could not be used, read after the fact. Presenting a used one again
+/// revokes its grant.
+async fn refused_refresh(
+    state: &AppState,
+    app: &App,
+    hash: &str,
+) -> Result<OAuthError, OAuthError> {
+    let Some(record) = store::grants::get_refresh(&state.db, hash).await? else {
+        return Ok(OAuthError::invalid_grant("the refresh token is unknown"));
+    };
+    Ok(if record.grant.client_id != app.client_id {
+        OAuthError::invalid_grant("the refresh token was issued to another client")
+    } else if record.grant.revoked_at.is_some() {
+        OAuthError::invalid_grant("the grant has been revoked")
+    } else if record.used_at.is_some() {
+        store::grants::revoke(&state.db, &record.grant.id, state.clock.now()).await?;
+        tracing::warn!(client_id = %app.client_id, "rotated refresh token reused; its grant is revoked");
+        OAuthError::invalid_grant(
+            "the refresh token has already been used; every token of its grant is revoked",
+        )
+    } else {
+        OAuthError::invalid_grant("the refresh token is expired or revoked")
+    })
 }
 
 async fn live_user(state: &AppState, grant: &Grant) -> Result<User, OAuthError> {
@@ -380,11 +397,16 @@ async fn live_user(state: &AppState, grant: &Grant) -> Result<User, OAuthError> 
     Ok(user)
 }
 
-async fn new_refresh(state: &AppState, grant: &Grant, scope: &str) -> Result<String, OAuthError> {
+async fn new_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    state: &AppState,
+    grant: &Grant,
+    scope: &str,
+) -> Result<String, OAuthError> {
     let token = random_token(32);
     let now = state.clock.now();
     store::grants::insert_refresh(
-        &state.db,
+        db,
         &sha256_hex(token.as_bytes()),
         &grant.id,
         scope,
@@ -429,7 +451,7 @@ async fn mint(
         .await
         .map_err(AppError::Internal)?;
     let refresh_token = if first && has_scope(&grant.scope, "offline_access") {
-        Some(new_refresh(state, grant, &grant.scope).await?)
+        Some(new_refresh(&state.db.pool, state, grant, &grant.scope).await?)
     } else {
         None
     };

@@ -153,8 +153,8 @@ pub async fn revoke_access(
     Ok(())
 }
 
-pub async fn insert_refresh(
-    db: &Db,
+pub async fn insert_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
     token_hash: &str,
     grant_id: &str,
     scope: &str,
@@ -170,7 +170,7 @@ pub async fn insert_refresh(
     .bind(scope)
     .bind(now)
     .bind(expires_at)
-    .execute(&db.pool)
+    .execute(db)
     .await?;
     Ok(())
 }
@@ -189,18 +189,45 @@ pub async fn get_refresh(db: &Db, token_hash: &str) -> Result<Option<Token>, sql
     row.as_ref().map(token_from_row).transpose()
 }
 
-/// Marks a live refresh token used. Exactly one of any number of concurrent callers gets
-/// `true`; the others (and every later caller) get `false`.
-pub async fn use_refresh(db: &Db, token_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+/// Uses a live refresh token of `client_id` under a live grant: marks it used and returns its
+/// grant id and scope. Exactly one of any number of concurrent callers gets it; the others, and
+/// every later caller, get `None` and may read [`get_refresh`] to learn why.
+pub async fn use_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    token_hash: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query(
         "UPDATE oidc_refresh_tokens SET used_at = $2 \
-         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
+         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+         AND grant_id IN (SELECT id FROM oidc_grants WHERE client_id = $3 AND revoked_at IS NULL) \
+         RETURNING grant_id, scope",
     )
     .bind(token_hash)
     .bind(now)
-    .execute(&db.pool)
+    .bind(client_id)
+    .fetch_optional(db)
     .await?;
-    Ok(done.rows_affected() == 1)
+    row.map(|r| Ok((r.try_get("grant_id")?, r.try_get("scope")?)))
+        .transpose()
+}
+
+/// A grant with its user, in one read.
+pub async fn get_with_user<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    id: &str,
+) -> Result<Option<(Grant, super::users::User)>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {GRANT_COLUMNS}, u.* FROM oidc_grants g JOIN users u ON u.id = g.user_id \
+         WHERE g.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    row.as_ref()
+        .map(|r| Ok((grant_from_row(r)?, super::users::from_row(r)?)))
+        .transpose()
 }
 
 pub async fn revoke_refresh(db: &Db, token_hash: &str, now: i64) -> Result<(), sqlx::Error> {

@@ -101,7 +101,7 @@ pub async fn record_login(db: &Db, id: &str, ip: &str, now: i64) -> Result<(), s
     Ok(())
 }
 
-fn from_row(r: &Row) -> Result<User, sqlx::Error> {
+pub(crate) fn from_row(r: &Row) -> Result<User, sqlx::Error> {
     Ok(User {
         id: r.try_get("id")?,
         pool: r.try_get("pool")?,

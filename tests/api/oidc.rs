@@ -46,6 +46,7 @@ both_backends!(
     the_native_exchanges_access_token_works_until_revoked,
     tokens_signed_before_a_key_rotation_still_verify,
     codes_are_single_use_under_concurrency,
+    a_refresh_token_is_used_once_under_concurrency,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -1384,4 +1385,22 @@ async fn the_native_exchanges_access_token_works_until_revoked(backend: Backend)
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(introspect().await, json!({ "active": false }));
+}
+
+async fn a_refresh_token_is_used_once_under_concurrency(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, tokens) = login(&app, "web", "openid offline_access", "o-race").await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let attempts = (0..12).map(|_| post_form(&app, "/oidc/token", "web", &form));
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST));
 }

@@ -13,7 +13,8 @@ use crate::helpers::{Backend, TestApp};
 
 both_backends!(
     the_id_token_verifies_against_the_published_jwks,
-    discovery_points_at_the_jwks
+    discovery_points_at_the_jwks,
+    browser_relying_parties_may_call_the_token_endpoint_from_allowed_origins
 );
 
 async fn the_id_token_verifies_against_the_published_jwks(backend: Backend) {
@@ -73,20 +74,32 @@ async fn the_id_token_verifies_against_the_published_jwks(backend: Backend) {
 
 async fn discovery_points_at_the_jwks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let res = app
-        .client
-        .get(app.url("/oidc/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let doc: Value = res.json().await.unwrap();
-    assert_eq!(doc["issuer"], app.url("/oidc"));
-    assert_eq!(doc["jwks_uri"], app.url("/oidc/jwks"));
-    let other: Value = app
-        .get_json("/pools/other/oidc/.well-known/openid-configuration")
-        .await;
-    assert_eq!(other["issuer"], app.url("/pools/other/oidc"));
+    // Twice: the second answer comes from the published copy and must be the same.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let res = app
+            .client
+            .get(app.url("/oidc/.well-known/openid-configuration"))
+            .header("origin", "https://spa.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let h = res.headers();
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["access-control-allow-origin"], "*", "public metadata");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        seen.push(res.json::<Value>().await.unwrap());
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0]["issuer"], app.url("/oidc"));
+    assert_eq!(seen[0]["jwks_uri"], app.url("/oidc/jwks"));
+    for _ in 0..2 {
+        let other: Value = app
+            .get_json("/pools/other/oidc/.well-known/openid-configuration")
+            .await;
+        assert_eq!(other["issuer"], app.url("/pools/other/oidc"));
+    }
     let missing = app
         .client
         .get(app.url("/pools/nope/oidc/jwks"))
@@ -94,4 +107,31 @@ async fn discovery_points_at_the_jwks(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+async fn browser_relying_parties_may_call_the_token_endpoint_from_allowed_origins(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    for path in ["/oidc/token", "/oidc/userinfo"] {
+        let preflight = |origin: &'static str| {
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url(path))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "authorization")
+                .send()
+        };
+        let res = preflight("http://127.0.0.1:3000").await.unwrap();
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "http://127.0.0.1:3000",
+            "{path}"
+        );
+        let res = preflight("https://evil.example").await.unwrap();
+        assert!(
+            !res.headers().contains_key("access-control-allow-origin"),
+            "{path}"
+        );
+    }
 }
