@@ -33,7 +33,7 @@ pub struct Config {
     /// 32 bytes in base64; encrypts AppSecrets and private keys at rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<Secret>,
-    /// Largest database pool.
+    /// Largest PostgreSQL pool (a SQLite pool opens at most two connections).
     pub database_max_connections: u32,
     pub wechat: WechatConfig,
     /// Log format: `text` or `json`.

@@ -283,14 +283,7 @@ impl TestApp {
 
     /// `GET path` with this app's client; the JSON body, whatever the status.
     pub async fn get_json(&self, path: &str) -> Value {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("JSON body")
+        json_of(self.client.get(self.url(path))).await
     }
 
     /// Creates a QR code for `app_id` with this app's cookie-keeping client.
@@ -375,6 +368,33 @@ impl TestApp {
         )
     }
 
+    /// Logs `openid` in end to end through the JSON API; the exchange's JSON answer.
+    pub async fn exchanged(&self, openid: &str) -> Value {
+        let (_, ticket) = self.confirmed_ticket(openid).await;
+        self.exchange(&self.client, &ticket)
+            .await
+            .json()
+            .await
+            .expect("exchange JSON")
+    }
+
+    /// `GET path` with a bearer token; the JSON body, whatever the status.
+    pub async fn get_json_bearer(&self, path: &str, token: &str) -> Value {
+        json_of(self.client.get(self.url(path)).bearer_auth(token)).await
+    }
+
+    /// Opens the event stream of a code with this app's client.
+    pub async fn events(&self, random: &str) -> Response {
+        let res = self
+            .client
+            .get(self.url(&format!("/api/v1/qrcodes/{random}/events")))
+            .send()
+            .await
+            .expect("events");
+        assert_eq!(res.status(), StatusCode::OK, "events");
+        res
+    }
+
     pub async fn exchange(&self, client: &Client, ticket: &str) -> Response {
         client
             .post(self.url("/api/v1/qrcodes/exchange"))
@@ -383,6 +403,15 @@ impl TestApp {
             .await
             .expect("exchange")
     }
+}
+
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON body")
 }
 
 /// Asserts a native error response: status and code.

@@ -30,16 +30,9 @@ async fn a_session_creates_a_user_once_and_then_reuses_it(backend: Backend) {
     assert_eq!(second["user"]["is_new"], false);
     assert_eq!(first["user"]["id"], second["user"]["id"]);
     assert_ne!(first["token"], second["token"]);
-    let me: Value = app
-        .client
-        .get(app.url("/api/mp/v1/me"))
-        .bearer_auth(second["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app
+        .get_json_bearer("/api/mp/v1/me", second["token"].as_str().unwrap())
+        .await;
     assert_eq!(me["id"], first["user"]["id"]);
 }
 

@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 use crate::helpers::{
     cookie_client, fresh_postgres, require_redis, serve, tempdir, APPID, MP_SECRET,
 };
-use crate::qrcodes::read_events;
+use crate::qrcodes::follow_events;
 use scangate::crypto::{random_token, SecretBox};
 use scangate::wechat::Simulator;
 
@@ -125,10 +125,7 @@ redirect_uris = ["http://127.0.0.1:3000/callback"]
         .send()
         .await
         .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = tokio::spawn(read_events(events, move |n| {
-        let _ = tx.send(n);
-    }));
+    let (reader, mut rx) = follow_events(events);
     assert_eq!(rx.recv().await, Some(1));
 
     // The phone talks to B only.

@@ -1343,24 +1343,9 @@ async fn codes_are_single_use_under_concurrency(backend: Backend) {
 /// introspection until it expires or its app revokes it.
 async fn the_native_exchanges_access_token_works_until_revoked(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (_, ticket) = app.confirmed_ticket("o-native").await;
-    let body: Value = app
-        .exchange(&app.client, &ticket)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.exchanged("o-native").await;
     let access = body["access_token"].as_str().unwrap();
-    let info: Value = app
-        .client
-        .get(app.url("/oidc/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = app.get_json_bearer("/oidc/userinfo", access).await;
     assert_eq!(info["sub"], body["user"]["id"]);
     let introspect = || async {
         post_form(

@@ -7,7 +7,7 @@ use crate::both_backends;
 use std::time::Duration;
 
 use crate::helpers::{assert_error, Backend, TestApp, APPID};
-use crate::qrcodes::read_events;
+use crate::qrcodes::follow_events;
 
 both_backends!(
     health_and_readiness_answer,
@@ -91,17 +91,7 @@ async fn nothing_under_dev_exists_in_serve_mode(backend: Backend) {
 async fn shutdown_ends_event_streams_cleanly_and_stops_listening(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
     let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
-    let res = app
-        .client
-        .get(app.url(&format!("/api/v1/qrcodes/{random}/events")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = tokio::spawn(read_events(res, move |n| {
-        let _ = tx.send(n);
-    }));
+    let (reader, mut rx) = follow_events(app.events(&random).await);
     assert_eq!(rx.recv().await, Some(1), "the first event arrives");
 
     app.shut_down().await;

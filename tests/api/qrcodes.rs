@@ -179,8 +179,22 @@ async fn a_long_poll_answers_at_once_when_the_known_status_is_stale(backend: Bac
     assert_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
 }
 
-/// Reads SSE `status` events until the stream closes.
-pub async fn read_events(res: reqwest::Response, mut on_event: impl FnMut(usize)) -> Vec<Value> {
+/// Reads SSE `status` events in the background until the stream closes: the task yields them
+/// all, and the receiver hears the running count as each arrives.
+pub fn follow_events(
+    res: reqwest::Response,
+) -> (
+    tokio::task::JoinHandle<Vec<Value>>,
+    tokio::sync::mpsc::UnboundedReceiver<usize>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_events(res, move |n| {
+        let _ = tx.send(n);
+    }));
+    (reader, rx)
+}
+
+async fn read_events(res: reqwest::Response, mut on_event: impl FnMut(usize)) -> Vec<Value> {
     use futures::StreamExt;
     let mut stream = res.bytes_stream();
     let mut buf = String::new();
@@ -206,21 +220,12 @@ async fn events_stream_each_change_and_close_after_confirmation(backend: Backend
     let app = TestApp::spawn(backend).await;
     let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
     let token = app.mp_login(APPID, "o-dave").await;
-    let res = app
-        .client
-        .get(app.url(&format!("/api/v1/qrcodes/{random}/events")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.events(&random).await;
     assert!(res.headers()["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = tokio::spawn(read_events(res, move |n| {
-        let _ = tx.send(n);
-    }));
+    let (reader, mut rx) = follow_events(res);
     assert_eq!(
         rx.recv().await,
         Some(1),

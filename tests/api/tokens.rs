@@ -19,13 +19,7 @@ both_backends!(
 
 async fn the_id_token_verifies_against_the_published_jwks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (_, ticket) = app.confirmed_ticket("o-jwt").await;
-    let body: Value = app
-        .exchange(&app.client, &ticket)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.exchanged("o-jwt").await;
     let user_id = body["user"]["id"].as_str().unwrap();
     let jwks: Value = app.get_json("/oidc/jwks").await;
     let jwk = &jwks["keys"][0];
