@@ -326,12 +326,17 @@ async fn refresh(
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let hash = sha256_hex(token.as_bytes());
     let now = state.clock.now();
-    // One transaction: use the token, read its grant and user, store the successor.
-    let mut db = state.db.pool.begin().await?;
-    let Some((grant_id, granted)) =
-        store::grants::use_refresh(&mut *db, &hash, &app.client_id, now).await?
+    let successor = random_token(32);
+    let Some((grant_id, granted)) = store::grants::rotate_refresh(
+        &state.db,
+        &hash,
+        &sha256_hex(successor.as_bytes()),
+        &app.client_id,
+        now,
+        now + REFRESH_TTL_SECS * 1000,
+    )
+    .await?
     else {
-        drop(db);
         return Err(refused_refresh(state, app, &hash).await?);
     };
     let scope = match form.get("scope") {
@@ -348,16 +353,14 @@ async fn refresh(
             super::grant_scope(asked)
         }
     };
-    let (grant, user) = store::grants::get_with_user(&mut *db, &grant_id)
+    let (grant, user) = store::grants::get_with_user(&state.db.pool, &grant_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     if user.blocked {
         return Err(OAuthError::invalid_grant("the user is blocked"));
     }
-    // The successor keeps the original scope, so narrowing one access token narrows nothing else.
-    let successor = new_refresh(&mut *db, state, &grant, &granted).await?;
-    db.commit().await?;
     let mut response = mint(state, issuer, &grant, &user, &scope, None, false).await?;
+    // The successor keeps the original scope, so narrowing one access token narrows nothing else.
     response.refresh_token = Some(successor);
     Ok(response)
 }
@@ -397,16 +400,11 @@ async fn live_user(state: &AppState, grant: &Grant) -> Result<User, OAuthError> 
     Ok(user)
 }
 
-async fn new_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    db: E,
-    state: &AppState,
-    grant: &Grant,
-    scope: &str,
-) -> Result<String, OAuthError> {
+async fn new_refresh(state: &AppState, grant: &Grant, scope: &str) -> Result<String, OAuthError> {
     let token = random_token(32);
     let now = state.clock.now();
     store::grants::insert_refresh(
-        db,
+        &state.db,
         &sha256_hex(token.as_bytes()),
         &grant.id,
         scope,
@@ -451,7 +449,7 @@ async fn mint(
         .await
         .map_err(AppError::Internal)?;
     let refresh_token = if first && has_scope(&grant.scope, "offline_access") {
-        Some(new_refresh(&state.db.pool, state, grant, &grant.scope).await?)
+        Some(new_refresh(state, grant, &grant.scope).await?)
     } else {
         None
     };

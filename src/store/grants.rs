@@ -153,8 +153,8 @@ pub async fn revoke_access(
     Ok(())
 }
 
-pub async fn insert_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    db: E,
+pub async fn insert_refresh(
+    db: &Db,
     token_hash: &str,
     grant_id: &str,
     scope: &str,
@@ -170,7 +170,7 @@ pub async fn insert_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .bind(scope)
     .bind(now)
     .bind(expires_at)
-    .execute(db)
+    .execute(&db.pool)
     .await?;
     Ok(())
 }
@@ -179,7 +179,8 @@ pub async fn insert_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
 pub async fn get_refresh(db: &Db, token_hash: &str) -> Result<Option<Token>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT t.scope AS scope, t.created_at AS created_at, t.expires_at AS expires_at, \
-         t.used_at AS used_at, t.revoked_at AS revoked_at, {GRANT_COLUMNS} \
+         (SELECT MIN(s.created_at) FROM oidc_refresh_tokens s WHERE s.parent_hash = t.token_hash) \
+         AS used_at, t.revoked_at AS revoked_at, {GRANT_COLUMNS} \
          FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
          WHERE t.token_hash = $1"
     ))
@@ -189,28 +190,43 @@ pub async fn get_refresh(db: &Db, token_hash: &str) -> Result<Option<Token>, sql
     row.as_ref().map(token_from_row).transpose()
 }
 
-/// Uses a live refresh token of `client_id` under a live grant: marks it used and returns its
-/// grant id and scope. Exactly one of any number of concurrent callers gets it; the others, and
-/// every later caller, get `None` and may read [`get_refresh`] to learn why.
-pub async fn use_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
-    db: E,
+/// Rotates a live refresh token of `client_id` under a live grant: stores its successor
+/// (`new_hash`, same grant and scope, living until `expires_at`), which marks it used, and
+/// returns its grant id and scope. One statement: of any number of concurrent callers exactly
+/// one gets it; the others, and every later caller, get `None` and may read [`get_refresh`] to
+/// learn why.
+pub async fn rotate_refresh(
+    db: &Db,
     token_hash: &str,
+    new_hash: &str,
     client_id: &str,
     now: i64,
+    expires_at: i64,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    let row = sqlx::query(
-        "UPDATE oidc_refresh_tokens SET used_at = $2 \
-         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
-         AND grant_id IN (SELECT id FROM oidc_grants WHERE client_id = $3 AND revoked_at IS NULL) \
+    let inserted = sqlx::query(
+        "INSERT INTO oidc_refresh_tokens \
+         (token_hash, parent_hash, grant_id, scope, created_at, expires_at) \
+         SELECT $2, t.token_hash, t.grant_id, t.scope, $3, $4 \
+         FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $3 \
+         AND g.client_id = $5 AND g.revoked_at IS NULL \
          RETURNING grant_id, scope",
     )
     .bind(token_hash)
+    .bind(new_hash)
     .bind(now)
+    .bind(expires_at)
     .bind(client_id)
-    .fetch_optional(db)
-    .await?;
-    row.map(|r| Ok((r.try_get("grant_id")?, r.try_get("scope")?)))
-        .transpose()
+    .fetch_optional(&db.pool)
+    .await;
+    match inserted {
+        Ok(row) => row
+            .map(|r| Ok((r.try_get("grant_id")?, r.try_get("scope")?)))
+            .transpose(),
+        // It already has a successor.
+        Err(e) if super::is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A grant with its user, in one read.
