@@ -241,7 +241,7 @@ async fn userinfo_post(
             .get(&tokens.client_id)
             .await
             .map_err(AppError::from)?
-            .map(|a| a.miniprogram);
+            .map(|a| a.miniprogram.clone());
         let openid = identities
             .iter()
             .find(|i| Some(&i.appid) == miniprogram.as_ref())

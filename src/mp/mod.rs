@@ -228,7 +228,9 @@ async fn scan_post(
         .scan(&qr.random, &scanner, state.clock.now())
         .await?;
     let app = state.apps.get(&qr.client_id).await?;
-    let (name, logo) = app.map(|a| (a.name, a.logo)).unwrap_or_default();
+    let (name, logo) = app
+        .map(|a| (a.name.clone(), a.logo.clone()))
+        .unwrap_or_default();
     // A logo given as a file or `data:` URI is for QR images; only a URL is one to show.
     let logo_url = logo.filter(|l| l.starts_with("https://") || l.starts_with("http://"));
     Ok(axum::Json(json!({

@@ -117,7 +117,7 @@ async fn client_and_token(
     issuer: &Issuer,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(store::apps::App, String), OAuthError> {
+) -> Result<(std::sync::Arc<store::apps::App>, String), OAuthError> {
     let form = read_form(headers, body)?;
     let app = authenticate(state, issuer, headers, &form).await?;
     let token = form

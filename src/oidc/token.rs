@@ -98,7 +98,7 @@ pub async fn authenticate(
     issuer: &Issuer,
     headers: &HeaderMap,
     form: &Params,
-) -> Result<App, OAuthError> {
+) -> Result<std::sync::Arc<App>, OAuthError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => Some(parse_basic(v).ok_or_else(|| {

@@ -120,7 +120,9 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
 /// here within [`Cache::TTL`]; an app this process has not seen is always read afresh.
 pub struct Cache {
     db: Db,
-    one: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, App)>>,
+    one: std::sync::RwLock<
+        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<App>)>,
+    >,
     all: std::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<[App]>)>>,
 }
 
@@ -135,7 +137,7 @@ impl Cache {
         }
     }
 
-    pub async fn get(&self, client_id: &str) -> Result<Option<App>, sqlx::Error> {
+    pub async fn get(&self, client_id: &str) -> Result<Option<std::sync::Arc<App>>, sqlx::Error> {
         let fresh = self
             .one
             .read()
@@ -146,7 +148,7 @@ impl Cache {
         if fresh.is_some() {
             return Ok(fresh);
         }
-        let app = get(&self.db, client_id).await?;
+        let app = get(&self.db, client_id).await?.map(std::sync::Arc::new);
         if let Some(app) = &app {
             self.one.write().unwrap_or_else(|p| p.into_inner()).insert(
                 client_id.to_owned(),
