@@ -144,17 +144,21 @@ async fn discovery_get(
     issuer: Issuer,
 ) -> Response {
     let body = Bytes::from(discovery_document(&issuer.url).to_string());
-    publish(
-        &state,
-        uri.path(),
-        body,
-        state.clock.now() + DISCOVERY_KEPT_MS,
-    )
+    let until = state.clock.now() + DISCOVERY_KEPT_MS;
+    publish(&state, &issuer, uri.path(), body, until)
 }
 
 /// A public JSON document, answered from memory until `until` (see [`crate::published`]):
-/// cacheable, and readable from any origin since it holds nothing private.
-fn publish(state: &AppState, path: &str, body: Bytes, until: crate::clock::Millis) -> Response {
+/// cacheable, and readable from any origin since it holds nothing private. Only the plain
+/// spelling of the issuer's path is kept, so percent-encoded variants of a pool's slug cannot
+/// fill memory.
+fn publish(
+    state: &AppState,
+    issuer: &Issuer,
+    path: &str,
+    body: Bytes,
+    until: crate::clock::Millis,
+) -> Response {
     let mut res = Response::new(axum::body::Body::from(body.clone()));
     let headers = res.headers_mut();
     headers.insert(
@@ -169,7 +173,16 @@ fn publish(state: &AppState, path: &str, body: Bytes, until: crate::clock::Milli
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    state.published.keep(path, headers, body, until);
+    let plain = match issuer.pool.as_str() {
+        "default" => path.starts_with("/oidc/"),
+        pool => path
+            .strip_prefix("/pools/")
+            .and_then(|rest| rest.strip_prefix(pool))
+            .is_some_and(|rest| rest.starts_with("/oidc/")),
+    };
+    if plain {
+        state.published.keep(path, headers, body, until);
+    }
     res
 }
 
@@ -219,6 +232,7 @@ async fn jwks_get(
         .map_err(AppError::Internal)?;
     Ok(publish(
         &state,
+        &issuer,
         uri.path(),
         keys.jwks.clone(),
         keys.fresh_until(),

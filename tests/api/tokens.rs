@@ -88,12 +88,22 @@ async fn discovery_points_at_the_jwks(backend: Backend) {
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0]["issuer"], app.url("/oidc"));
     assert_eq!(seen[0]["jwks_uri"], app.url("/oidc/jwks"));
-    for _ in 0..2 {
-        let other: Value = app
-            .get_json("/pools/other/oidc/.well-known/openid-configuration")
-            .await;
+    for path in [
+        "/pools/other/oidc/.well-known/openid-configuration",
+        "/pools/other/oidc/.well-known/openid-configuration",
+        "/pools/ot%68er/oidc/.well-known/openid-configuration",
+    ] {
+        let other: Value = app.get_json(path).await;
         assert_eq!(other["issuer"], app.url("/pools/other/oidc"));
     }
+    // Only the plain spelling is kept, so spellings cannot fill memory.
+    let published = &app.state.published;
+    assert!(published
+        .response("/pools/other/oidc/.well-known/openid-configuration")
+        .is_some());
+    assert!(published
+        .response("/pools/ot%68er/oidc/.well-known/openid-configuration")
+        .is_none());
     let missing = app
         .client
         .get(app.url("/pools/nope/oidc/jwks"))
