@@ -49,7 +49,8 @@ pub async fn create_app(
     if store::apps::get(&db, &app.client_id).await?.is_some() {
         anyhow::bail!(already_exists(&app.client_id));
     }
-    let record = crate::app::app_record(&db, &app, now).await?;
+    let secrets = crate::app::secret_box(config)?;
+    let record = crate::app::app_record(&db, &secrets, &app, now).await?;
     if !store::apps::create(&db, &record, now).await? {
         anyhow::bail!(already_exists(&app.client_id));
     }

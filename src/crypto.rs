@@ -34,6 +34,8 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// Key of [`SecretBox::fingerprint`], derived from the same `secret_key`.
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -59,8 +61,14 @@ impl SecretBox {
             .or_else(|_| URL_SAFE_NO_PAD.decode(key.trim_end_matches('=')))
             .map_err(|_| SecretBoxError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SecretBoxError::BadKey)?;
+        let mac_key = Sha256::new()
+            .chain_update(b"scangate fingerprint key\0")
+            .chain_update(key)
+            .finalize()
+            .into();
         Ok(Self {
             cipher: Aes256Gcm::new(&key.into()),
+            mac_key,
         })
     }
 
@@ -98,6 +106,19 @@ impl SecretBox {
             .map_err(|_| SecretBoxError::Open)
     }
 
+    /// A keyed fingerprint of `data` (hex HMAC-SHA256): equal inputs give equal fingerprints,
+    /// and without `secret_key` it reveals nothing about `data`.
+    pub fn fingerprint(&self, data: &[u8]) -> String {
+        use hmac::Mac as _;
+        // HMAC takes a key of any length, so this cannot fail; if it did, a random value
+        // matches nothing.
+        let Ok(mut mac) = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.mac_key) else {
+            return random_token(32);
+        };
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     pub fn open_string(&self, sealed: &str) -> Result<String, SecretBoxError> {
         String::from_utf8(self.open(sealed)?).map_err(|_| SecretBoxError::Open)
     }
@@ -128,6 +149,17 @@ pub fn verify_password(secret: &str, phc: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_stable_per_key_and_reveal_nothing_without_it() {
+        let a = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+        let b = SecretBox::from_base64(&SecretBox::generate_key()).unwrap();
+        assert_eq!(a.fingerprint(b"s3cret"), a.fingerprint(b"s3cret"));
+        assert_ne!(a.fingerprint(b"s3cret"), a.fingerprint(b"s3cret2"));
+        assert_ne!(a.fingerprint(b"s3cret"), b.fingerprint(b"s3cret"));
+        assert_ne!(a.fingerprint(b"s3cret"), sha256_hex(b"s3cret"));
+        assert_eq!(a.fingerprint(b"").len(), 64);
+    }
 
     #[test]
     fn sealed_secrets_open_with_the_same_key_only() {

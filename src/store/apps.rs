@@ -12,6 +12,8 @@ pub struct App {
     pub logo: Option<String>,
     /// Argon2id hash; `None` for a public client.
     pub client_secret_hash: Option<String>,
+    /// Keyed fingerprint of the secret (see `SecretBox::fingerprint`), to recognise it unchanged.
+    pub client_secret_fingerprint: Option<String>,
     pub redirect_uris: Vec<String>,
     /// Where RP-initiated logout may send the browser back to (exact match).
     pub post_logout_redirect_uris: Vec<String>,
@@ -32,7 +34,8 @@ impl std::fmt::Debug for App {
 
 const COLUMNS: &str =
     "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
-                       miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris";
+                       miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris, \
+                       client_secret_fingerprint";
 
 /// Inserts or, for a known client id, replaces an app (the config bootstrap).
 pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
@@ -41,7 +44,8 @@ pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
         app,
         now,
         "ON CONFLICT (client_id) DO UPDATE SET pool = excluded.pool, name = excluded.name, logo = excluded.logo,
-             client_secret_hash = excluded.client_secret_hash, redirect_uris = excluded.redirect_uris,
+             client_secret_hash = excluded.client_secret_hash,
+             client_secret_fingerprint = excluded.client_secret_fingerprint, redirect_uris = excluded.redirect_uris,
              allowed_origins = excluded.allowed_origins, miniprogram = excluded.miniprogram,
              qr_ttl_secs = excluded.qr_ttl_secs, require_binding = excluded.require_binding,
              post_logout_redirect_uris = excluded.post_logout_redirect_uris,
@@ -61,7 +65,7 @@ pub async fn create(db: &Db, app: &App, now: i64) -> Result<bool, sqlx::Error> {
 
 async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11, $11)
+        "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $11, $11)
          {on_conflict}"
     ))
     .bind(&app.client_id)
@@ -76,6 +80,7 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
     .bind(i64::from(app.require_binding))
     .bind(now)
     .bind(to_json_list(&app.post_logout_redirect_uris))
+    .bind(&app.client_secret_fingerprint)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -103,6 +108,7 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
         name: r.try_get("name")?,
         logo: r.try_get("logo")?,
         client_secret_hash: r.try_get("client_secret_hash")?,
+        client_secret_fingerprint: r.try_get("client_secret_fingerprint")?,
         redirect_uris: from_json_list(&r.try_get::<String, _>("redirect_uris")?),
         post_logout_redirect_uris: from_json_list(
             &r.try_get::<String, _>("post_logout_redirect_uris")?,

@@ -7,7 +7,10 @@ use sqlx::Row;
 use crate::both_backends;
 use crate::helpers::{captured_logs, Backend, TestApp, APPID, CLIENT_SECRET, MP_SECRET};
 
-both_backends!(no_response_log_or_table_holds_a_secret);
+both_backends!(
+    no_response_log_or_table_holds_a_secret,
+    a_restart_keeps_an_unchanged_client_secrets_hash
+);
 
 async fn no_response_log_or_table_holds_a_secret(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -137,4 +140,30 @@ async fn no_response_log_or_table_holds_a_secret(backend: Backend) {
         .unwrap()
         .get(0);
     assert_eq!(token_rows, 0, "bearer tokens are stored hashed");
+}
+
+/// Argon2 hashes are salted, so an equal hash after a restart means it was kept, not redone.
+async fn a_restart_keeps_an_unchanged_client_secrets_hash(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let hash = || async {
+        scangate::store::apps::get(&app.state.db, "web")
+            .await
+            .unwrap()
+            .unwrap()
+            .client_secret_hash
+            .unwrap()
+    };
+    let first = hash().await;
+    scangate::app::App::build(app.config.clone()).await.unwrap();
+    assert_eq!(hash().await, first, "unchanged secret, same hash");
+
+    let mut changed = app.config.clone();
+    for a in changed.apps.iter_mut().filter(|a| a.client_id == "web") {
+        a.client_secret = Some(scangate::config::Secret("a-new-secret".into()));
+    }
+    scangate::app::App::build(changed).await.unwrap();
+    let rotated = hash().await;
+    assert_ne!(rotated, first);
+    assert!(scangate::crypto::verify_password("a-new-secret", &rotated));
+    assert!(!scangate::crypto::verify_password(CLIENT_SECRET, &rotated));
 }
