@@ -386,72 +386,75 @@ fn assert_varies_by_origin(headers: &HeaderMap, what: &str) {
     );
 }
 
+/// A page of `origin` calling ScanGate with its own cookie-keeping browser.
+struct Site<'a> {
+    app: &'a TestApp,
+    browser: Client,
+    origin: &'a str,
+}
+
+impl Site<'_> {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        from_origin(
+            &self.browser,
+            Method::GET,
+            &self.app.url(path),
+            self.origin,
+            None,
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        from_origin(
+            &self.browser,
+            Method::POST,
+            &self.app.url(path),
+            self.origin,
+            Some(body),
+        )
+        .await
+    }
+}
+
 /// Every PC endpoint of a whole login, from `origin`, each checked by `verdict`.
 async fn login_from_origin(app: &TestApp, origin: &str, verdict: fn(&HeaderMap, &str)) {
-    let browser = cookie_client();
-    let res = from_origin(
-        &browser,
-        Method::POST,
-        &app.url("/api/v2/qrcode/gene"),
+    let site = Site {
+        app,
+        browser: cookie_client(),
         origin,
-        Some(json!({ "scene": "WXAPP_AUTH" })),
-    )
-    .await;
+    };
+    let res = site
+        .post("/api/v2/qrcode/gene", json!({ "scene": "WXAPP_AUTH" }))
+        .await;
     verdict(res.headers(), "gene");
     let random = str_of(data(&envelope(res).await), "random").to_owned();
-    let res = from_origin(
-        &browser,
-        Method::GET,
-        &app.url(&format!("/api/v1/qrcodes/{random}/image.png")),
-        origin,
-        None,
-    )
-    .await;
+    let res = site
+        .get(&format!("/api/v1/qrcodes/{random}/image.png"))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     verdict(res.headers(), "image");
-    let res = from_origin(
-        &browser,
-        Method::GET,
-        &app.url(&format!("/api/v1/qrcodes/{random}/events")),
-        origin,
-        None,
-    )
-    .await;
+    let res = site.get(&format!("/api/v1/qrcodes/{random}/events")).await;
     verdict(res.headers(), "events");
     drop(res);
     let token = phone_user(app, &format!("o-{}", origin.len()), "Erin").await;
     app.scan(&token, &random).await;
     app.confirm(&token, &random, None).await;
-    let res = from_origin(
-        &browser,
-        Method::GET,
-        &app.url(&format!("/api/v2/qrcode/check?random={random}")),
-        origin,
-        None,
-    )
-    .await;
+    let res = site
+        .get(&format!("/api/v2/qrcode/check?random={random}"))
+        .await;
     verdict(res.headers(), "check");
     let ticket = str_of(data(&envelope(res).await), "ticket").to_owned();
-    let res = from_origin(
-        &browser,
-        Method::POST,
-        &app.url("/api/v2/qrcode/userinfo"),
-        origin,
-        Some(json!({ "ticket": ticket })),
-    )
-    .await;
+    let res = site
+        .post("/api/v2/qrcode/userinfo", json!({ "ticket": ticket }))
+        .await;
     verdict(res.headers(), "userinfo");
     assert_eq!(envelope(res).await["code"], 200);
 
     // The native API, from creation to exchange.
-    let res = from_origin(
-        &browser,
-        Method::POST,
-        &app.url("/api/v1/qrcodes"),
-        origin,
-        Some(json!({ "app_id": "web" })),
-    )
-    .await;
+    let res = site
+        .post("/api/v1/qrcodes", json!({ "app_id": "web" }))
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     verdict(res.headers(), "create");
     let random = res.json::<Value>().await.unwrap()["random"]
@@ -460,35 +463,18 @@ async fn login_from_origin(app: &TestApp, origin: &str, verdict: fn(&HeaderMap, 
         .to_owned();
     app.scan(&token, &random).await;
     app.confirm(&token, &random, None).await;
-    let res = from_origin(
-        &browser,
-        Method::GET,
-        &app.url(&format!("/api/v1/qrcodes/{random}?wait=5")),
-        origin,
-        None,
-    )
-    .await;
+    let res = site.get(&format!("/api/v1/qrcodes/{random}?wait=5")).await;
     verdict(res.headers(), "status");
     let ticket = str_of(&res.json::<Value>().await.unwrap(), "ticket").to_owned();
-    let res = from_origin(
-        &browser,
-        Method::POST,
-        &app.url("/api/v1/qrcodes/exchange"),
-        origin,
-        Some(json!({ "ticket": ticket })),
-    )
-    .await;
+    let res = site
+        .post("/api/v1/qrcodes/exchange", json!({ "ticket": ticket }))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     verdict(res.headers(), "exchange");
     // A failure is readable by the same origins, so the page can show it.
-    let res = from_origin(
-        &browser,
-        Method::POST,
-        &app.url("/api/v1/qrcodes/exchange"),
-        origin,
-        Some(json!({ "ticket": ticket })),
-    )
-    .await;
+    let res = site
+        .post("/api/v1/qrcodes/exchange", json!({ "ticket": ticket }))
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     verdict(res.headers(), "failed exchange");
 }
