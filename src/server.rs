@@ -1,4 +1,5 @@
-//! The connection loop: accepts TCP connections and serves the router on each with hyper.
+//! The connection loop: accepts TCP connections and serves the application on each with hyper
+//! (HTTP/1.1, a 30 s limit on reading a request's head).
 //!
 //! `axum::serve` does the same but fixes hyper's settings. One of them matters here: a
 //! connection that is mid-response (an SSE stream, a long poll) keeps reading its socket to
