@@ -292,7 +292,7 @@ async fn authorization_code(
     if record.grant.revoked_at.is_some() {
         return Err(OAuthError::invalid_grant("the grant has been revoked"));
     }
-    let user = live_user(state, &record.grant).await?;
+    let user = usable(store::users::get(&state.db.pool, &record.grant.user_id).await?)?;
     let scope = record.grant.scope.clone();
     mint(
         state,
@@ -355,10 +355,9 @@ async fn refresh(
     };
     let (grant, user) = store::grants::get_with_user(&state.db.pool, &grant_id)
         .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    if user.blocked {
-        return Err(OAuthError::invalid_grant("the user is blocked"));
-    }
+        .unzip();
+    let user = usable(user)?;
+    let grant = grant.ok_or_else(|| OAuthError::invalid_grant("the grant no longer exists"))?;
     let mut response = mint(state, issuer, &grant, &user, &scope, None, false).await?;
     // The successor keeps the original scope, so narrowing one access token narrows nothing else.
     response.refresh_token = Some(successor);
@@ -390,10 +389,9 @@ async fn refused_refresh(
     })
 }
 
-async fn live_user(state: &AppState, grant: &Grant) -> Result<User, OAuthError> {
-    let user = store::users::get(&state.db.pool, &grant.user_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+/// A user who may still get tokens: present and not blocked.
+fn usable(user: Option<User>) -> Result<User, OAuthError> {
+    let user = user.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     if user.blocked {
         return Err(OAuthError::invalid_grant("the user is blocked"));
     }

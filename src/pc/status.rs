@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{parse_random, MAX_WAIT};
 use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 use crate::error::{AppError, AppResult};
 use crate::extract::Query;
 use crate::server::Draining;
@@ -104,7 +104,8 @@ pub async fn qrcode_get(
     if let Some(sub) = sub.as_mut() {
         let seen = known.unwrap_or(view.status);
         if view.status == seen && !view.status.is_final() {
-            let until = tokio::time::Instant::now() + wait.min(until_expiry(&state, &qr));
+            let until =
+                tokio::time::Instant::now() + wait.min(until_expiry(state.clock.now(), &qr));
             loop {
                 let draining = tokio::select! {
                     _ = sub.changed() => false,
@@ -123,8 +124,8 @@ pub async fn qrcode_get(
 }
 
 /// Time left until the code expires by itself (no notification marks that moment).
-fn until_expiry(state: &AppState, qr: &QrCode) -> Duration {
-    Duration::from_millis((qr.expires_at - state.clock.now()).max(0) as u64)
+fn until_expiry(now: Millis, qr: &QrCode) -> Duration {
+    Duration::from_millis((qr.expires_at - now).max(0) as u64)
 }
 
 /// `GET /api/v1/qrcodes/{random}/events`: one `status` event per change; closes after a final
@@ -191,7 +192,7 @@ impl Follow {
         let now = self.clock.now();
         let view = status_view(&qr, now, &self.binding);
         if self.last == Some(view.status) {
-            return Next::Wait(Duration::from_millis((qr.expires_at - now).max(0) as u64));
+            return Next::Wait(until_expiry(now, &qr));
         }
         self.last = Some(view.status);
         self.done = view.status.is_final();

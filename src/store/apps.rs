@@ -1,5 +1,9 @@
 //! Apps: the sites (OIDC clients) that show QR codes.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
 use sqlx::Row as _;
 
 use super::{from_json_list, to_json_list, Db, Row};
@@ -126,14 +130,12 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
 /// here within [`Cache::TTL`]; an app this process has not seen is always read afresh.
 pub struct Cache {
     db: Db,
-    one: std::sync::RwLock<
-        std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<App>)>,
-    >,
-    all: std::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<[App]>)>>,
+    one: RwLock<HashMap<String, (Instant, Arc<App>)>>,
+    all: RwLock<Option<(Instant, Arc<[App]>)>>,
 }
 
 impl Cache {
-    pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+    pub const TTL: Duration = Duration::from_secs(10);
 
     pub fn new(db: Db) -> Self {
         Self {
@@ -143,7 +145,7 @@ impl Cache {
         }
     }
 
-    pub async fn get(&self, client_id: &str) -> Result<Option<std::sync::Arc<App>>, sqlx::Error> {
+    pub async fn get(&self, client_id: &str) -> Result<Option<Arc<App>>, sqlx::Error> {
         let fresh = self
             .one
             .read()
@@ -154,26 +156,25 @@ impl Cache {
         if fresh.is_some() {
             return Ok(fresh);
         }
-        let app = get(&self.db, client_id).await?.map(std::sync::Arc::new);
+        let app = get(&self.db, client_id).await?.map(Arc::new);
         if let Some(app) = &app {
-            self.one.write().unwrap_or_else(|p| p.into_inner()).insert(
-                client_id.to_owned(),
-                (std::time::Instant::now(), app.clone()),
-            );
+            self.one
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(client_id.to_owned(), (Instant::now(), app.clone()));
         }
         Ok(app)
     }
 
     /// Every app, ordered by client id.
-    pub async fn all(&self) -> Result<std::sync::Arc<[App]>, sqlx::Error> {
+    pub async fn all(&self) -> Result<Arc<[App]>, sqlx::Error> {
         if let Some((at, apps)) = &*self.all.read().unwrap_or_else(|p| p.into_inner()) {
             if at.elapsed() < Self::TTL {
                 return Ok(apps.clone());
             }
         }
-        let apps: std::sync::Arc<[App]> = list(&self.db).await?.into();
-        *self.all.write().unwrap_or_else(|p| p.into_inner()) =
-            Some((std::time::Instant::now(), apps.clone()));
+        let apps: Arc<[App]> = list(&self.db).await?.into();
+        *self.all.write().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), apps.clone()));
         Ok(apps)
     }
 }
