@@ -1,9 +1,11 @@
-//! The operator commands besides serving: `app create`, `app list` and `admin create`. They
+//! The operator commands besides serving: `app create`, `app list`, `admin create` and
+//! `keys rotate`. They
 //! apply pending migrations, then work on the database directly; running instances see a new
 //! app at once (apps are read from the database per request).
 
 use anyhow::Context as _;
 
+use crate::clock::Clock;
 use crate::config::{AppConfig, Config, Secret};
 use crate::store::{self, Db};
 
@@ -45,12 +47,12 @@ pub async fn create_app(
     let secret = (!public).then(|| crate::crypto::random_token(32));
     app.client_secret = secret.clone().map(Secret);
     let db = connect(config).await?;
-    let now = config.clock.now();
+    let now = Clock::System.now();
     if store::apps::get(&db, &app.client_id).await?.is_some() {
         anyhow::bail!(already_exists(&app.client_id));
     }
-    let secrets = crate::app::secret_box(config)?;
-    let record = crate::app::app_record(&db, &secrets, &app, now).await?;
+    let secrets = crate::crypto::secret_box(config)?;
+    let record = crate::bootstrap::app_record(&db, &secrets, &app, now).await?;
     if !store::apps::create(&db, &record, now).await? {
         anyhow::bail!(already_exists(&app.client_id));
     }
@@ -117,7 +119,7 @@ pub async fn create_admin(
     let admin = store::admins::Admin {
         username: username.to_owned(),
         password_hash,
-        created_at: config.clock.now(),
+        created_at: Clock::System.now(),
     };
     if !store::admins::create(&db, &admin).await? {
         anyhow::bail!(admin_exists(username));
@@ -139,6 +141,25 @@ fn check_username(username: &str) -> anyhow::Result<()> {
         anyhow::bail!("--username must be 3 to 64 characters of a-z, 0-9, '.', '_' and '-'");
     }
     Ok(())
+}
+
+/// `scangate keys rotate`: connects to the configured database and rotates `pool`'s key.
+/// Running instances pick the new key up within [`crate::tokens::RELOAD_AFTER`].
+pub async fn rotate_keys(
+    config: &Config,
+    pool: &str,
+    alg: crate::tokens::KeyAlg,
+) -> anyhow::Result<String> {
+    let secrets = crate::crypto::secret_box(config)?;
+    let db = Db::connect(&config.database_url, 2).await?;
+    db.migrate().await?;
+    if store::pools::get(&db, pool).await?.is_none() {
+        anyhow::bail!("no user pool `{pool}`");
+    }
+    let clock = Clock::System;
+    let published = std::sync::Arc::new(crate::published::Published::new(clock.clone()));
+    let keys = crate::tokens::Keys::new(db, secrets, clock, published);
+    keys.rotate(pool, alg).await
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::clock::Clock;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,16 +40,6 @@ pub struct Config {
     pub miniprograms: Vec<MiniProgramConfig>,
     pub apps: Vec<AppConfig>,
     pub rate_limits: RateLimits,
-    /// Set by `scangate dev`: mounts `/_dev/`. Never read from a file.
-    #[serde(skip)]
-    pub dev_mode: bool,
-    /// The clock; a manual one in tests.
-    #[serde(skip, default = "system_clock")]
-    pub clock: Clock,
-}
-
-fn system_clock() -> Clock {
-    Clock::System
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -286,8 +275,6 @@ impl Default for Config {
             miniprograms: Vec::new(),
             apps: Vec::new(),
             rate_limits: RateLimits::default(),
-            dev_mode: false,
-            clock: Clock::System,
         }
     }
 }

@@ -16,8 +16,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::app::AppState;
+use std::sync::Arc;
+
 use crate::domain::Random;
+use crate::store::apps::Cache;
+use crate::tickets::TicketStore;
 
 /// Set by a handler on its response: the app this response belongs to.
 #[derive(Clone, Debug)]
@@ -30,9 +33,16 @@ const AUTHING_HEADER_PREFIX: &str = "x-authing-";
 /// How long a browser may reuse a preflight answer, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
+/// What deciding a grant reads: the QR codes (whose app a path names) and the apps.
+#[derive(Clone)]
+pub struct Cors {
+    pub tickets: Arc<dyn TicketStore>,
+    pub apps: Arc<Cache>,
+}
+
 /// Wraps `router` so its responses carry CORS grants and its preflights are answered.
-pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    router.layer(axum::middleware::from_fn_with_state(state.clone(), cors))
+pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, cors: &Cors) -> Router<S> {
+    router.layer(axum::middleware::from_fn_with_state(cors.clone(), grant_cors))
 }
 
 /// Whose origins decide a grant.
@@ -43,7 +53,7 @@ enum Scope {
     AnyApp,
 }
 
-async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn grant_cors(State(state): State<Cors>, req: Request, next: Next) -> Response {
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -108,7 +118,7 @@ fn request_scope(req: &Request) -> Scope {
 }
 
 /// Whether `origin` may read responses in `scope`. A store failure grants nothing.
-async fn allowed(state: &AppState, scope: Scope, origin: &str) -> bool {
+async fn allowed(state: &Cors, scope: Scope, origin: &str) -> bool {
     let client_id = match scope {
         Scope::App(id) => Some(id),
         Scope::Qr(random) => match state.tickets.get(&random).await {

@@ -9,6 +9,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use rand::RngCore;
+use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 /// `n` random bytes, base64url without padding. The thread's CSPRNG (ChaCha, seeded and
@@ -144,6 +145,42 @@ pub fn verify_password(secret: &str, phc: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// The key that seals secrets: configured, or for the embedded default generated once and kept
+/// beside the SQLite database.
+pub fn secret_box(config: &crate::config::Config) -> anyhow::Result<SecretBox> {
+    if let Some(key) = &config.secret_key {
+        return Ok(SecretBox::from_base64(key.expose())?);
+    }
+    let dir = config
+        .data_dir()
+        .filter(|_| config.database_url.starts_with("sqlite"))
+        .context(
+            "configuration key `secret_key` is required unless the database is a SQLite file",
+        )?;
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("secret.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k,
+        Err(_) => {
+            let k = SecretBox::generate_key();
+            write_private(&path, &k)?;
+            tracing::warn!(path = %path.display(), "generated a new secret_key; back it up with the database");
+            k
+        }
+    };
+    Ok(SecretBox::from_base64(&key)?)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

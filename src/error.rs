@@ -2,17 +2,25 @@
 //!
 //! Each client-facing variant carries a stable code from the public contract; infrastructure
 //! failures become `unavailable` (503) or a generic 500 whose detail is logged once and never
-//! sent to the client.
+//! sent to the client. An error renders as the native JSON envelope (`into_response`), or as
+//! a page for routes a person looks at (`into_page`); the OAuth endpoints' own format is
+//! `oidc::OAuthError`, which converts from this one. A form's errors name their fields
+//! ([`AppError::Fields`]), so a page can show each beside its field.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::pages::{Lang, MessagePage};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// Fields of a request that are wrong, each with what is wrong with it (`invalid_request`).
+    #[error("{}", .0.summary())]
+    Fields(FieldErrors),
     /// WeChat refused a `wx.login` or phone code: invalid, used or expired.
     #[error("{0}")]
     InvalidCode(String),
@@ -49,9 +57,10 @@ pub type AppResult<T> = Result<T, AppError>;
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::InvalidRequest(_) | AppError::InvalidCode(_) | AppError::DecryptFailed(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            AppError::InvalidRequest(_)
+            | AppError::Fields(_)
+            | AppError::InvalidCode(_)
+            | AppError::DecryptFailed(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -68,7 +77,7 @@ impl AppError {
     /// The stable machine-readable code of the contract.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::InvalidRequest(_) => "invalid_request",
+            AppError::InvalidRequest(_) | AppError::Fields(_) => "invalid_request",
             AppError::InvalidCode(_) => "invalid_code",
             AppError::DecryptFailed(_) => "decrypt_failed",
             AppError::Unauthorized(_) => "unauthorized",
@@ -92,26 +101,137 @@ impl AppError {
     pub fn invalid(msg: impl Into<String>) -> Self {
         AppError::InvalidRequest(msg.into())
     }
-}
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        match &self {
+    /// Logs what the client is not told: the detail of an outage or a bug, once.
+    fn log(&self) {
+        match self {
             AppError::Unavailable(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "dependency unavailable")
             }
             AppError::Internal(e) => tracing::error!(error = %format!("{e:#}"), "internal error"),
             _ => {}
         }
-        let body = json!({ "error": self.code(), "message": self.message() });
-        let mut res = (self.status(), Json(body)).into_response();
+    }
+
+    /// The error as a page in `lang`, with the same status (and `Retry-After`) as the JSON.
+    pub fn into_page(self, lang: Lang) -> Response {
+        self.log();
+        let (zh, en) = self.titles();
+        let detail = self.message();
+        let page = MessagePage::error(
+            lang,
+            self.code(),
+            (zh, &format!("{}（{detail}）", self.hint_zh())),
+            (en, &detail),
+        );
+        let mut res = page.respond(self.status());
+        self.retry_after(&mut res);
+        res
+    }
+
+    /// Page titles: (Chinese, English).
+    fn titles(&self) -> (&'static str, &'static str) {
+        match self.status() {
+            StatusCode::BAD_REQUEST => ("请求有误", "This request cannot be used"),
+            StatusCode::UNAUTHORIZED => ("需要登录", "Sign-in required"),
+            StatusCode::FORBIDDEN => ("无权访问", "Not allowed"),
+            StatusCode::NOT_FOUND => ("找不到页面", "Not found"),
+            StatusCode::CONFLICT => ("操作冲突", "Conflict"),
+            StatusCode::GONE => ("已过期", "Expired"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("内容过大", "Too large"),
+            StatusCode::TOO_MANY_REQUESTS => ("请求过于频繁", "Too many requests"),
+            StatusCode::BAD_GATEWAY => ("微信暂时无法访问", "WeChat is not answering"),
+            StatusCode::SERVICE_UNAVAILABLE => ("服务暂时不可用", "Service temporarily unavailable"),
+            _ => ("出错了", "Something went wrong"),
+        }
+    }
+
+    /// What a person can do, in Chinese (the detail after it is the English message).
+    fn hint_zh(&self) -> &'static str {
+        match self.status() {
+            StatusCode::TOO_MANY_REQUESTS => "请一分钟后再试。",
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => "请稍后再试。",
+            StatusCode::INTERNAL_SERVER_ERROR => "请稍后再试；如果问题持续，请联系网站管理员。",
+            _ => "请返回网站重新开始。",
+        }
+    }
+
+    fn retry_after(&self, res: &mut Response) {
         if let AppError::RateLimited(_) = self {
             res.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("60"),
             );
         }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let mut body = json!({ "error": self.code(), "message": self.message() });
+        if let AppError::Fields(fields) = &self {
+            body["fields"] = fields.to_json();
+        }
+        let mut res = (self.status(), Json(body)).into_response();
+        self.retry_after(&mut res);
         res
+    }
+}
+
+/// What is wrong with each field of a form or JSON body, in the order found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` is wrong; the first message for a field is kept.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let field = field.into();
+        if self.get(&field).is_none() {
+            self.0.push((field, message.into()));
+        }
+    }
+
+    /// What is wrong with `field`, for showing beside it.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was wrong, else the error naming every field.
+    pub fn into_result(self) -> AppResult<()> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Fields(self))
+        }
+    }
+
+    fn summary(&self) -> String {
+        self.0
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.0
+                .iter()
+                .map(|(f, m)| (f.clone(), serde_json::Value::String(m.clone())))
+                .collect(),
+        )
     }
 }
 

@@ -1,14 +1,18 @@
 //! Our own extractors: every rejection becomes an [`AppError`] with a stable code, never
-//! axum's plain-text message.
+//! axum's plain-text message. Also who is calling ([`Requester`]), and the browser binding of
+//! QR codes: the browser cookie and the bind header.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
 
+use crate::crypto::sha256_hex;
 use crate::error::AppError;
+use crate::tickets::Binding;
 
 /// JSON body. Malformed JSON, a wrong content type or a missing field is `invalid_request`.
 pub struct Json<T>(pub T);
@@ -61,6 +65,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
                     "the body is not valid JSON of the expected shape: {e}"
                 ))
             })
+    }
+}
+
+/// A path parameter parsed into its type. A value that does not parse names nothing, so it is
+/// `not_found`, with the type's own message ("no such QR code").
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.into_kind() {
+                ErrorKind::Message(m) => Err(AppError::NotFound(m)),
+                _ => Err(AppError::NotFound("no such resource".into())),
+            },
+            Err(_) => Err(AppError::NotFound("no such resource".into())),
+        }
     }
 }
 
@@ -149,6 +174,78 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// The browser cookie a QR code is bound to.
+pub const BROWSER_COOKIE: &str = "scangate_browser";
+/// The header a server-side caller proves binding with.
+pub const BIND_HEADER: &str = "x-scangate-bind";
+
+/// The browser id cookie: reused when present, else minted (`secure`: the public URL is
+/// https). Returns the jar to send back and the id.
+pub fn browser_cookie(jar: CookieJar, secure: bool) -> (CookieJar, String) {
+    if let Some(c) = jar
+        .get(BROWSER_COOKIE)
+        .filter(|c| c.value().len() >= 22 && c.value().len() <= 64)
+    {
+        let v = c.value().to_owned();
+        return (jar, v);
+    }
+    let id = crate::crypto::random_token(32);
+    let cookie = Cookie::build((BROWSER_COOKIE, id.clone()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        // Cross-site XHR with credentials (an embedding site) needs None, which browsers
+        // accept only with Secure; on plain http (development) Lax still covers same-site
+        // origins such as two localhost ports.
+        .same_site(if secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
+        .max_age(time::Duration::days(365))
+        .build();
+    (jar.add(cookie), id)
+}
+
+/// The caller's proof of binding: its bind header and its browser cookie, hashed.
+pub fn binding(headers: &HeaderMap, jar: &CookieJar) -> Binding {
+    Binding {
+        bind_hash: bind_hash(headers),
+        browser_hash: jar
+            .get(BROWSER_COOKIE)
+            .map(|c| sha256_hex(c.value().as_bytes())),
+    }
+}
+
+fn bind_hash(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(BIND_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|t| sha256_hex(t.as_bytes()))
+}
+
+/// The same, read straight from the request's headers (no cookie jar, no header map copy):
+/// the extractor of the status endpoints, which every waiting page calls.
+impl<S: Send + Sync> FromRequestParts<S> for Binding {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        let browser = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == BROWSER_COOKIE)
+            .map(|(_, value)| value.trim_matches('"'));
+        Ok(Binding {
+            bind_hash: bind_hash(headers),
+            browser_hash: browser.map(|c| sha256_hex(c.as_bytes())),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use scangate::app::App;
+use scangate::app::{App, Runtime};
 use scangate::config::{AppConfig, Config, LogFormat};
 
 #[derive(Parser)]
@@ -157,14 +157,13 @@ async fn main() -> std::process::ExitCode {
             command: AppCommand::Create(args),
         } => (args.config.clone(), false),
     };
-    let mut config = match Config::load(config_path.as_deref()) {
+    let config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("scangate: {e}");
             return std::process::ExitCode::from(2);
         }
     };
-    config.dev_mode = dev;
     init_tracing(config.log_format);
     let result = match cli.command {
         Command::Migrate { .. } => migrate(&config).await,
@@ -185,7 +184,7 @@ async fn main() -> std::process::ExitCode {
                     ..
                 },
         } => admin_create(&config, &username, password_stdin).await,
-        Command::Dev { .. } | Command::Serve { .. } => serve(config).await,
+        Command::Dev { .. } | Command::Serve { .. } => serve(config, dev).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -197,9 +196,12 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let dev = config.dev_mode;
-    let app = App::build(config).await?;
+async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
+    let runtime = Runtime {
+        dev,
+        ..Runtime::default()
+    };
+    let app = App::build_with(config, runtime).await?;
     let url = app.state().config.public_url.clone();
     tracing::info!(port = app.port(), %url, "listening");
     if dev {
@@ -218,7 +220,7 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 async fn rotate(config: &Config, pool: &str, alg: &str) -> anyhow::Result<()> {
     let alg = scangate::tokens::KeyAlg::parse(alg)
         .ok_or_else(|| anyhow::anyhow!("unknown algorithm {alg}"))?;
-    let kid = scangate::tokens::rotate_keys(config, pool, alg).await?;
+    let kid = scangate::cli::rotate_keys(config, pool, alg).await?;
     println!(
         "pool {pool}: new {} signing key {kid} is active",
         alg.as_str()

@@ -4,10 +4,13 @@
 //! Limits guard what costs us something: stored QR codes, calls to WeChat, and guesses at
 //! exchange tickets. Reading a status is not limited; it is what a waiting page does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::RateLimits;
 use crate::error::{AppError, AppResult};
+use crate::tickets::TicketStore;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -26,30 +29,47 @@ impl Limit {
             Limit::Exchanges => "exchanges",
         }
     }
-
-    fn per_minute(self, state: &AppState) -> u64 {
-        let limits = &state.config.rate_limits;
-        match self {
-            Limit::QrCodes => limits.qrcodes_per_minute,
-            Limit::Sessions => limits.sessions_per_minute,
-            Limit::Exchanges => limits.exchanges_per_minute,
-        }
-    }
 }
 
-/// Counts one request of `limit` from `client` (an address); `rate_limited` once over.
-pub async fn check(state: &AppState, limit: Limit, client: &str) -> AppResult<()> {
-    let max = limit.per_minute(state);
-    if max == 0 {
-        return Ok(());
+/// The configured limits and the shared counts they are checked against.
+#[derive(Clone)]
+pub struct RateLimiter {
+    limits: RateLimits,
+    counts: Arc<dyn TicketStore>,
+    clock: Clock,
+}
+
+impl RateLimiter {
+    pub fn new(limits: RateLimits, counts: Arc<dyn TicketStore>, clock: Clock) -> Self {
+        Self {
+            limits,
+            counts,
+            clock,
+        }
     }
-    let key = format!("{}:{client}", limit.name());
-    let count = state.tickets.hit(&key, WINDOW, state.clock.now()).await?;
-    if count > max {
-        return Err(AppError::RateLimited(format!(
-            "too many {} requests from this address; try again in a minute",
-            limit.name()
-        )));
+
+    fn per_minute(&self, limit: Limit) -> u64 {
+        match limit {
+            Limit::QrCodes => self.limits.qrcodes_per_minute,
+            Limit::Sessions => self.limits.sessions_per_minute,
+            Limit::Exchanges => self.limits.exchanges_per_minute,
+        }
     }
-    Ok(())
+
+    /// Counts one request of `limit` from `client` (an address); `rate_limited` once over.
+    pub async fn check(&self, limit: Limit, client: &str) -> AppResult<()> {
+        let max = self.per_minute(limit);
+        if max == 0 {
+            return Ok(());
+        }
+        let key = format!("{}:{client}", limit.name());
+        let count = self.counts.hit(&key, WINDOW, self.clock.now()).await?;
+        if count > max {
+            return Err(AppError::RateLimited(format!(
+                "too many {} requests from this address; try again in a minute",
+                limit.name()
+            )));
+        }
+        Ok(())
+    }
 }

@@ -310,25 +310,6 @@ impl PoolKeys {
     }
 }
 
-/// `scangate keys rotate`: connects to the configured database and rotates `pool`'s key.
-/// Running instances pick the new key up within [`RELOAD_AFTER`].
-pub async fn rotate_keys(
-    config: &crate::config::Config,
-    pool: &str,
-    alg: KeyAlg,
-) -> anyhow::Result<String> {
-    let secrets = crate::app::secret_box(config)?;
-    let db = Db::connect(&config.database_url, 2).await?;
-    db.migrate().await?;
-    if store::pools::get(&db, pool).await?.is_none() {
-        anyhow::bail!("no user pool `{pool}`");
-    }
-    let clock = config.clock.clone();
-    let published = Arc::new(crate::published::Published::new(clock.clone()));
-    let keys = Keys::new(db, secrets, clock, published);
-    keys.rotate(pool, alg).await
-}
-
 /// Generates a key off the async workers and seals it. The kid is the key's RFC 7638
 /// thumbprint: stable, and derived from the key itself.
 pub async fn generate(

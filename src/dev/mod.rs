@@ -10,17 +10,22 @@
 
 mod pages;
 
+use axum::extract::Path;
+use axum::response::Response;
 use axum::Router;
 
-use crate::app::AppState;
 use crate::config::{AppConfig, Config, MiniProgramConfig, Secret};
+use crate::domain::Random;
+use crate::pages::{page, ScanPage};
+use crate::wechat::Simulator;
 
 /// The demo Mini Program's AppID (the one WeChat's reference test vectors use).
 pub const DEMO_APPID: &str = "wx0123456789abcdef";
 pub const DEMO_CLIENT_ID: &str = "demo";
 
-/// Adds the demo Mini Program and app, and points the WeChat client at the simulator.
-pub fn prepare_config(config: &mut Config) {
+/// Adds the demo Mini Program and app, points the WeChat client at the simulator, and returns
+/// the simulator with every configured Mini Program registered.
+pub fn prepare(config: &mut Config) -> Simulator {
     config.wechat.api_base = config
         .public_url
         .join("/_dev/wechat/")
@@ -50,12 +55,24 @@ pub fn prepare_config(config: &mut Config) {
             ..AppConfig::default()
         });
     }
+    let simulator = Simulator::new();
+    for mp in &config.miniprograms {
+        simulator.register_app(&mp.appid, mp.secret.expose());
+    }
+    simulator
 }
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let mut r = pages::router();
-    if let Some(sim) = &state.simulator {
-        r = r.nest_service("/_dev/wechat", sim.router());
-    }
-    r
+/// The `/_dev/` pages and the WeChat simulator behind `/_dev/wechat/`.
+pub fn router<S: Clone + Send + Sync + 'static>(simulator: Simulator) -> Router<S> {
+    pages::router().nest_service("/_dev/wechat", simulator.router())
+}
+
+/// `GET /q/{random}` in dev mode: the landing page, with a way to the phone simulator.
+pub async fn scan_landing_get(Path(random): Path<String>) -> Response {
+    let random = Random::parse(&random)
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_default();
+    page(&ScanPage {
+        phone_url: Some(format!("/_dev/phone?random={random}")),
+    })
 }

@@ -58,7 +58,9 @@ impl ClientId {
 }
 
 /// The public name of a QR code: base64url, 22 to 32 characters (≥128 bits when generated).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Anything else names no code, so a malformed one reads as "no such QR code".
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Random(String);
 
 impl Random {
@@ -74,12 +76,25 @@ impl Random {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err("not a QR code random".into())
+            Err("no such QR code".into())
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for Random {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Random> for String {
+    fn from(r: Random) -> String {
+        r.0
     }
 }
 

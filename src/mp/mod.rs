@@ -6,7 +6,7 @@
 
 mod profile;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,14 +15,15 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::crypto::{random_token, sha256_hex};
+use crate::domain::Random;
 use crate::error::{AppError, AppResult};
-use crate::extract::{bearer, Json, OptionalJson, Requester};
+use crate::extract::{bearer, Json, OptionalJson, Path, Requester};
+use crate::ratelimit::Limit;
+use crate::state::AppState;
 use crate::store::{self, audit, identities::Identity, users::User};
 use crate::tickets::{ExchangeTicket, QrStatus, Scanner, TICKET_TTL};
-use crate::wechat::Credentials;
 
 /// Lifetime of a Mini Program bearer session.
 const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
@@ -58,25 +59,6 @@ struct SessionUser {
     has_phone: bool,
 }
 
-/// The Mini Program's credentials, with its AppSecret unsealed.
-pub async fn credentials(
-    state: &AppState,
-    appid: &str,
-) -> AppResult<(store::miniprograms::MiniProgram, Credentials)> {
-    let mp = store::miniprograms::get(&state.db, appid)
-        .await?
-        .ok_or_else(|| AppError::NotFound("unknown Mini Program appid".into()))?;
-    let secret = state
-        .secrets
-        .open_string(&mp.secret_enc)
-        .map_err(|e| AppError::Internal(e.into()))?;
-    let creds = Credentials {
-        appid: mp.appid.clone(),
-        secret,
-    };
-    Ok((mp, creds))
-}
-
 /// `POST /api/mp/v1/session`: `wx.login` code → code2Session → identity upsert → bearer token.
 async fn session_post(
     State(state): State<AppState>,
@@ -87,8 +69,8 @@ async fn session_post(
         return Err(AppError::invalid("code must be the code from wx.login"));
     }
     crate::domain::AppId::parse(&req.appid).map_err(AppError::invalid)?;
-    crate::ratelimit::check(&state, crate::ratelimit::Limit::Sessions, &requester.ip).await?;
-    let (mp, creds) = credentials(&state, &req.appid).await?;
+    state.limiter.check(Limit::Sessions, &requester.ip).await?;
+    let (mp, creds) = state.miniprograms.credentials(&req.appid).await?;
     let session = state.wechat.code2session(&creds, &req.code).await?;
     let now = state.clock.now();
     let sealed_key = state.secrets.seal(session.session_key.as_bytes());
@@ -197,9 +179,9 @@ impl FromRequestParts<AppState> for MpUser {
 async fn load_for(
     state: &AppState,
     who: &MpUser,
-    random: &str,
+    random: &Random,
 ) -> AppResult<crate::tickets::QrCode> {
-    let qr = crate::pc::load(state, random).await?;
+    let qr = crate::tickets::load(state.tickets.as_ref(), random).await?;
     if qr.appid != who.identity.appid {
         return Err(AppError::Forbidden(
             "this QR code belongs to another Mini Program".into(),
@@ -215,7 +197,7 @@ async fn load_for(
 async fn scan_post(
     State(state): State<AppState>,
     who: MpUser,
-    Path(random): Path<String>,
+    Path(random): Path<Random>,
 ) -> AppResult<Response> {
     let qr = load_for(&state, &who, &random).await?;
     let scanner = Scanner {
@@ -261,7 +243,7 @@ pub struct ConfirmRequest {
 async fn confirm_post(
     State(state): State<AppState>,
     who: MpUser,
-    Path(random): Path<String>,
+    Path(random): Path<Random>,
     OptionalJson(body): OptionalJson<ConfirmRequest>,
 ) -> AppResult<Response> {
     let qr = load_for(&state, &who, &random).await?;
@@ -328,7 +310,7 @@ async fn confirm_post(
 async fn cancel_post(
     State(state): State<AppState>,
     who: MpUser,
-    Path(random): Path<String>,
+    Path(random): Path<Random>,
 ) -> AppResult<Response> {
     let qr = load_for(&state, &who, &random).await?;
     let qr = state

@@ -9,10 +9,10 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{credentials, MpUser};
-use crate::app::AppState;
+use super::MpUser;
 use crate::error::{AppError, AppResult};
 use crate::extract::Json;
+use crate::state::AppState;
 use crate::store;
 use crate::wechat;
 
@@ -179,7 +179,7 @@ pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> 
                     "phone.code must be the code from getPhoneNumber",
                 ));
             }
-            let (_, creds) = credentials(state, &who.identity.appid).await?;
+            let (_, creds) = state.miniprograms.credentials(&who.identity.appid).await?;
             let info = state
                 .wechat
                 .phone_number(&creds, code, Some(&who.identity.openid))

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::token::{authenticate, no_store, read_form};
-use super::{has_scope, Issuer, OAuthError};
-use crate::app::AppState;
+use super::OAuthError;
+use crate::oauth::{has_scope, Issuer};
+use crate::state::AppState;
 use crate::crypto::sha256_hex;
 use crate::store;
 

@@ -1,78 +1,17 @@
-//! The browser session of the hosted login and RP-initiated logout (OpenID Connect
-//! RP-Initiated Logout 1.0).
-//!
-//! A successful scan through the hosted page starts a session: a random token in an HttpOnly,
-//! SameSite=Lax cookie scoped to the issuer's path (so each pool has its own), Secure when
-//! the public URL is https. Only the token's SHA-256 is stored. While it lives, the pool's
-//! other apps log the browser in without a scan.
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the browser session of
+//! single sign-on (`oauth::session`) and goes back to a registered URI of the app.
 
 use axum::extract::{RawForm, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
-use super::authorize::{explain_mismatch, see_other, Lang, MessagePage};
-use super::{parse_params, with_query, Issuer, Params, SESSION_TTL_SECS};
-use crate::app::AppState;
-use crate::crypto::{random_token, sha256_hex};
+use crate::oauth::request::explain_mismatch;
+use crate::oauth::{parse_params, session, with_query, Issuer, Params};
+use crate::pages::{see_other, Lang, MessagePage};
+use crate::state::AppState;
 use crate::error::AppError;
-use crate::store::{self, browser_sessions::BrowserSession};
-
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "scangate_session";
-
-/// The live session of this browser in the issuer's pool, if any.
-pub async fn current(
-    state: &AppState,
-    issuer: &Issuer,
-    jar: &CookieJar,
-) -> Result<Option<BrowserSession>, AppError> {
-    let Some(cookie) = jar.get(SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    let hash = sha256_hex(cookie.value().as_bytes());
-    let session = store::browser_sessions::live(&state.db, &hash, state.clock.now()).await?;
-    Ok(session.filter(|s| s.pool == issuer.pool))
-}
-
-fn cookie(state: &AppState, issuer: &Issuer, value: String) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, value))
-        .path(issuer.path())
-        .http_only(true)
-        .secure(state.config.public_url.scheme() == "https")
-        .same_site(SameSite::Lax)
-        .max_age(time::Duration::seconds(SESSION_TTL_SECS))
-        .build()
-}
-
-/// Ends any session this browser had and starts a new one for `user_id`.
-pub async fn start(
-    state: &AppState,
-    issuer: &Issuer,
-    jar: CookieJar,
-    user_id: &str,
-    auth_time: i64,
-) -> Result<CookieJar, AppError> {
-    let now = state.clock.now();
-    if let Some(old) = jar.get(SESSION_COOKIE) {
-        store::browser_sessions::end(&state.db, &sha256_hex(old.value().as_bytes()), now).await?;
-    }
-    let token = random_token(32);
-    store::browser_sessions::insert(
-        &state.db,
-        &sha256_hex(token.as_bytes()),
-        &BrowserSession {
-            pool: issuer.pool.clone(),
-            user_id: user_id.to_owned(),
-            auth_time,
-            expires_at: now + SESSION_TTL_SECS * 1000,
-        },
-        now,
-    )
-    .await?;
-    Ok(jar.add(cookie(state, issuer, token)))
-}
 
 /// The claims of an `id_token_hint` that matter here.
 #[derive(Deserialize)]
@@ -191,16 +130,9 @@ async fn end_session(
             Some(uri.to_owned())
         }
     };
-    let jar = match jar.get(SESSION_COOKIE) {
-        Some(c) => {
-            let hash = sha256_hex(c.value().as_bytes());
-            if let Err(e) = store::browser_sessions::end(&state.db, &hash, state.clock.now()).await
-            {
-                return AppError::from(e).into_response();
-            }
-            jar.remove(Cookie::build(SESSION_COOKIE).path(issuer.path()).build())
-        }
-        None => jar,
+    let jar = match session::end(&state.db, state.clock.now(), issuer, jar).await {
+        Ok(jar) => jar,
+        Err(e) => return e.into_page(lang),
     };
     match target {
         Some(uri) => {

@@ -11,8 +11,9 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::Digest;
 
-use super::{has_scope, parse_params, Issuer, OAuthError, Params, REFRESH_TTL_SECS};
-use crate::app::AppState;
+use super::OAuthError;
+use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
+use crate::state::AppState;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
 use crate::store::{self, apps::App, grants::Grant, users::User};
@@ -135,8 +136,7 @@ pub async fn authenticate(
     match (&app.client_secret_hash, secret) {
         (Some(hash), Some(secret)) => {
             if !state
-                .oidc
-                .secrets
+                .client_secrets
                 .verify(&app.client_id, hash, &secret)
                 .await
             {
@@ -186,43 +186,6 @@ fn form_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// Client secrets already verified, so a client's every token request does not pay for
-/// Argon2: the SHA-256 of the secret that matched, per client and stored hash. Only a secret
-/// that verified against the current hash is remembered; changing the secret changes the
-/// hash and forgets it.
-#[derive(Default)]
-pub struct VerifiedSecrets {
-    known: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
-}
-
-impl VerifiedSecrets {
-    const LIMIT: usize = 10_000;
-
-    pub async fn verify(&self, client_id: &str, stored: &str, secret: &str) -> bool {
-        let digest = sha256_hex(secret.as_bytes());
-        {
-            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((hash, seen)) = known.get(client_id) {
-                if hash == stored && crate::crypto::constant_time_eq(seen, &digest) {
-                    return true;
-                }
-            }
-        }
-        let (secret, phc) = (secret.to_owned(), stored.to_owned());
-        let ok = tokio::task::spawn_blocking(move || crate::crypto::verify_password(&secret, &phc))
-            .await
-            .unwrap_or(false);
-        if ok {
-            let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            if known.len() >= Self::LIMIT {
-                known.clear();
-            }
-            known.insert(client_id.to_owned(), (stored.to_owned(), digest));
-        }
-        ok
-    }
 }
 
 /// The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6).
@@ -350,7 +313,7 @@ async fn refresh(
                     "the scope `{extra}` was not granted"
                 )));
             }
-            super::grant_scope(asked)
+            crate::oauth::grant_scope(asked)
         }
     };
     let (grant, user) = store::grants::get_with_user(&state.db.pool, &grant_id)

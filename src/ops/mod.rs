@@ -1,15 +1,39 @@
 //! Operational endpoints: liveness and readiness.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
+use crate::store::Db;
+use crate::tickets::TicketStore;
 
-pub fn router() -> Router<AppState> {
+/// What readiness checks: the database and the ticket store.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub db: Db,
+    pub tickets: Arc<dyn TicketStore>,
+}
+
+impl FromRef<AppState> for Dependencies {
+    fn from_ref(state: &AppState) -> Self {
+        Dependencies {
+            db: state.db.clone(),
+            tickets: Arc::clone(&state.tickets),
+        }
+    }
+}
+
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Dependencies: FromRef<S>,
+{
     Router::new()
         .route("/healthz", get(healthz_get))
         .route("/readyz", get(readyz_get))
@@ -21,7 +45,7 @@ async fn healthz_get() -> impl IntoResponse {
 }
 
 /// Readiness: the database and the ticket store both answer.
-async fn readyz_get(State(state): State<AppState>) -> impl IntoResponse {
+async fn readyz_get(State(state): State<Dependencies>) -> impl IntoResponse {
     let (db, tickets) = tokio::join!(state.db.ping(), state.tickets.ping());
     let db_ok = db.is_ok();
     let tickets_ok = tickets.is_ok();

@@ -7,12 +7,13 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::binding;
-use crate::app::AppState;
+use crate::accounts::Login;
 use crate::clock::rfc3339;
 use crate::error::{AppError, AppResult};
-use crate::extract::{Json, Requester};
-use crate::store::{self, audit, users::User};
+use crate::extract::{binding, Json, Requester};
+use crate::ratelimit::Limit;
+use crate::state::AppState;
+use crate::store::users::User;
 use crate::tickets::{ExchangeTicket, Take};
 use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
 
@@ -62,7 +63,7 @@ pub async fn redeem(
     binding: &crate::tickets::Binding,
     requester: &Requester,
 ) -> AppResult<(User, IssuedTokens)> {
-    crate::ratelimit::check(state, crate::ratelimit::Limit::Exchanges, &requester.ip).await?;
+    state.limiter.check(Limit::Exchanges, &requester.ip).await?;
     if ticket.is_empty() || ticket.len() > 128 {
         return Err(AppError::invalid("the ticket is unknown, used or expired"));
     }
@@ -76,32 +77,19 @@ pub async fn redeem(
             ))
         }
     };
-    let user = store::users::get(&state.db.pool, &t.user_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("the user no longer exists".into()))?;
-    if user.blocked {
-        return Err(AppError::Forbidden("this user is blocked".into()));
-    }
-    store::users::record_login(&state.db, &user.id, &requester.ip, now).await?;
-    audit::record(
+    let user = crate::accounts::complete_login(
         &state.db,
-        audit::Event {
-            pool: Some(&t.pool_id),
-            actor: Some(&user.id),
+        &t.user_id,
+        Login {
+            pool: &t.pool_id,
+            client_id: &t.client_id,
+            ip: &requester.ip,
             action: "login.exchange",
-            subject: Some(&t.client_id),
-            ip: Some(&requester.ip),
-            detail: Some(json!({ "random": t.random })),
+            random: &t.random,
         },
         now,
     )
     .await?;
-    let user = User {
-        login_count: user.login_count + 1,
-        last_login_at: Some(now),
-        last_ip: Some(requester.ip.clone()),
-        ..user
-    };
     let tokens = issue_tokens(state, &t, &user, None, "openid profile phone").await?;
     Ok((user, tokens))
 }

@@ -10,15 +10,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::config::QrMode;
+use crate::domain::Random;
 use crate::error::{AppError, AppResult};
-use crate::extract::Query;
+use crate::extract::{Path, Query};
+use crate::state::AppState;
 use crate::qr::{Branding, Format, Image, ImageKey};
 use crate::tickets::QrCode;
 
@@ -29,7 +30,7 @@ pub struct ImageQuery {
 
 pub async fn image_png_get(
     State(state): State<AppState>,
-    Path(random): Path<String>,
+    Path(random): Path<Random>,
     headers: HeaderMap,
     Query(q): Query<ImageQuery>,
 ) -> AppResult<Response> {
@@ -38,7 +39,7 @@ pub async fn image_png_get(
 
 pub async fn image_svg_get(
     State(state): State<AppState>,
-    Path(random): Path<String>,
+    Path(random): Path<Random>,
     headers: HeaderMap,
     Query(q): Query<ImageQuery>,
 ) -> AppResult<Response> {
@@ -47,7 +48,7 @@ pub async fn image_svg_get(
 
 async fn image(
     state: AppState,
-    random: String,
+    random: Random,
     q: ImageQuery,
     headers: HeaderMap,
     format: Format,
@@ -61,7 +62,7 @@ async fn image(
             )));
         }
     }
-    let qr = super::load(&state, &random).await?;
+    let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
     let branding = state.qr.branding(&qr.client_id);
     let size = q.size.unwrap_or(branding.size);
     let now = state.clock.now();
@@ -157,7 +158,7 @@ async fn fetch_wxacode(
     branding: &Branding,
     size: u32,
 ) -> AppResult<Option<Vec<u8>>> {
-    let (_, creds) = crate::mp::credentials(state, &qr.appid).await?;
+    let (_, creds) = state.miniprograms.credentials(&qr.appid).await?;
     let request = branding.wxacode.request(&qr.random, size);
     match state.wechat.wxacode_unlimit(&creds, &request).await {
         Ok((bytes, _)) => Ok(Some(bytes)),

@@ -2,38 +2,38 @@
 //! its status by poll, long-poll or Server-Sent Events, fetch its image, and exchange the
 //! one-time ticket for the user and tokens.
 
+mod compat;
 mod exchange;
 mod image;
 mod status;
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::crypto::{random_token, sha256_hex};
-use crate::domain::Random;
+use crate::cors::Cors;
 use crate::error::{AppError, AppResult};
-use crate::extract::{Json, Requester};
-use crate::tickets::{Binding, QrCode, QrStatus};
+use crate::extract::{browser_cookie, Json, Requester};
+use crate::pages::{page, ScanPage};
+use crate::ratelimit::Limit;
+use crate::state::AppState;
+use crate::tickets::QrCode;
 
-pub use exchange::{issue_tokens, redeem, user_json, IssuedTokens};
+pub use exchange::{issue_tokens, user_json, IssuedTokens};
 pub use status::{status_view, StatusView};
 
-/// The browser cookie a QR code is bound to.
-pub const BROWSER_COOKIE: &str = "scangate_browser";
-/// The header a server-side caller proves binding with.
-pub const BIND_HEADER: &str = "x-scangate-bind";
-
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The native and the Authing-compatible routes, with cross-origin grants for the origins
+/// apps allow. The landing page of `/q/{random}` is mounted by the router, which knows the
+/// mode.
+pub fn router(cors: &Cors) -> Router<AppState> {
+    let native = Router::new()
         .route("/api/v1/qrcodes", post(qrcode_post))
         .route("/api/v1/qrcodes/exchange", post(exchange::exchange_post))
         .route("/api/v1/qrcodes/{random}", get(status::qrcode_get))
@@ -45,8 +45,8 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/qrcodes/{random}/image.svg",
             get(image::image_svg_get),
-        )
-        .route("/q/{random}", get(scan_landing_get))
+        );
+    crate::cors::apply(native.merge(compat::router()), cors)
 }
 
 #[derive(Deserialize)]
@@ -81,30 +81,14 @@ pub async fn create_qrcode(
     jar: CookieJar,
     requester: &Requester,
 ) -> AppResult<Created> {
-    crate::ratelimit::check(state, crate::ratelimit::Limit::QrCodes, &requester.ip).await?;
+    state.limiter.check(Limit::QrCodes, &requester.ip).await?;
     let app = state.apps.get(client_id).await?.ok_or_else(|| {
         AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64)))
     })?;
-    let (jar, browser) = browser_cookie(state, jar);
-    let bind_token = random_token(24);
-    let now = state.clock.now();
-    let qr = QrCode {
-        random: Random::generate().as_str().to_owned(),
-        pool_id: app.pool.clone(),
-        client_id: app.client_id.clone(),
-        appid: app.miniprogram.clone(),
-        status: QrStatus::Pending,
-        created_at: now,
-        expires_at: now + app.qr_ttl_secs * 1000,
-        bind_hash: sha256_hex(bind_token.as_bytes()),
-        browser_hash: Some(sha256_hex(browser.as_bytes())),
-        require_binding: app.require_binding,
-        requester_ip: requester.ip.clone(),
-        requester_user_agent: requester.user_agent.clone(),
-        scanner: None,
-        ticket: None,
-    };
-    state.tickets.insert(&qr).await?;
+    let (jar, browser) = browser_cookie(jar, state.secure());
+    let (qr, bind_token) =
+        crate::tickets::create(state.tickets.as_ref(), &app, &browser, requester, state.clock.now())
+            .await?;
     Ok(Created {
         qr,
         bind_token,
@@ -148,109 +132,9 @@ pub fn scan_url(state: &AppState, random: &str) -> String {
     state.config.url(&format!("/q/{random}"))
 }
 
-/// The browser id cookie: reused when present, else minted. Returns the jar to send back and
-/// the id.
-fn browser_cookie(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
-    if let Some(c) = jar
-        .get(BROWSER_COOKIE)
-        .filter(|c| c.value().len() >= 22 && c.value().len() <= 64)
-    {
-        let v = c.value().to_owned();
-        return (jar, v);
-    }
-    let id = random_token(32);
-    let secure = state.config.public_url.scheme() == "https";
-    let cookie = Cookie::build((BROWSER_COOKIE, id.clone()))
-        .path("/")
-        .http_only(true)
-        .secure(secure)
-        // Cross-site XHR with credentials (an embedding site) needs None, which browsers
-        // accept only with Secure; on plain http (development) Lax still covers same-site
-        // origins such as two localhost ports.
-        .same_site(if secure {
-            SameSite::None
-        } else {
-            SameSite::Lax
-        })
-        .max_age(time::Duration::days(365))
-        .build();
-    (jar.add(cookie), id)
-}
-
-/// The caller's proof of binding: its bind header and its browser cookie, hashed.
-pub fn binding(headers: &HeaderMap, jar: &CookieJar) -> Binding {
-    Binding {
-        bind_hash: headers
-            .get(BIND_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(|t| sha256_hex(t.as_bytes())),
-        browser_hash: jar
-            .get(BROWSER_COOKIE)
-            .map(|c| sha256_hex(c.value().as_bytes())),
-    }
-}
-
-/// The same, read straight from the request's headers (no cookie jar, no header map copy):
-/// the extractor of the status endpoints, which every waiting page calls.
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Binding {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let headers = &parts.headers;
-        let browser = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == BROWSER_COOKIE)
-            .map(|(_, value)| value.trim_matches('"'));
-        Ok(Binding {
-            bind_hash: headers
-                .get(BIND_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(|t| sha256_hex(t.as_bytes())),
-            browser_hash: browser.map(|c| sha256_hex(c.as_bytes())),
-        })
-    }
-}
-
-/// Parses a path random; anything malformed cannot name a code.
-pub fn parse_random(random: &str) -> AppResult<Random> {
-    Random::parse(random).map_err(|_| AppError::NotFound("no such QR code".into()))
-}
-
-/// Loads a code or fails with `not_found`.
-pub async fn load(state: &AppState, random: &str) -> AppResult<QrCode> {
-    let random = parse_random(random)?;
-    state
-        .tickets
-        .get(random.as_str())
-        .await?
-        .ok_or_else(|| AppError::NotFound("no such QR code".into()))
-}
-
-/// `GET /q/{random}`: what a QR code's URL shows when scanned by something other than WeChat.
-/// The page behind a QR code's `scan_url`, for a phone that opened it with something other
-/// than WeChat.
-#[derive(askama::Template)]
-#[template(path = "scan.html")]
-struct ScanPage {
-    /// The phone simulator for this code, in `dev` mode only.
-    phone_url: Option<String>,
-}
-
-async fn scan_landing_get(State(state): State<AppState>, Path(random): Path<String>) -> Response {
-    let phone_url = state.config.dev_mode.then(|| {
-        let random = parse_random(&random)
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default();
-        format!("/_dev/phone?random={random}")
-    });
-    crate::oidc::page(&ScanPage { phone_url })
+/// `GET /q/{random}`: what a QR code's URL shows when opened by something other than WeChat.
+pub async fn scan_landing_get() -> Response {
+    page(&ScanPage { phone_url: None })
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -4,20 +4,21 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_random, MAX_WAIT};
-use crate::app::AppState;
+use super::MAX_WAIT;
 use crate::clock::rfc3339;
 use crate::clock::{Clock, Millis};
+use crate::domain::Random;
 use crate::error::{AppError, AppResult};
-use crate::extract::Query;
+use crate::extract::{Path, Query};
 use crate::server::Draining;
+use crate::state::AppState;
 use crate::tickets::{Binding, QrCode, QrStatus, Subscription, TicketStore};
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -69,23 +70,13 @@ pub struct StatusQuery {
     status: Option<String>,
 }
 
-/// Reads a code, with its status as of now, or `not_found`.
-async fn current(state: &AppState, random: &str) -> AppResult<QrCode> {
-    state
-        .tickets
-        .get(random)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no such QR code".into()))
-}
-
 /// `GET /api/v1/qrcodes/{random}[?wait=N&status=known]`
 pub async fn qrcode_get(
     State(state): State<AppState>,
-    Path(random): Path<String>,
+    Path(random): Path<Random>,
     Query(q): Query<StatusQuery>,
     binding: Binding,
 ) -> AppResult<Response> {
-    let random = parse_random(&random)?;
     let wait = match q.wait {
         Some(w) if w > MAX_WAIT.as_secs() => {
             return Err(AppError::invalid("wait must be at most 30 seconds"))
@@ -99,7 +90,7 @@ pub async fn qrcode_get(
     };
     // Subscribe before reading so no change can slip between the read and the wait.
     let mut sub = (!wait.is_zero()).then(|| state.tickets.subscribe(random.as_str()));
-    let qr = current(&state, random.as_str()).await?;
+    let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
     let mut view = status_view(&qr, state.clock.now(), &binding);
     if let Some(sub) = sub.as_mut() {
         let seen = known.unwrap_or(view.status);
@@ -112,7 +103,7 @@ pub async fn qrcode_get(
                     _ = tokio::time::sleep_until(until) => false,
                     _ = state.draining.started() => true,
                 };
-                let qr = current(&state, random.as_str()).await?;
+                let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
                 view = status_view(&qr, state.clock.now(), &binding);
                 if draining || view.status != seen || tokio::time::Instant::now() >= until {
                     break;
@@ -132,13 +123,12 @@ fn until_expiry(now: Millis, qr: &QrCode) -> Duration {
 /// state.
 pub async fn events_get(
     State(state): State<AppState>,
-    Path(random): Path<String>,
+    Path(random): Path<Random>,
     binding: Binding,
 ) -> AppResult<Response> {
-    let random = parse_random(&random)?;
     let sub = state.tickets.subscribe(random.as_str());
     // Fail fast with a proper status if the code does not exist.
-    current(&state, random.as_str()).await?;
+    crate::tickets::load(state.tickets.as_ref(), &random).await?;
     let stream = status_events(state, binding, sub);
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -28,6 +28,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::clock::Millis;
+use crate::crypto::{random_token, sha256_hex};
+use crate::domain::Random;
+use crate::error::{AppError, AppResult};
+use crate::extract::Requester;
+use crate::store::apps::App;
 
 /// How long a record is kept after its QR code expired, so late pollers read `expired` rather
 /// than `not_found`.
@@ -119,6 +124,44 @@ impl QrCode {
             self.status
         }
     }
+}
+
+/// Creates and stores a pending code for `app`, bound to the browser id `browser` and to a
+/// fresh bind token; returns the code and the token (handed to the creator once).
+pub async fn create(
+    store: &dyn TicketStore,
+    app: &App,
+    browser: &str,
+    requester: &Requester,
+    now: Millis,
+) -> Result<(QrCode, String), StoreError> {
+    let bind_token = random_token(24);
+    let qr = QrCode {
+        random: Random::generate().as_str().to_owned(),
+        pool_id: app.pool.clone(),
+        client_id: app.client_id.clone(),
+        appid: app.miniprogram.clone(),
+        status: QrStatus::Pending,
+        created_at: now,
+        expires_at: now + app.qr_ttl_secs * 1000,
+        bind_hash: sha256_hex(bind_token.as_bytes()),
+        browser_hash: Some(sha256_hex(browser.as_bytes())),
+        require_binding: app.require_binding,
+        requester_ip: requester.ip.clone(),
+        requester_user_agent: requester.user_agent.clone(),
+        scanner: None,
+        ticket: None,
+    };
+    store.insert(&qr).await?;
+    Ok((qr, bind_token))
+}
+
+/// Loads the code a caller named, or fails with `not_found`.
+pub async fn load(store: &dyn TicketStore, random: &Random) -> AppResult<QrCode> {
+    store
+        .get(random.as_str())
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such QR code".into()))
 }
 
 /// The one-time ticket a confirmed QR code yields; exchanged once for the user and tokens.

@@ -1,8 +1,10 @@
 //! WeChat server APIs: the HTTP client ScanGate uses, the AES-128-CBC open-data decryption,
-//! and the simulator that speaks WeChat's exact paths and JSON for tests and `scangate dev`.
+//! the directory of served Mini Programs and their credentials (`miniprograms`), and the
+//! simulator that speaks WeChat's exact paths and JSON for tests and `scangate dev`.
 
 pub mod client;
 pub mod crypt;
+pub mod miniprograms;
 pub mod simulator;
 
 #[cfg(test)]
@@ -12,4 +14,5 @@ pub use client::{
     Credentials, LineColor, PhoneInfo, Session, WechatClient, WechatError, WxaCodeRequest,
 };
 pub use crypt::{check_signature, decrypt, encrypt, DecryptError};
+pub use miniprograms::MiniPrograms;
 pub use simulator::Simulator;

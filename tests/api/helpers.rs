@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
-use scangate::app::{App, AppState};
+use scangate::app::{App, Runtime};
 use scangate::clock::Clock;
 use scangate::config::{AppConfig, Config, MiniProgramConfig, Secret};
+use scangate::state::AppState;
 use scangate::crypto::{random_token, SecretBox};
 use scangate::wechat::Simulator;
 use serde_json::{json, Value};
@@ -215,7 +216,6 @@ pub fn base_config(sim_base: &str) -> Config {
         app("open", APPID, "default", false),
         app("other", APPID_OTHER, "other", true),
     ];
-    config.clock = Clock::manual();
     config
 }
 
@@ -225,6 +225,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, customise: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_in(backend, false, customise).await
+    }
+
+    /// As `scangate dev` runs: with the demo app and the simulators under `/_dev/`.
+    pub async fn spawn_dev(backend: Backend) -> TestApp {
+        Self::spawn_in(backend, true, |_| {}).await
+    }
+
+    async fn spawn_in(backend: Backend, dev: bool, customise: impl FnOnce(&mut Config)) -> TestApp {
         init_logs();
         let sim = Simulator::new();
         for appid in [APPID, APPID_2, APPID_OTHER] {
@@ -244,8 +253,14 @@ impl TestApp {
             }
         }
         customise(&mut config);
-        let clock = config.clock.clone();
-        let app = App::build(config.clone()).await.expect("app builds");
+        let clock = Clock::manual();
+        let runtime = Runtime {
+            clock: clock.clone(),
+            dev,
+        };
+        let app = App::build_with(config.clone(), runtime)
+            .await
+            .expect("app builds");
         let state = app.state().clone();
         let base = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -55,7 +55,7 @@ async fn the_landing_page_is_bilingual_and_strict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_dev_mode_the_landing_page_links_to_the_phone_simulator() {
-    let app = TestApp::spawn_with(Backend::Embedded, |c| c.dev_mode = true).await;
+    let app = TestApp::spawn_dev(Backend::Embedded).await;
     let qr = app.create_qr().await;
     let random = qr["random"].as_str().unwrap();
     let (_, html) = landing(&app, random).await;

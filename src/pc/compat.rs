@@ -2,7 +2,7 @@
 //! `authenticationClient.wxqrcode` calls, so a site moves to ScanGate by changing `appHost`.
 //!
 //! It is a thin skin over the native API: the same QR codes, browser binding, ticket store and
-//! tokens (`crate::pc`). What differs is the outside: the app comes from the
+//! tokens (the rest of `pc`). What differs is the outside: the app comes from the
 //! `x-authing-app-id` header, statuses are numbers, field names are Authing's, and every answer,
 //! success or failure, is HTTP 200 with `{"code","message","data"}` — the SDK reads `code` and
 //! never looks at the HTTP status (a non-2xx status makes its HTTP client throw before the body
@@ -17,12 +17,13 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use super::{exchange, status_view};
 use crate::clock::rfc3339;
 use crate::cors::ForApp;
+use crate::domain::Random;
 use crate::error::AppError;
-use crate::extract::{Json, OptionalJson, Query, Requester};
-use crate::pc::{self, binding, status_view};
+use crate::extract::{binding, Json, OptionalJson, Query, Requester};
+use crate::state::AppState;
 use crate::store::{self, users::User};
 use crate::tickets::QrStatus;
 
@@ -32,7 +33,7 @@ pub const QR_NOT_FOUND: i64 = 2241;
 const SCENE: &str = "WXAPP_AUTH";
 const APP_ID_HEADER: &str = "x-authing-app-id";
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v2/qrcode/gene", post(gene_post))
         .route("/api/v2/qrcode/check", get(check_get))
@@ -135,7 +136,7 @@ async fn gene_post(
             return Err(AppError::invalid("only the WXAPP_AUTH scene is supported").into());
         }
         let app = app_id(&headers)?;
-        let created = pc::create_qrcode(&state, &app, jar, &requester).await?;
+        let created = super::create_qrcode(&state, &app, jar, &requester).await?;
         let data = GeneData {
             url: state
                 .config
@@ -182,7 +183,10 @@ async fn check_get(
             .0
             .random
             .ok_or_else(|| AppError::invalid("the random query parameter is required"))?;
-        let qr = match pc::load(&state, &random).await {
+        let Ok(random) = Random::parse(&random) else {
+            return Err(CompatError::qr_not_found());
+        };
+        let qr = match crate::tickets::load(state.tickets.as_ref(), &random).await {
             Ok(qr) => qr,
             Err(AppError::NotFound(_)) => return Err(CompatError::qr_not_found()),
             Err(e) => return Err(e.into()),
@@ -231,7 +235,7 @@ async fn userinfo_post(
     let result = async {
         let Json(req) = body?;
         let (user, tokens) =
-            pc::redeem(&state, &req.ticket, &binding(&headers, &jar), &requester).await?;
+            exchange::redeem(&state, &req.ticket, &binding(&headers, &jar), &requester).await?;
         let identities = store::identities::of_user(&state.db, &user.id)
             .await
             .map_err(AppError::from)?;
@@ -263,7 +267,7 @@ fn user_data(
     user: &User,
     openid: Option<String>,
     unionid: Option<String>,
-    tokens: &pc::IssuedTokens,
+    tokens: &exchange::IssuedTokens,
 ) -> Value {
     json!({
         "id": user.id,

@@ -1,0 +1,200 @@
+//! Start-up: the key that seals secrets, storage connections and migrations, the state every
+//! request shares, and the configured pools, Mini Programs and apps written to the database.
+//!
+//! Configured apps and Mini Programs are upserted at every start: the file is the truth for
+//! what it names, and everything else in the database is left alone.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::{secret_box, SecretBox};
+use crate::published::Published;
+use crate::ratelimit::RateLimiter;
+use crate::server::Draining;
+use crate::state::AppState;
+use crate::store::{self, Db};
+use crate::tickets::memory::MemoryStore;
+use crate::tickets::TicketStore;
+use crate::tokens::Keys;
+use crate::wechat::{MiniPrograms, WechatClient};
+
+/// The ticket store the configuration names: Redis, or the in-process store.
+pub async fn connect_tickets(
+    config: &Config,
+    clock: &Clock,
+) -> anyhow::Result<Arc<dyn TicketStore>> {
+    Ok(if config.uses_redis() {
+        Arc::new(
+            crate::tickets::redis::RedisStore::connect(
+                &config.redis_url,
+                &config.redis_prefix,
+                clock.clone(),
+            )
+            .await?,
+        )
+    } else {
+        Arc::new(MemoryStore::new(clock.clone()))
+    })
+}
+
+/// Connects storage, applies migrations, assembles the state and stores the configured pools,
+/// Mini Programs and apps.
+pub async fn state(config: Config, clock: Clock, draining: Draining) -> anyhow::Result<AppState> {
+    // Logos are read and checked before anything else starts.
+    let qr = Arc::new(crate::qr::QrImages::from_config(&config)?);
+    let secrets = secret_box(&config)?;
+    let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+    db.migrate().await.context("applying database migrations")?;
+    let tickets = connect_tickets(&config, &clock).await?;
+    let wechat = Arc::new(WechatClient::new(
+        config.wechat.api_base.clone(),
+        config.wechat_timeout(),
+        Arc::clone(&tickets),
+    ));
+    let published = Arc::new(Published::new(clock.clone()));
+    let keys = Arc::new(Keys::new(
+        db.clone(),
+        secrets.clone(),
+        clock.clone(),
+        Arc::clone(&published),
+    ));
+    let apps = Arc::new(store::apps::Cache::new(db.clone()));
+    let limiter = RateLimiter::new(
+        config.rate_limits.clone(),
+        Arc::clone(&tickets),
+        clock.clone(),
+    );
+    let state = AppState {
+        miniprograms: MiniPrograms::new(db.clone(), secrets.clone()),
+        config: Arc::new(config),
+        db,
+        tickets,
+        wechat,
+        keys,
+        client_secrets: Arc::default(),
+        secrets,
+        clock,
+        qr,
+        draining,
+        apps,
+        published,
+        limiter,
+    };
+    upsert_configured(&state).await?;
+    Ok(state)
+}
+
+/// Upserts the configured pools, Mini Programs and apps, and makes sure the default pool has a
+/// signing key.
+async fn upsert_configured(state: &AppState) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let db = &state.db;
+    store::pools::ensure(db, "default", "Default", now).await?;
+    for mp in &state.config.miniprograms {
+        store::pools::ensure(db, &mp.pool, &mp.pool, now).await?;
+        let record = store::miniprograms::MiniProgram {
+            appid: mp.appid.clone(),
+            pool: mp.pool.clone(),
+            name: mp.name.clone(),
+            secret_enc: state.secrets.seal(mp.secret.expose().as_bytes()),
+        };
+        store::miniprograms::upsert(db, &record, now).await?;
+    }
+    for app in &state.config.apps {
+        let record = app_record(db, &state.secrets, app, now).await?;
+        store::apps::upsert(db, &record, now).await?;
+    }
+    // Existing keys load now, so a wrong `secret_key` stops start-up. The very first start
+    // generates the key (RSA: most of a second) in the background instead, so the instance
+    // answers at once; a token request meanwhile waits for that same generation.
+    let has_key = store::keys::list(db, "default")
+        .await?
+        .iter()
+        .any(|k| k.active);
+    if has_key {
+        state
+            .keys
+            .for_pool("default")
+            .await
+            .context("loading signing keys")?;
+    } else {
+        let keys = Arc::clone(&state.keys);
+        tokio::spawn(async move {
+            if let Err(e) = keys.for_pool("default").await {
+                tracing::error!(error = %format!("{e:#}"), "generating the first signing key");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The stored form of a configured app: its Mini Program must already be stored and serve the
+/// app's pool (created here if new); a client secret is hashed with Argon2id, unless the stored
+/// app has this very secret already (its keyed fingerprint matches), so a restart does not pay
+/// tens of milliseconds per app again. Shared by start-up (which upserts the configured apps,
+/// leaving every other app alone) and `scangate app create`.
+pub async fn app_record(
+    db: &Db,
+    secrets: &SecretBox,
+    app: &crate::config::AppConfig,
+    now: i64,
+) -> anyhow::Result<store::apps::App> {
+    let mp = store::miniprograms::get(db, &app.miniprogram)
+        .await?
+        .with_context(|| {
+            format!(
+                "app `{}`: Mini Program {} is not configured",
+                app.client_id, app.miniprogram
+            )
+        })?;
+    if mp.pool != app.pool {
+        anyhow::bail!(
+            "app `{}` is in pool `{}` but its Mini Program serves pool `{}`",
+            app.client_id,
+            app.pool,
+            mp.pool
+        );
+    }
+    store::pools::ensure(db, &app.pool, &app.pool, now).await?;
+    let fingerprint = app
+        .client_secret
+        .as_ref()
+        .map(|s| secrets.fingerprint(s.expose().as_bytes()));
+    let client_secret_hash = match &app.client_secret {
+        None => None,
+        Some(secret) => {
+            let stored = store::apps::get(db, &app.client_id)
+                .await?
+                .filter(|stored| stored.client_secret_fingerprint == fingerprint)
+                .and_then(|stored| stored.client_secret_hash);
+            match stored {
+                Some(hash) => Some(hash),
+                None => {
+                    let secret = secret.expose().to_owned();
+                    Some(
+                        tokio::task::spawn_blocking(move || crate::crypto::hash_password(&secret))
+                            .await??,
+                    )
+                }
+            }
+        }
+    };
+    Ok(store::apps::App {
+        client_id: app.client_id.clone(),
+        pool: app.pool.clone(),
+        name: app.name.clone(),
+        logo: app.logo.clone(),
+        client_secret_hash,
+        client_secret_fingerprint: fingerprint,
+        redirect_uris: app.redirect_uris.clone(),
+        post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
+        allowed_origins: app.allowed_origins.clone(),
+        miniprogram: app.miniprogram.clone(),
+        qr_ttl_secs: app.qr_ttl_secs as i64,
+        require_binding: app.require_binding,
+    })
+}
+

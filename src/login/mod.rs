@@ -1,0 +1,201 @@
+//! The hosted login page: the face of the authorization endpoint (OIDC Core §3.1.2).
+//!
+//! `GET {issuer}/auth` validates the request (`oauth::request`). A live browser session
+//! answers at once (single sign-on); otherwise the page shows a QR code bound to this browser.
+//! When the phone confirms, the page's script moves on to `{issuer}/auth/continue`
+//! (`finish`), which takes the exchange ticket (only this browser can), completes the login,
+//! starts the browser session and redirects to `redirect_uri?code=…&state=…&iss=…`.
+//!
+//! The request travels from the page to the continue URL sealed with the server's secret
+//! (AES-256-GCM), so it cannot be altered and needs no server-side storage.
+
+mod finish;
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::error::AppError;
+use crate::extract::{browser_cookie, Requester};
+use crate::oauth::request::{AuthRequest, Prompt, Validated};
+use crate::oauth::{codes, session, Issuer};
+use crate::pages::{page, Lang};
+use crate::ratelimit::Limit;
+use crate::state::AppState;
+use crate::store::{self, apps::App, audit};
+use crate::tickets::TICKET_TTL;
+
+/// The routes of one issuer's login: mounted under each issuer's path.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth", get(auth_get))
+        .route("/auth/continue", get(finish::continue_get))
+}
+
+/// The hosted login page.
+#[derive(Template)]
+#[template(path = "login/page.html")]
+pub struct LoginPage {
+    pub lang: Lang,
+    /// `ui_locales` chose the language: the page keeps it whatever the browser prefers.
+    pub pinned: bool,
+    pub app_name: String,
+    pub app_logo: Option<String>,
+    pub app_initial: String,
+    pub random: String,
+    pub image_url: String,
+    pub events_url: String,
+    pub status_url: String,
+    pub continue_url: String,
+    pub cancel_url: String,
+    pub expires_in: i64,
+}
+
+/// What the page carries to the continue URL, sealed: the request and its QR code.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    request: AuthRequest,
+    random: String,
+    /// After this (ms), the continue URL is refused.
+    expires_at: Millis,
+}
+
+/// `GET {issuer}/auth` — the authorization endpoint.
+async fn auth_get(
+    State(state): State<AppState>,
+    issuer: Issuer,
+    jar: CookieJar,
+    headers: HeaderMap,
+    requester: Requester,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let query = query.unwrap_or_default();
+    let Validated {
+        request,
+        app,
+        prompt,
+        max_age,
+    } = match crate::oauth::request::validate(&state.apps, &issuer, &query, accept).await {
+        Ok(v) => v,
+        Err(refusal) => return refusal,
+    };
+    match try_session(&state, &issuer, &jar, &request, &prompt, max_age).await {
+        Ok(Some(res)) => return res,
+        Ok(None) => {}
+        Err(e) => return e.into_page(request.lang),
+    }
+    if prompt.none {
+        return request.error(
+            &issuer,
+            "login_required",
+            "there is no ScanGate session in this browser; the user must scan",
+        );
+    }
+    let lang = request.lang;
+    match show_page(&state, &issuer, jar, &requester, &app, request).await {
+        Ok(res) => res,
+        Err(e) => e.into_page(lang),
+    }
+}
+
+/// Answers from the browser session when it may (single sign-on): not with `prompt=login`,
+/// not when older than `max_age`.
+async fn try_session(
+    state: &AppState,
+    issuer: &Issuer,
+    jar: &CookieJar,
+    request: &AuthRequest,
+    prompt: &Prompt,
+    max_age: Option<i64>,
+) -> Result<Option<Response>, AppError> {
+    if prompt.login {
+        return Ok(None);
+    }
+    let now = state.clock.now();
+    let Some(session) = session::current(&state.db, now, issuer, jar).await? else {
+        return Ok(None);
+    };
+    if max_age.is_some_and(|m| now - session.auth_time > m) {
+        return Ok(None);
+    }
+    let user = store::users::get(&state.db.pool, &session.user_id).await?;
+    let Some(user) = crate::accounts::active(user) else {
+        return Ok(None);
+    };
+    audit::record(
+        &state.db,
+        audit::Event {
+            pool: Some(&issuer.pool),
+            actor: Some(&user.id),
+            action: "login.sso",
+            subject: Some(&request.client_id),
+            ip: None,
+            detail: None,
+        },
+        now,
+    )
+    .await?;
+    let code = codes::issue(&state.db, now, request, &user.id, session.auth_time).await?;
+    Ok(Some(codes::redirect(issuer, request, &code)))
+}
+
+async fn show_page(
+    state: &AppState,
+    issuer: &Issuer,
+    jar: CookieJar,
+    requester: &Requester,
+    app: &App,
+    request: AuthRequest,
+) -> Result<Response, AppError> {
+    state.limiter.check(Limit::QrCodes, &requester.ip).await?;
+    let (jar, browser) = browser_cookie(jar, state.secure());
+    let now = state.clock.now();
+    let (qr, _) = crate::tickets::create(state.tickets.as_ref(), app, &browser, requester, now).await?;
+    let pending = Pending {
+        random: qr.random.clone(),
+        expires_at: qr.expires_at + TICKET_TTL.as_millis() as i64,
+        request,
+    };
+    let sealed = state
+        .secrets
+        .seal(&serde_json::to_vec(&pending).map_err(|e| AppError::Internal(e.into()))?);
+    let base = issuer.path();
+    let qr_path = format!("/api/v1/qrcodes/{}", qr.random);
+    let continue_url = format!("{base}/auth/continue?req={sealed}");
+    let page_view = LoginPage {
+        lang: pending.request.lang,
+        pinned: pending.request.pinned,
+        app_name: app.name.clone(),
+        app_logo: app.logo.clone().filter(|l| is_image_url(l)),
+        app_initial: app
+            .name
+            .chars()
+            .next()
+            .unwrap_or('S')
+            .to_uppercase()
+            .collect(),
+        random: qr.random.clone(),
+        image_url: format!("{qr_path}/image.svg"),
+        events_url: format!("{qr_path}/events"),
+        status_url: qr_path,
+        cancel_url: format!("{continue_url}&cancel=1"),
+        continue_url,
+        expires_in: ((qr.expires_at - now) / 1000).max(0),
+    };
+    Ok((jar, page(&page_view)).into_response())
+}
+
+/// Logos are shown only from web or same-origin URLs.
+fn is_image_url(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://") || s.starts_with('/')
+}
+

@@ -1,0 +1,262 @@
+//! The HTTP surface: every feature's routes under one middleware, and the published documents
+//! answered before routing.
+//!
+//! [`envelope`] is the one middleware every routed request passes through: a request id, a
+//! tracing span, a panic turned into a 500 error, and the default security headers.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::FutureExt as _;
+use tracing::Instrument as _;
+
+use crate::error::AppError;
+use crate::published::Published;
+use crate::state::AppState;
+use crate::wechat::Simulator;
+
+/// The security policy of responses that set none: no script, no framing.
+const DEFAULT_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
+                           frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Headers every response carries unless its handler set them. Pages set their own policy;
+/// everything else (JSON, images, plain pages) gets one that runs no script from anywhere and
+/// cannot be framed.
+const DEFAULT_HEADERS: [(HeaderName, &str); 4] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::CONTENT_SECURITY_POLICY, DEFAULT_CSP),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+];
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP surface: published documents first, then the router. `dev`: the WeChat
+/// simulator of `scangate dev`, whose `/_dev/` pages are mounted only then.
+pub fn front(state: AppState, dev: Option<Simulator>) -> Front {
+    let ids = RequestIds::new();
+    let published = Arc::clone(&state.published);
+    Front {
+        router: router(state, dev, ids.clone()),
+        published,
+        ids,
+    }
+}
+
+fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
+    let cors = state.cors();
+    let issuer = || {
+        crate::oidc::router(&cors).merge(crate::login::router())
+    };
+    let mut app = Router::new()
+        .merge(crate::ops::router::<AppState>())
+        .merge(crate::pc::router(&cors))
+        .merge(crate::mp::router())
+        .nest("/oidc", issuer())
+        .nest("/pools/{slug}/oidc", issuer())
+        .merge(crate::assets::router());
+    // What a QR code's URL shows a phone that is not WeChat: in dev mode, a way to the
+    // phone simulator.
+    app = match dev {
+        Some(simulator) => app
+            .route("/q/{random}", get(crate::dev::scan_landing_get))
+            .merge(crate::dev::router(simulator)),
+        None => app.route("/q/{random}", get(crate::pc::scan_landing_get)),
+    };
+    app.fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(ids, envelope))
+}
+
+/// Answers a `GET` of a published document (see [`crate::published`]) itself, with the same
+/// envelope as a routed response; passes everything else to the router.
+#[derive(Clone)]
+pub struct Front {
+    router: Router,
+    published: Arc<Published>,
+    ids: RequestIds,
+}
+
+impl tower::Service<Request> for Front {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<
+        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        axum::routing::future::RouteFuture<std::convert::Infallible>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if req.method() == axum::http::Method::GET {
+            if let Some(mut res) = self.published.response(req.uri().path()) {
+                let id = self.ids.of(&req);
+                let span = request_span(&req, req.uri().path(), &id);
+                span.in_scope(|| tracing::debug!(status = 200, latency_us = 0, "response"));
+                finish(&mut res, id);
+                return futures::future::Either::Left(std::future::ready(Ok(res)));
+            }
+        }
+        futures::future::Either::Right(self.router.call(req))
+    }
+}
+
+/// What every routed request and response passes through, in one step: a request id (the
+/// caller's `x-request-id`, or a new one) on both, a tracing span naming the method, the
+/// matched route and the id, a panic turned into a 500 error, and the default security headers.
+async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
+    let id = ids.of(&req);
+    req.headers_mut().insert(X_REQUEST_ID, id.clone());
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", MatchedPath::as_str);
+    let span = request_span(&req, path, &id);
+    let mut res = async move {
+        let start = Instant::now();
+        let res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+            Ok(res) => res,
+            Err(_) => AppError::Internal(anyhow::anyhow!("handler panicked")).into_response(),
+        };
+        tracing::debug!(
+            status = res.status().as_u16(),
+            latency_us = start.elapsed().as_micros() as u64,
+            "response"
+        );
+        res
+    }
+    .instrument(span)
+    .await;
+    finish(&mut res, id);
+    res
+}
+
+fn request_span(req: &Request, path: &str, id: &HeaderValue) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = req.method().as_str(),
+        path,
+        request_id = id.to_str().unwrap_or(""),
+    )
+}
+
+/// The request id and the default headers, where the handler set none.
+fn finish(res: &mut Response, id: HeaderValue) {
+    let headers = res.headers_mut();
+    headers.entry(X_REQUEST_ID).or_insert(id);
+    for (name, value) in DEFAULT_HEADERS {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    }
+}
+
+/// Request ids: a random prefix per process and a counter. Unique across a fleet like a UUID,
+/// without a system call for fresh randomness on every request.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        Self {
+            prefix: crate::crypto::random_token(9).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// The caller's request id, or a new one.
+    fn of(&self, req: &Request) -> HeaderValue {
+        match req.headers().get(X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => self.next(),
+        }
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .unwrap_or_else(|_| HeaderValue::from_static("-"))
+    }
+}
+
+async fn not_found() -> Response {
+    AppError::NotFound("no such resource".into()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    fn enveloped() -> Router {
+        Router::new()
+            .route("/boom", get(boom))
+            .route(
+                "/page",
+                get(|| async {
+                    (
+                        [(header::CONTENT_SECURITY_POLICY, "default-src 'self'")],
+                        "a page",
+                    )
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                RequestIds::new(),
+                envelope,
+            ))
+    }
+
+    async fn get_path(path: &str) -> Response {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        enveloped().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_error_with_the_envelope() {
+        let res = get_path("/boom").await;
+        assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "internal_error");
+    }
+
+    #[tokio::test]
+    async fn a_handler_policy_is_kept_and_the_rest_filled_in() {
+        let res = get_path("/page").await;
+        let h = res.headers();
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], "default-src 'self'");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(
+            h[header::REFERRER_POLICY],
+            "strict-origin-when-cross-origin"
+        );
+        assert!(h.contains_key("x-request-id"));
+    }
+}

@@ -1,0 +1,82 @@
+//! The application state: every service a handler may reach, assembled once at start-up
+//! (`bootstrap`) and cloned cheaply into each request. Features import this file, never the
+//! `app` that builds it; services and the base take only the one part they need.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::cors::Cors;
+use crate::crypto::SecretBox;
+use crate::oauth::clients::VerifiedSecrets;
+use crate::published::Published;
+use crate::qr::QrImages;
+use crate::ratelimit::RateLimiter;
+use crate::server::Draining;
+use crate::store::{apps, Db};
+use crate::tickets::TicketStore;
+use crate::tokens::Keys;
+use crate::wechat::{MiniPrograms, WechatClient};
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated configuration; apps and Mini Programs in it were stored at start.
+    pub config: Arc<Config>,
+    /// SQLite or PostgreSQL: users, apps, grants, keys, the audit log.
+    pub db: Db,
+    /// QR codes, exchange tickets, their change notifications, and small shared counters and
+    /// caches (rate limits, the WeChat access token): in-process or Redis.
+    pub tickets: Arc<dyn TicketStore>,
+    /// WeChat's server API.
+    pub wechat: Arc<WechatClient>,
+    /// The Mini Programs served and their credentials.
+    pub miniprograms: MiniPrograms,
+    /// Signing keys per pool: signs and verifies ID and access tokens.
+    pub keys: Arc<Keys>,
+    /// Client secrets already checked against their Argon2 hash.
+    pub client_secrets: Arc<VerifiedSecrets>,
+    /// Seals secrets at rest and the hosted page's request.
+    pub secrets: SecretBox,
+    /// The only source of time; a manual clock in tests.
+    pub clock: Clock,
+    /// Apps' QR branding and the rendered-image cache.
+    pub qr: Arc<QrImages>,
+    /// Set once shutdown begins: long polls and event streams end.
+    pub draining: Draining,
+    /// Apps, read through a short-lived copy in memory.
+    pub apps: Arc<apps::Cache>,
+    /// Responses kept whole and answered before routing.
+    pub published: Arc<Published>,
+    /// Per-address limits on what costs us something.
+    pub limiter: RateLimiter,
+}
+
+impl AppState {
+    /// Whether browsers reach us over https (cookies are then `Secure`).
+    pub fn secure(&self) -> bool {
+        self.config.public_url.scheme() == "https"
+    }
+
+    /// What cross-origin grants are decided from.
+    pub fn cors(&self) -> Cors {
+        Cors {
+            tickets: Arc::clone(&self.tickets),
+            apps: Arc::clone(&self.apps),
+        }
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Db {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Arc<Config> {
+        Arc::clone(&state.config)
+    }
+}
