@@ -197,4 +197,3 @@ pub async fn app_record(
         require_binding: app.require_binding,
     })
 }
-

@@ -14,7 +14,6 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

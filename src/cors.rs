@@ -42,7 +42,10 @@ pub struct Cors {
 
 /// Wraps `router` so its responses carry CORS grants and its preflights are answered.
 pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, cors: &Cors) -> Router<S> {
-    router.layer(axum::middleware::from_fn_with_state(cors.clone(), grant_cors))
+    router.layer(axum::middleware::from_fn_with_state(
+        cors.clone(),
+        grant_cors,
+    ))
 }
 
 /// Whose origins decide a grant.

@@ -6,10 +6,10 @@
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::Context as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use rand::RngCore;
-use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 /// `n` random bytes, base64url without padding. The thread's CSPRNG (ChaCha, seeded and

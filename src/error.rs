@@ -141,7 +141,9 @@ impl AppError {
             StatusCode::PAYLOAD_TOO_LARGE => ("内容过大", "Too large"),
             StatusCode::TOO_MANY_REQUESTS => ("请求过于频繁", "Too many requests"),
             StatusCode::BAD_GATEWAY => ("微信暂时无法访问", "WeChat is not answering"),
-            StatusCode::SERVICE_UNAVAILABLE => ("服务暂时不可用", "Service temporarily unavailable"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("服务暂时不可用", "Service temporarily unavailable")
+            }
             _ => ("出错了", "Something went wrong"),
         }
     }

@@ -53,9 +53,7 @@ pub fn front(state: AppState, dev: Option<Simulator>) -> Front {
 
 fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
     let cors = state.cors();
-    let issuer = || {
-        crate::oidc::router(&cors).merge(crate::login::router())
-    };
+    let issuer = || crate::oidc::router(&cors).merge(crate::login::router());
     let mut app = Router::new()
         .merge(crate::ops::router::<AppState>())
         .merge(crate::pc::router(&cors))

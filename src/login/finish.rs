@@ -211,4 +211,3 @@ async fn finish(
     let code = codes::issue(&state.db, now, request, &user.id, auth_time).await?;
     Ok((jar, codes::redirect(issuer, request, &code)).into_response())
 }
-

@@ -159,7 +159,8 @@ async fn show_page(
     state.limiter.check(Limit::QrCodes, &requester.ip).await?;
     let (jar, browser) = browser_cookie(jar, state.secure());
     let now = state.clock.now();
-    let (qr, _) = crate::tickets::create(state.tickets.as_ref(), app, &browser, requester, now).await?;
+    let (qr, _) =
+        crate::tickets::create(state.tickets.as_ref(), app, &browser, requester, now).await?;
     let pending = Pending {
         random: qr.random.clone(),
         expires_at: qr.expires_at + TICKET_TTL.as_millis() as i64,
@@ -198,4 +199,3 @@ async fn show_page(
 fn is_image_url(s: &str) -> bool {
     s.starts_with("https://") || s.starts_with("http://") || s.starts_with('/')
 }
-

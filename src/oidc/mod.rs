@@ -159,4 +159,3 @@ async fn jwks_get(
         keys.fresh_until(),
     ))
 }
-

@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use super::token::{authenticate, no_store, read_form};
 use super::OAuthError;
+use crate::crypto::sha256_hex;
 use crate::oauth::{has_scope, Issuer};
 use crate::state::AppState;
-use crate::crypto::sha256_hex;
 use crate::store;
 
 /// The claims of our access tokens that these endpoints read.

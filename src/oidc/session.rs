@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
+use crate::error::AppError;
 use crate::oauth::request::explain_mismatch;
 use crate::oauth::{parse_params, session, with_query, Issuer, Params};
 use crate::pages::{see_other, Lang, MessagePage};
 use crate::state::AppState;
-use crate::error::AppError;
 
 /// The claims of an `id_token_hint` that matter here.
 #[derive(Deserialize)]

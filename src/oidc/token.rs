@@ -12,10 +12,10 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::OAuthError;
-use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
-use crate::state::AppState;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
+use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
+use crate::state::AppState;
 use crate::store::{self, apps::App, grants::Grant, users::User};
 use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
 

@@ -19,8 +19,8 @@ use crate::config::QrMode;
 use crate::domain::Random;
 use crate::error::{AppError, AppResult};
 use crate::extract::{Path, Query};
-use crate::state::AppState;
 use crate::qr::{Branding, Format, Image, ImageKey};
+use crate::state::AppState;
 use crate::tickets::QrCode;
 
 #[derive(Deserialize)]

@@ -86,9 +86,14 @@ pub async fn create_qrcode(
         AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64)))
     })?;
     let (jar, browser) = browser_cookie(jar, state.secure());
-    let (qr, bind_token) =
-        crate::tickets::create(state.tickets.as_ref(), &app, &browser, requester, state.clock.now())
-            .await?;
+    let (qr, bind_token) = crate::tickets::create(
+        state.tickets.as_ref(),
+        &app,
+        &browser,
+        requester,
+        state.clock.now(),
+    )
+    .await?;
     Ok(Created {
         qr,
         bind_token,

@@ -9,8 +9,8 @@ use reqwest::{Client, Response, StatusCode};
 use scangate::app::{App, Runtime};
 use scangate::clock::Clock;
 use scangate::config::{AppConfig, Config, MiniProgramConfig, Secret};
-use scangate::state::AppState;
 use scangate::crypto::{random_token, SecretBox};
+use scangate::state::AppState;
 use scangate::wechat::Simulator;
 use serde_json::{json, Value};
 
