@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::{secret_box, SecretBox};
+use crate::domain::{AppId, ClientId, PoolSlug};
 use crate::published::Published;
 use crate::ratelimit::RateLimiter;
 use crate::server::Draining;
@@ -183,8 +184,8 @@ pub async fn app_record(
         }
     };
     Ok(store::apps::App {
-        client_id: app.client_id.clone(),
-        pool: app.pool.clone(),
+        client_id: ClientId::parse(&app.client_id).map_err(anyhow::Error::msg)?,
+        pool: PoolSlug::parse(&app.pool).map_err(anyhow::Error::msg)?,
         name: app.name.clone(),
         logo: app.logo.clone(),
         client_secret_hash,
@@ -192,7 +193,7 @@ pub async fn app_record(
         redirect_uris: app.redirect_uris.clone(),
         post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
         allowed_origins: app.allowed_origins.clone(),
-        miniprogram: app.miniprogram.clone(),
+        miniprogram: AppId::parse(&app.miniprogram).map_err(anyhow::Error::msg)?,
         qr_ttl_secs: app.qr_ttl_secs as i64,
         require_binding: app.require_binding,
     })

@@ -18,13 +18,13 @@ use axum::Router;
 
 use std::sync::Arc;
 
-use crate::domain::Random;
+use crate::domain::{ClientId, Random};
 use crate::store::apps::Cache;
 use crate::tickets::TicketStore;
 
 /// Set by a handler on its response: the app this response belongs to.
 #[derive(Clone, Debug)]
-pub struct ForApp(pub String);
+pub struct ForApp(pub ClientId);
 
 /// Request headers a page may send: ours, the JSON content type, and the ones `authing-js-sdk`
 /// adds (every `x-authing-*`).
@@ -83,7 +83,7 @@ async fn grant_cors(State(state): State<Cors>, req: Request, next: Next) -> Resp
     vary(&mut res);
     if let (Some(origin), Some(scope)) = (origin, scope) {
         let scope = match res.extensions().get::<ForApp>() {
-            Some(ForApp(app)) => Scope::App(app.clone()),
+            Some(ForApp(app)) => Scope::App(app.to_string()),
             None => scope,
         };
         if allowed(&state, scope, &origin).await {
@@ -125,7 +125,7 @@ async fn allowed(state: &Cors, scope: Scope, origin: &str) -> bool {
     let client_id = match scope {
         Scope::App(id) => Some(id),
         Scope::Qr(random) => match state.tickets.get(&random).await {
-            Ok(Some(qr)) => Some(qr.client_id),
+            Ok(Some(qr)) => Some(qr.client_id.to_string()),
             Ok(None) => None,
             Err(_) => return false,
         },

@@ -262,3 +262,64 @@ impl From<askama::Error> for AppError {
         AppError::Internal(e.into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    async fn body(res: Response) -> String {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_page_route_shows_the_error_as_a_page_with_the_same_status() {
+        let res = AppError::RateLimited("too many qrcodes requests".into()).into_page(Lang::En);
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[axum::http::header::RETRY_AFTER], "60");
+        assert!(res.headers()[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let html = body(res).await;
+        assert!(html.contains("Too many requests"));
+        assert!(html.contains("rate_limited"));
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_page_says_nothing_of_the_cause() {
+        let res = AppError::Internal(anyhow::anyhow!("secret detail")).into_page(Lang::Zh);
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let html = body(res).await;
+        assert!(!html.contains("secret detail"));
+        assert!(html.contains("出错了"));
+    }
+
+    #[tokio::test]
+    async fn field_errors_name_each_field_in_the_json() {
+        let mut fields = FieldErrors::new();
+        fields.add("name", "must not be empty");
+        fields.add("qr_ttl_secs", "must be between 30 and 3600");
+        fields.add("name", "a second message is not kept");
+        assert_eq!(fields.get("name"), Some("must not be empty"));
+        let res = fields.into_result().unwrap_err().into_response();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let json: serde_json::Value = serde_json::from_str(&body(res).await).unwrap();
+        assert_eq!(json["error"], "invalid_request");
+        assert_eq!(json["fields"]["name"], "must not be empty");
+        assert_eq!(json["fields"]["qr_ttl_secs"], "must be between 30 and 3600");
+        assert!(json["message"]
+            .as_str()
+            .unwrap()
+            .contains("name: must not be empty"));
+    }
+
+    #[test]
+    fn no_field_errors_is_ok() {
+        assert!(FieldErrors::new().into_result().is_ok());
+    }
+}

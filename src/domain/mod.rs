@@ -2,8 +2,109 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The string form every newtype here shares: parsed from text through `parse` (serde goes
+/// through it too), read as `&str`, compared with plain strings, printed as itself.
+macro_rules! text_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// A value read back from storage, where only parsed values are written; a row that
+            /// no longer parses is a decoding error, not a panic.
+            pub fn stored(s: String) -> Result<Self, sqlx::Error> {
+                Self::parse(&s).map_err(|e| sqlx::Error::Decode(e.into()))
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::parse(s)
+            }
+        }
+
+        /// Unit tests write short literals (`"a"`, `"web"`) for values they only compare.
+        #[cfg(test)]
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+    };
+}
+
 /// A Mini Program AppID: `wx` followed by 16 hex digits.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AppId(String);
 
@@ -17,27 +118,13 @@ impl AppId {
             Err("must be a Mini Program AppID: `wx` and 16 hex digits".into())
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for AppId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<AppId> for String {
-    fn from(a: AppId) -> String {
-        a.0
-    }
-}
+text_newtype!(AppId);
 
 /// An app's client id: 1–64 of `[A-Za-z0-9._-]`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ClientId(String);
 
 impl ClientId {
@@ -51,11 +138,34 @@ impl ClientId {
             Err("must be 1 to 64 characters of A-Z a-z 0-9 . _ -".into())
         }
     }
+}
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+text_newtype!(ClientId);
+
+/// A user pool's slug, part of its issuer URL (`/pools/{slug}/oidc`): 1–64 of `[a-z0-9_-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PoolSlug(String);
+
+impl PoolSlug {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("must be 1 to 64 characters of a-z 0-9 _ -".into())
+        }
+    }
+
+    /// The pool every installation has.
+    pub fn default_pool() -> Self {
+        Self("default".into())
     }
 }
+
+text_newtype!(PoolSlug);
 
 /// The public name of a QR code: base64url, 22 to 32 characters (≥128 bits when generated).
 /// Anything else names no code, so a malformed one reads as "no such QR code".
@@ -79,34 +189,27 @@ impl Random {
             Err("no such QR code".into())
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Random {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Random> for String {
-    fn from(r: Random) -> String {
-        r.0
-    }
-}
-
-impl std::fmt::Display for Random {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(Random);
 
 /// A redirect URI as registered: absolute http(s), no fragment, no user info. Compared to
 /// requests by exact string, so it is kept exactly as written.
-pub fn parse_redirect_uri(s: &str) -> Result<String, String> {
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        parse_redirect_uri(s)
+    }
+}
+
+text_newtype!(RedirectUri);
+
+/// A redirect URI as registered: absolute http(s), no fragment, no user info. Compared to
+/// requests by exact string, so it is kept exactly as written.
+pub fn parse_redirect_uri(s: &str) -> Result<RedirectUri, String> {
     let url = url::Url::parse(s).map_err(|e| format!("not an absolute URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be http or https".into());
@@ -117,7 +220,7 @@ pub fn parse_redirect_uri(s: &str) -> Result<String, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry user info".into());
     }
-    Ok(s.to_owned())
+    Ok(RedirectUri(s.to_owned()))
 }
 
 /// A web origin: `scheme://host[:port]`, nothing after.

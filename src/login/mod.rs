@@ -21,6 +21,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
+use crate::domain::Random;
 use crate::error::AppError;
 use crate::extract::{browser_cookie, Requester};
 use crate::oauth::request::{AuthRequest, Prompt, Validated};
@@ -61,7 +62,7 @@ pub struct LoginPage {
 #[derive(Serialize, Deserialize)]
 struct Pending {
     request: AuthRequest,
-    random: String,
+    random: Random,
     /// After this (ms), the continue URL is refused.
     expires_at: Millis,
 }
@@ -184,7 +185,7 @@ async fn show_page(
             .unwrap_or('S')
             .to_uppercase()
             .collect(),
-        random: qr.random.clone(),
+        random: qr.random.to_string(),
         image_url: format!("{qr_path}/image.svg"),
         events_url: format!("{qr_path}/events"),
         status_url: qr_path,

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::clock::rfc3339;
 use crate::crypto::{random_token, sha256_hex};
-use crate::domain::Random;
+use crate::domain::{AppId, Random};
 use crate::error::{AppError, AppResult};
 use crate::extract::{bearer, Json, OptionalJson, Path, Requester};
 use crate::ratelimit::Limit;
@@ -39,7 +39,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize)]
 struct SessionRequest {
-    appid: String,
+    appid: AppId,
     code: String,
 }
 
@@ -68,7 +68,6 @@ async fn session_post(
     if req.code.is_empty() || req.code.len() > 256 {
         return Err(AppError::invalid("code must be the code from wx.login"));
     }
-    crate::domain::AppId::parse(&req.appid).map_err(AppError::invalid)?;
     state.limiter.check(Limit::Sessions, &requester.ip).await?;
     let (mp, creds) = state.miniprograms.credentials(&req.appid).await?;
     let session = state.wechat.code2session(&creds, &req.code).await?;

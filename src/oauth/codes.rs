@@ -21,8 +21,8 @@ pub async fn issue(
 ) -> Result<String, AppError> {
     let grant = Grant {
         id: store::new_id(),
-        pool: request.pool.clone(),
-        client_id: request.client_id.clone(),
+        pool: request.pool.to_string(),
+        client_id: request.client_id.to_string(),
         user_id: user_id.to_owned(),
         scope: request.scope.clone(),
         auth_time,

@@ -20,6 +20,7 @@ use axum::extract::{FromRef, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 
 use crate::config::Config;
+use crate::domain::PoolSlug;
 use crate::error::AppError;
 use crate::store::{self, Db};
 
@@ -98,7 +99,7 @@ pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
 /// default pool is reachable only at `/oidc`, so each pool has exactly one issuer string.
 #[derive(Clone, Debug)]
 pub struct Issuer {
-    pub pool: String,
+    pub pool: PoolSlug,
     pub url: String,
 }
 
@@ -133,13 +134,17 @@ where
                     .map(|(_, v)| v.to_owned())
             });
         let pool = match slug {
-            None => "default".to_owned(),
+            None => PoolSlug::default_pool(),
             Some(s) if s == "default" => return Err(no_such_pool()),
             Some(s) => {
-                if store::pools::get(&Db::from_ref(state), &s).await?.is_none() {
+                let slug = PoolSlug::parse(&s).map_err(|_| no_such_pool())?;
+                if store::pools::get(&Db::from_ref(state), &slug)
+                    .await?
+                    .is_none()
+                {
                     return Err(no_such_pool());
                 }
-                s
+                slug
             }
         };
         Ok(Issuer {

@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::{grant_scope, has_scope, parse_params, with_query, Issuer, Params};
+use crate::domain::{ClientId, PoolSlug};
 use crate::error::AppError;
 use crate::pages::{see_other, Lang, MessagePage};
 use crate::store::apps::{App, Cache};
@@ -17,8 +18,8 @@ use crate::store::apps::{App, Cache};
 /// A validated authorization request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuthRequest {
-    pub pool: String,
-    pub client_id: String,
+    pub pool: PoolSlug,
+    pub client_id: ClientId,
     pub redirect_uri: String,
     /// The granted scope (known scopes only).
     pub scope: String,

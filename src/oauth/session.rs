@@ -60,7 +60,7 @@ pub async fn start(
         db,
         &sha256_hex(token.as_bytes()),
         &BrowserSession {
-            pool: issuer.pool.clone(),
+            pool: issuer.pool.to_string(),
             user_id: user_id.to_owned(),
             auth_time,
             expires_at: now + SESSION_TTL_SECS * 1000,

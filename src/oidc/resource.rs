@@ -87,9 +87,8 @@ async fn userinfo(
             "the access token has no openid scope",
         ));
     }
-    let user = store::users::get(&state.db.pool, &claims.sub)
-        .await?
-        .filter(|u| !u.blocked)
+    let user = store::users::get(&state.db.pool, &claims.sub).await?;
+    let user = crate::accounts::active(user)
         .ok_or_else(|| OAuthError::invalid_token("the user is blocked or gone"))?;
     let mut out = json!({ "sub": user.id });
     let mut put = |name: &str, value: Option<&str>| {

@@ -352,13 +352,16 @@ async fn refused_refresh(
     })
 }
 
-/// A user who may still get tokens: present and not blocked.
+/// A user who may still get tokens (`accounts::active`), or why not.
 fn usable(user: Option<User>) -> Result<User, OAuthError> {
-    let user = user.ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    if user.blocked {
-        return Err(OAuthError::invalid_grant("the user is blocked"));
-    }
-    Ok(user)
+    let gone = user.is_none();
+    crate::accounts::active(user).ok_or_else(|| {
+        OAuthError::invalid_grant(if gone {
+            "the user no longer exists"
+        } else {
+            "the user is blocked"
+        })
+    })
 }
 
 async fn new_refresh(state: &AppState, grant: &Grant, scope: &str) -> Result<String, OAuthError> {

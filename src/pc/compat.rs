@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::{exchange, status_view};
 use crate::clock::rfc3339;
 use crate::cors::ForApp;
-use crate::domain::Random;
+use crate::domain::{ClientId, Random};
 use crate::error::AppError;
 use crate::extract::{binding, Json, OptionalJson, Query, Requester};
 use crate::state::AppState;
@@ -87,14 +87,15 @@ fn envelope<T: Serialize>(result: CompatResult<T>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
-fn app_id(headers: &HeaderMap) -> CompatResult<String> {
-    headers
+fn app_id(headers: &HeaderMap) -> CompatResult<ClientId> {
+    let id = headers
         .get(APP_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| AppError::invalid("the x-authing-app-id header is required").into())
+        .ok_or_else(|| AppError::invalid("the x-authing-app-id header is required"))?;
+    ClientId::parse(id)
+        .map_err(|e| AppError::invalid(format!("the x-authing-app-id header {e}")).into())
 }
 
 /// Authing's status numbers.
@@ -141,7 +142,7 @@ async fn gene_post(
             url: state
                 .config
                 .url(&format!("/api/v1/qrcodes/{}/image.png", created.qr.random)),
-            random: created.qr.random,
+            random: created.qr.random.to_string(),
             // The image already carries the app's branding.
             custom_logo: "",
         };
@@ -195,13 +196,13 @@ async fn check_get(
         if headers
             .get(APP_ID_HEADER)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|app| !app.is_empty() && app != qr.client_id)
+            .is_some_and(|app| !app.is_empty() && qr.client_id != app)
         {
             return Err(CompatError::qr_not_found());
         }
         let view = status_view(&qr, state.clock.now(), &binding(&headers, &jar));
         let data = CheckData {
-            random: view.random,
+            random: view.random.to_string(),
             status: status_number(view.status),
             ticket: view.ticket,
             // The SDK reads `userInfo.token` on success, so it must be an object then too.
@@ -248,7 +249,7 @@ async fn userinfo_post(
             .map(|a| a.miniprogram.clone());
         let openid = identities
             .iter()
-            .find(|i| Some(&i.appid) == miniprogram.as_ref())
+            .find(|i| miniprogram.as_ref().is_some_and(|m| *m == i.appid))
             .or(identities.first())
             .map(|i| i.openid.clone());
         let unionid = identities.iter().find_map(|i| i.unionid.clone());

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::accounts::Login;
 use crate::clock::rfc3339;
+use crate::domain::ClientId;
 use crate::error::{AppError, AppResult};
 use crate::extract::{binding, Json, Requester};
 use crate::ratelimit::Limit;
@@ -96,7 +97,7 @@ pub async fn redeem(
 
 pub struct IssuedTokens {
     /// The app (audience) the tokens were issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     pub id_token: String,
     pub access_token: String,
     pub expires_in: i64,

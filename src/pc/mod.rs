@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::cors::Cors;
+use crate::domain::ClientId;
 use crate::error::{AppError, AppResult};
 use crate::extract::{browser_cookie, Json, Requester};
 use crate::pages::{page, ScanPage};
@@ -51,7 +52,7 @@ pub fn router(cors: &Cors) -> Router<AppState> {
 
 #[derive(Deserialize)]
 pub struct CreateQrRequest {
-    pub app_id: String,
+    pub app_id: ClientId,
 }
 
 #[derive(Serialize)]
@@ -77,14 +78,16 @@ pub struct Created {
 /// absent) and to a fresh bind token.
 pub async fn create_qrcode(
     state: &AppState,
-    client_id: &str,
+    client_id: &ClientId,
     jar: CookieJar,
     requester: &Requester,
 ) -> AppResult<Created> {
     state.limiter.check(Limit::QrCodes, &requester.ip).await?;
-    let app = state.apps.get(client_id).await?.ok_or_else(|| {
-        AppError::NotFound(format!("unknown app_id `{}`", truncate(client_id, 64)))
-    })?;
+    let app = state
+        .apps
+        .get(client_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("unknown app_id `{client_id}`")))?;
     let (jar, browser) = browser_cookie(jar, state.secure());
     let (qr, bind_token) = crate::tickets::create(
         state.tickets.as_ref(),
@@ -112,7 +115,7 @@ async fn qrcode_post(
     let qr = &created.qr;
     let base = state.config.url(&format!("/api/v1/qrcodes/{}", qr.random));
     let body = CreateQrResponse {
-        random: qr.random.clone(),
+        random: qr.random.to_string(),
         expires_at: rfc3339(qr.expires_at),
         expires_in: (qr.expires_at - state.clock.now()).div_euclid(1000),
         image_url: format!("{base}/image.png"),
@@ -140,10 +143,6 @@ pub fn scan_url(state: &AppState, random: &str) -> String {
 /// `GET /q/{random}`: what a QR code's URL shows when opened by something other than WeChat.
 pub async fn scan_landing_get() -> Response {
     page(&ScanPage { phone_url: None })
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 /// Long-poll ceiling in seconds.

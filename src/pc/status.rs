@@ -30,7 +30,7 @@ pub struct ScannedBy {
 /// What a PC page may see of a code.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct StatusView {
-    pub random: String,
+    pub random: Random,
     pub status: QrStatus,
     pub expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]

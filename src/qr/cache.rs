@@ -38,7 +38,7 @@ impl Image {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ImageKey {
-    pub random: String,
+    pub random: crate::domain::Random,
     pub size: u32,
     pub format: Format,
     /// The branding's fingerprint: new branding, new images.

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use sqlx::Row as _;
 
 use super::{from_json_list, to_json_list, Db, Row};
+use crate::domain::{AppId, ClientId, PoolSlug};
 
 #[derive(Clone)]
 pub struct App {
-    pub client_id: String,
-    pub pool: String,
+    pub client_id: ClientId,
+    pub pool: PoolSlug,
     pub name: String,
     pub logo: Option<String>,
     /// Argon2id hash; `None` for a public client.
@@ -22,7 +23,7 @@ pub struct App {
     /// Where RP-initiated logout may send the browser back to (exact match).
     pub post_logout_redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
-    pub miniprogram: String,
+    pub miniprogram: AppId,
     pub qr_ttl_secs: i64,
     pub require_binding: bool,
 }
@@ -72,14 +73,14 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
         "INSERT INTO apps ({COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $11, $11)
          {on_conflict}"
     ))
-    .bind(&app.client_id)
-    .bind(&app.pool)
+    .bind(app.client_id.as_str())
+    .bind(app.pool.as_str())
     .bind(&app.name)
     .bind(&app.logo)
     .bind(&app.client_secret_hash)
     .bind(to_json_list(&app.redirect_uris))
     .bind(to_json_list(&app.allowed_origins))
-    .bind(&app.miniprogram)
+    .bind(app.miniprogram.as_str())
     .bind(app.qr_ttl_secs)
     .bind(i64::from(app.require_binding))
     .bind(now)
@@ -107,8 +108,8 @@ pub async fn list(db: &Db) -> Result<Vec<App>, sqlx::Error> {
 
 fn from_row(r: &Row) -> Result<App, sqlx::Error> {
     Ok(App {
-        client_id: r.try_get("client_id")?,
-        pool: r.try_get("pool")?,
+        client_id: ClientId::stored(r.try_get("client_id")?)?,
+        pool: PoolSlug::stored(r.try_get("pool")?)?,
         name: r.try_get("name")?,
         logo: r.try_get("logo")?,
         client_secret_hash: r.try_get("client_secret_hash")?,
@@ -118,7 +119,7 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
             &r.try_get::<String, _>("post_logout_redirect_uris")?,
         ),
         allowed_origins: from_json_list(&r.try_get::<String, _>("allowed_origins")?),
-        miniprogram: r.try_get("miniprogram")?,
+        miniprogram: AppId::stored(r.try_get("miniprogram")?)?,
         qr_ttl_secs: r.try_get("qr_ttl_secs")?,
         require_binding: r.try_get::<i64, _>("require_binding")? != 0,
     })

@@ -164,7 +164,7 @@ fn new_qr(clock: &Clock) -> QrCode {
         requester_user_agent: "Mozilla/5.0 (conformance)".into(),
         scanner: None,
         ticket: None,
-        random,
+        random: random.as_str().into(),
     }
 }
 

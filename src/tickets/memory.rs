@@ -95,7 +95,7 @@ impl TicketStore for MemoryStore {
         if state.since_sweep >= 1024 {
             sweep(&mut state, now);
         }
-        state.codes.insert(qr.random.clone(), qr.clone());
+        state.codes.insert(qr.random.to_string(), qr.clone());
         Ok(())
     }
 

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::clock::Millis;
 use crate::crypto::{random_token, sha256_hex};
-use crate::domain::Random;
+use crate::domain::{AppId, ClientId, PoolSlug, Random};
 use crate::error::{AppError, AppResult};
 use crate::extract::Requester;
 use crate::store::apps::App;
@@ -92,12 +92,12 @@ pub struct Scanner {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QrCode {
     /// The public name of the code: ≥128 random bits, URL-safe, ≤32 chars.
-    pub random: String,
-    pub pool_id: String,
+    pub random: Random,
+    pub pool_id: PoolSlug,
     /// The app (OIDC client id) the login is for.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The Mini Program that may scan it.
-    pub appid: String,
+    pub appid: AppId,
     /// Stored status; read [`QrCode::status_at`] for what callers see.
     pub status: QrStatus,
     pub created_at: Millis,
@@ -137,7 +137,7 @@ pub async fn create(
 ) -> Result<(QrCode, String), StoreError> {
     let bind_token = random_token(24);
     let qr = QrCode {
-        random: Random::generate().as_str().to_owned(),
+        random: Random::generate(),
         pool_id: app.pool.clone(),
         client_id: app.client_id.clone(),
         appid: app.miniprogram.clone(),
@@ -168,9 +168,9 @@ pub async fn load(store: &dyn TicketStore, random: &Random) -> AppResult<QrCode>
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeTicket {
     pub ticket: String,
-    pub random: String,
-    pub pool_id: String,
-    pub client_id: String,
+    pub random: Random,
+    pub pool_id: PoolSlug,
+    pub client_id: ClientId,
     pub user_id: String,
     pub bind_hash: String,
     pub browser_hash: Option<String>,

@@ -58,7 +58,7 @@ impl NearCache {
         if inner.codes.len() >= CAPACITY {
             inner.codes.clear();
         }
-        inner.codes.insert(qr.random.clone(), qr.clone());
+        inner.codes.insert(qr.random.to_string(), qr.clone());
     }
 
     /// Drops a code that has changed.
@@ -114,7 +114,10 @@ mod tests {
         let cache = NearCache::default();
         cache.set_active(true);
         cache.fill(cache.generation(), &code("a"));
-        assert_eq!(cache.get("a").map(|q| q.random), Some("a".to_owned()));
+        assert_eq!(
+            cache.get("a").map(|q| q.random.to_string()),
+            Some("a".to_owned())
+        );
         cache.invalidate("a");
         assert!(cache.get("a").is_none());
     }

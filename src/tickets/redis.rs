@@ -778,10 +778,10 @@ mod tests {
     #[test]
     fn a_decoded_record_takes_its_mutable_fields_from_the_hash() {
         let qr = QrCode {
-            random: "r".into(),
+            random: "rrrrrrrrrrrrrrrrrrrrrr".into(),
             pool_id: "p".into(),
             client_id: "c".into(),
-            appid: "a".into(),
+            appid: "wx0123456789abcdef".into(),
             status: QrStatus::Pending,
             created_at: 1,
             expires_at: 2,
