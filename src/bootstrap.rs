@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::crypto::{secret_box, SecretBox};
-use crate::domain::{AppId, ClientId, PoolSlug};
+use crate::crypto::secret_box;
 use crate::published::Published;
 use crate::ratelimit::RateLimiter;
 use crate::server::Draining;
@@ -62,13 +62,23 @@ pub async fn state(config: Config, clock: Clock, draining: Draining) -> anyhow::
         clock.clone(),
         Arc::clone(&published),
     ));
-    let apps = Arc::new(store::apps::Cache::new(db.clone()));
+    let apps = Arc::new(store::apps::Cache::new(
+        db.clone(),
+        tickets.config_changes(),
+    ));
     let limiter = RateLimiter::new(
         config.rate_limits.clone(),
         Arc::clone(&tickets),
         clock.clone(),
     );
+    let admin = Admin::new(
+        db.clone(),
+        secrets.clone(),
+        clock.clone(),
+        Arc::clone(&tickets),
+    );
     let state = AppState {
+        admin,
         miniprograms: MiniPrograms::new(db.clone(), secrets.clone()),
         config: Arc::new(config),
         db,
@@ -105,7 +115,14 @@ async fn upsert_configured(state: &AppState) -> anyhow::Result<()> {
         store::miniprograms::upsert(db, &record, now).await?;
     }
     for app in &state.config.apps {
-        let record = app_record(db, &state.secrets, app, now).await?;
+        let record = crate::admin::apps::record(
+            db,
+            &state.secrets,
+            app,
+            store::apps::ManagedBy::Config,
+            now,
+        )
+        .await?;
         store::apps::upsert(db, &record, now).await?;
     }
     // Existing keys load now, so a wrong `secret_key` stops start-up. The very first start
@@ -130,71 +147,4 @@ async fn upsert_configured(state: &AppState) -> anyhow::Result<()> {
         });
     }
     Ok(())
-}
-
-/// The stored form of a configured app: its Mini Program must already be stored and serve the
-/// app's pool (created here if new); a client secret is hashed with Argon2id, unless the stored
-/// app has this very secret already (its keyed fingerprint matches), so a restart does not pay
-/// tens of milliseconds per app again. Shared by start-up (which upserts the configured apps,
-/// leaving every other app alone) and `scangate app create`.
-pub async fn app_record(
-    db: &Db,
-    secrets: &SecretBox,
-    app: &crate::config::AppConfig,
-    now: i64,
-) -> anyhow::Result<store::apps::App> {
-    let mp = store::miniprograms::get(db, &app.miniprogram)
-        .await?
-        .with_context(|| {
-            format!(
-                "app `{}`: Mini Program {} is not configured",
-                app.client_id, app.miniprogram
-            )
-        })?;
-    if mp.pool != app.pool {
-        anyhow::bail!(
-            "app `{}` is in pool `{}` but its Mini Program serves pool `{}`",
-            app.client_id,
-            app.pool,
-            mp.pool
-        );
-    }
-    store::pools::ensure(db, &app.pool, &app.pool, now).await?;
-    let fingerprint = app
-        .client_secret
-        .as_ref()
-        .map(|s| secrets.fingerprint(s.expose().as_bytes()));
-    let client_secret_hash = match &app.client_secret {
-        None => None,
-        Some(secret) => {
-            let stored = store::apps::get(db, &app.client_id)
-                .await?
-                .filter(|stored| stored.client_secret_fingerprint == fingerprint)
-                .and_then(|stored| stored.client_secret_hash);
-            match stored {
-                Some(hash) => Some(hash),
-                None => {
-                    let secret = secret.expose().to_owned();
-                    Some(
-                        tokio::task::spawn_blocking(move || crate::crypto::hash_password(&secret))
-                            .await??,
-                    )
-                }
-            }
-        }
-    };
-    Ok(store::apps::App {
-        client_id: ClientId::parse(&app.client_id).map_err(anyhow::Error::msg)?,
-        pool: PoolSlug::parse(&app.pool).map_err(anyhow::Error::msg)?,
-        name: app.name.clone(),
-        logo: app.logo.clone(),
-        client_secret_hash,
-        client_secret_fingerprint: fingerprint,
-        redirect_uris: app.redirect_uris.clone(),
-        post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
-        allowed_origins: app.allowed_origins.clone(),
-        miniprogram: AppId::parse(&app.miniprogram).map_err(anyhow::Error::msg)?,
-        qr_ttl_secs: app.qr_ttl_secs as i64,
-        require_binding: app.require_binding,
-    })
 }

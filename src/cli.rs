@@ -52,7 +52,8 @@ pub async fn create_app(
         anyhow::bail!(already_exists(&app.client_id));
     }
     let secrets = crate::crypto::secret_box(config)?;
-    let record = crate::bootstrap::app_record(&db, &secrets, &app, now).await?;
+    let record =
+        crate::admin::apps::record(&db, &secrets, &app, store::apps::ManagedBy::Api, now).await?;
     if !store::apps::create(&db, &record, now).await? {
         anyhow::bail!(already_exists(&app.client_id));
     }

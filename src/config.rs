@@ -290,6 +290,8 @@ pub struct RateLimits {
     pub sessions_per_minute: u64,
     /// Ticket exchanges, failed ones included (slows down ticket guessing).
     pub exchanges_per_minute: u64,
+    /// Failed authentications at the management API; past it, a failing address gets 429.
+    pub admin_auth_failures_per_minute: u64,
 }
 
 impl Default for RateLimits {
@@ -298,6 +300,7 @@ impl Default for RateLimits {
             qrcodes_per_minute: 600,
             sessions_per_minute: 300,
             exchanges_per_minute: 600,
+            admin_auth_failures_per_minute: 30,
         }
     }
 }

@@ -37,6 +37,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     Expired(String),
+    /// An `If-Match` names a version that is no longer current (RFC 9110 §13.1.1).
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -66,6 +69,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Expired(_) => StatusCode::GONE,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Wechat(_) => StatusCode::BAD_GATEWAY,
@@ -85,6 +89,7 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::Expired(_) => "expired",
+            AppError::PreconditionFailed(_) => "precondition_failed",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::RateLimited(_) => "rate_limited",
             AppError::Wechat(_) => "wechat_error",

@@ -49,6 +49,8 @@
 //! - `crypto`: random tokens, hashing, secrets at rest.
 
 pub mod accounts;
+pub mod admin;
+pub mod api;
 pub mod app;
 pub mod assets;
 pub mod bootstrap;

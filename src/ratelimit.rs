@@ -19,6 +19,8 @@ pub enum Limit {
     QrCodes,
     Sessions,
     Exchanges,
+    /// Failed management API authentications.
+    AdminAuthFailures,
 }
 
 impl Limit {
@@ -27,6 +29,7 @@ impl Limit {
             Limit::QrCodes => "qrcodes",
             Limit::Sessions => "sessions",
             Limit::Exchanges => "exchanges",
+            Limit::AdminAuthFailures => "admin_auth_failures",
         }
     }
 }
@@ -53,6 +56,7 @@ impl RateLimiter {
             Limit::QrCodes => self.limits.qrcodes_per_minute,
             Limit::Sessions => self.limits.sessions_per_minute,
             Limit::Exchanges => self.limits.exchanges_per_minute,
+            Limit::AdminAuthFailures => self.limits.admin_auth_failures_per_minute,
         }
     }
 

@@ -58,6 +58,7 @@ fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
         .merge(crate::ops::router::<AppState>())
         .merge(crate::pc::router(&cors))
         .merge(crate::mp::router())
+        .merge(crate::api::admin::router())
         .nest("/oidc", issuer())
         .nest("/pools/{slug}/oidc", issuer())
         .merge(crate::assets::router());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
+use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::cors::Cors;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub published: Arc<Published>,
     /// Per-address limits on what costs us something.
     pub limiter: RateLimiter,
+    /// The management layer: every operator change, authorised and audited.
+    pub admin: Admin,
 }
 
 impl AppState {

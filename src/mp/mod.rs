@@ -181,6 +181,10 @@ async fn load_for(
     random: &Random,
 ) -> AppResult<crate::tickets::QrCode> {
     let qr = crate::tickets::load(state.tickets.as_ref(), random).await?;
+    // A code of an app deleted since names nothing any more.
+    if state.apps.get(&qr.client_id).await?.is_none() {
+        return Err(AppError::NotFound("no such QR code".into()));
+    }
     if qr.appid != who.identity.appid {
         return Err(AppError::Forbidden(
             "this QR code belongs to another Mini Program".into(),

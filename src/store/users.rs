@@ -101,6 +101,77 @@ pub async fn record_login(db: &Db, id: &str, ip: &str, now: i64) -> Result<(), s
     Ok(())
 }
 
+/// One page of a pool's users in id order (ids are time-ordered UUIDv7s), after the id
+/// `after`; with `prefix`, only users whose id, nickname, phone, openid or unionid starts
+/// with it.
+pub async fn page(
+    db: &Db,
+    pool: &str,
+    prefix: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("u.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = sqlx::query(&format!(
+        "SELECT {columns} FROM users u
+         WHERE u.pool = $1 AND ($3 IS NULL OR u.id > $3)
+           AND ($2 IS NULL
+                OR substr(u.id, 1, length($2)) = $2
+                OR substr(u.nickname, 1, length($2)) = $2
+                OR substr(u.phone, 1, length($2)) = $2
+                OR EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id
+                           AND (substr(i.openid, 1, length($2)) = $2
+                                OR substr(i.unionid, 1, length($2)) = $2)))
+         ORDER BY u.id LIMIT $4"
+    ))
+    .bind(pool)
+    .bind(prefix)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Blocks or unblocks a user; `false` when there is no such user.
+pub async fn set_blocked(db: &Db, id: &str, blocked: bool, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET blocked = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(i64::from(blocked))
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends everything a user is signed in with: Mini Program sessions, browser sessions and
+/// every grant (with its refresh and access tokens). Returns how many grants were revoked.
+pub async fn sign_out_everywhere(db: &Db, id: &str, now: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM mp_sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE oidc_sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let grants = sqlx::query(
+        "UPDATE oidc_grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(grants.rows_affected())
+}
+
 pub(crate) fn from_row(r: &Row) -> Result<User, sqlx::Error> {
     Ok(User {
         id: r.try_get("id")?,

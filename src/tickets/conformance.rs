@@ -926,6 +926,17 @@ async fn a_reachable_backend_answers_ping(b: Backend) {
     b.store.ping().await.unwrap();
 }
 
+async fn a_configuration_change_moves_the_counter_at_once(b: Backend) {
+    let mut changes = b.store.config_changes();
+    let before = *changes.borrow_and_update();
+    b.store.announce_config_change().await.unwrap();
+    assert!(
+        changes.has_changed().unwrap(),
+        "the announcing store sees it at once"
+    );
+    assert_ne!(*changes.borrow(), before);
+}
+
 macro_rules! conformance_suite {
     ($($check:ident),+ $(,)?) => {
         mod memory_backend {
@@ -979,6 +990,7 @@ conformance_suite!(
     hits_count_per_key_within_a_window_and_restart_with_the_next,
     concurrent_hits_are_all_counted,
     a_reachable_backend_answers_ping,
+    a_configuration_change_moves_the_counter_at_once,
 );
 
 /// What only the Redis backend has: a fleet sharing one server, and a server that can be away.
@@ -1063,6 +1075,22 @@ mod redis_only {
         a.confirm(&qr.random, &ticket, clock.now()).await.unwrap();
         let seen = a.get(&qr.random).await.unwrap().unwrap();
         assert_eq!(seen.status, QrStatus::Confirmed);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_configuration_change_on_one_instance_reaches_another() {
+        let prefix = test_prefix();
+        let clock = Clock::manual();
+        let a = redis_store(&prefix, clock.clone()).await;
+        let b = redis_store(&prefix, clock.clone()).await;
+        eventually_listening(&b).await;
+        let mut changes = b.config_changes();
+        changes.borrow_and_update();
+        a.announce_config_change().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), changes.changed())
+            .await
+            .expect("instance B hears A's announcement within 5 s")
+            .unwrap();
     }
 
     /// Waits until the store's listener has subscribed (its cache is on from then).

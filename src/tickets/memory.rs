@@ -248,6 +248,15 @@ impl TicketStore for MemoryStore {
         Ok(counter.0)
     }
 
+    async fn announce_config_change(&self) -> Result<(), StoreError> {
+        self.hub.config_changed();
+        Ok(())
+    }
+
+    fn config_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.hub.config_changes()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

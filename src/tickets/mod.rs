@@ -337,20 +337,49 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// Fails when the backend cannot be reached.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Tells every instance (this one included) that configuration changed: apps, pools or
+    /// Mini Programs. Their caches drop what they hold.
+    async fn announce_config_change(&self) -> Result<(), StoreError>;
+
+    /// A receiver whose value moves at every configuration change announced on any instance,
+    /// and whenever announcements may have been missed (a lost Redis connection).
+    fn config_changes(&self) -> watch::Receiver<u64>;
 }
 
-/// Per-QR change counters for local waiters.
+/// Per-QR change counters for local waiters, and one counter of configuration changes.
 ///
 /// One `watch` channel per code that somebody is waiting on; entries disappear with their last
 /// subscriber, so ten thousand idle waiters cost ten thousand small channels and nothing more.
-#[derive(Default)]
+/// The configuration counter moves whenever an operator changes an app, a pool or a Mini
+/// Program on any instance; caches of those drop what they hold when it moves.
 pub struct Hub {
     channels: Mutex<HashMap<String, watch::Sender<u64>>>,
+    config: watch::Sender<u64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            channels: Mutex::default(),
+            config: watch::channel(0).0,
+        }
+    }
 }
 
 impl Hub {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A receiver of the configuration counter.
+    pub fn config_changes(&self) -> watch::Receiver<u64> {
+        self.config.subscribe()
+    }
+
+    /// Moves the configuration counter: every cache of configuration is now stale.
+    pub fn config_changed(&self) {
+        self.config.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     pub fn subscribe(self: &Arc<Self>, random: &str) -> Subscription {

@@ -10,7 +10,7 @@
 //! | `{prefix}:cache:{key}` | string | the TTL given to `cache_set` |
 //! | `{prefix}:lock:{key}` | string: the holder's random token | the TTL given to `lock` |
 //! | `{prefix}:rate:{key}:{window}` | integer: events counted by `hit` in that window | the window's end |
-//! | `{prefix}:events` | pub/sub channel: the `random` of each changed code | — |
+//! | `{prefix}:events` | pub/sub channel: the `random` of each changed code, or `config:` after an operator changed configuration | — |
 //!
 //! The hash keeps the fields a transition reads or writes apart from the immutable rest of the
 //! record, so the scripts compare and set plain strings and never parse JSON. Each transition
@@ -58,6 +58,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
 /// First and longest pause between attempts to restore the pub/sub connection.
 const LISTEN_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// The event that announces a configuration change; no code's random contains a `:`.
+const CONFIG_EVENT: &str = "config:";
+
 /// How often the listener pings its connection: a silent channel cannot tell a quiet fleet
 /// from a dead socket.
 const LISTEN_PING_EVERY: Duration = Duration::from_secs(15);
@@ -687,6 +690,24 @@ impl TicketStore for RedisStore {
             .await
     }
 
+    async fn announce_config_change(&self) -> Result<(), StoreError> {
+        // Our own caches move now; the others when the message comes round.
+        self.hub.config_changed();
+        let channel = self.keys.events();
+        self.run(|mut c| {
+            let channel = channel.clone();
+            async move {
+                redis::AsyncCommands::publish::<_, _, i64>(&mut c, channel, CONFIG_EVENT).await
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn config_changes(&self) -> watch::Receiver<u64> {
+        self.hub.config_changes()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(
             |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
@@ -714,6 +735,7 @@ async fn listen(
                 // Changes published while we were away were missed: have everyone re-read.
                 near.set_active(true);
                 hub.notify_all();
+                hub.config_changed();
                 listening.send_replace(true);
                 follow(sink, stream, &hub, &near).await;
                 near.set_active(false);
@@ -753,6 +775,7 @@ async fn follow(mut sink: PubSubSink, mut stream: PubSubStream, hub: &Hub, near:
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(msg) => match msg.get_payload::<String>() {
+                    Ok(event) if event == CONFIG_EVENT => hub.config_changed(),
                     Ok(random) => {
                         near.invalidate(&random);
                         hub.notify(&random);

@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// HTTP features: each owns its routes and may use everything below it.
-const FEATURES: &[&str] = &["pc", "mp", "oidc", "login", "ops", "dev"];
+const FEATURES: &[&str] = &["pc", "mp", "oidc", "login", "ops", "dev", "api"];
 /// Services and base: no routes, no `AppState`, no feature.
 const BELOW: &[&str] = &[
+    "admin",
     "tickets",
     "accounts",
     "oauth",

@@ -282,6 +282,48 @@ impl TestApp {
         }
     }
 
+    /// A second instance on the same database and ticket store (and clock), as a fleet
+    /// behind a load balancer runs.
+    pub async fn peer(&self) -> TestApp {
+        let runtime = Runtime {
+            clock: self.clock.clone(),
+            dev: false,
+        };
+        let app = App::build_with(self.config.clone(), runtime)
+            .await
+            .expect("peer builds");
+        let state = app.state().clone();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.run_until(async move {
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }));
+        TestApp {
+            base,
+            client: cookie_client(),
+            clock: self.clock.clone(),
+            sim: self.sim.clone(),
+            state,
+            config: self.config.clone(),
+            shutdown: Some((stop, served)),
+            _dir: tempdir::Dir::new(),
+        }
+    }
+
+    /// A management API key of `role`, limited to `pool` when given; returns the key.
+    pub async fn admin_key(&self, role: &str, pool: Option<&str>) -> String {
+        let role = scangate::admin::Role::parse(role).expect("a role");
+        let pool = pool.map(|p| p.parse().expect("a pool slug"));
+        self.state
+            .admin
+            .create_key(&scangate::admin::Actor::cli(), "test", role, pool)
+            .await
+            .expect("key created")
+            .secret
+    }
+
     /// Shuts the server down as SIGTERM would and waits until it has stopped.
     pub async fn shut_down(&mut self) {
         let (stop, served) = self.shutdown.take().expect("server still running");

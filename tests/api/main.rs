@@ -7,6 +7,7 @@ mod helpers;
 mod js;
 mod landing;
 
+mod admin;
 mod architecture;
 mod bad_input;
 mod cli;

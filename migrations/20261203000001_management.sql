@@ -1,0 +1,33 @@
+-- The management API: API keys, which rows the config file owns, a version per app and pool
+-- for If-Match, and indexes for listing and searching users.
+-- Portable SQL (SQLite and PostgreSQL); times are Unix milliseconds. It touches only tables of
+-- the first migration, so it applies the same before or after the later-numbered ones.
+
+CREATE TABLE admin_api_keys (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    -- viewer, admin or owner.
+    role          TEXT NOT NULL,
+    -- NULL: every pool.
+    pool          TEXT REFERENCES pools (slug),
+    -- SHA-256 (hex) of the key; the key itself is shown once and never stored.
+    key_hash      TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_used_at  BIGINT,
+    revoked_at    BIGINT,
+    CONSTRAINT admin_api_keys_hash_key UNIQUE (key_hash)
+);
+
+-- 'config' for rows the config file declares (the API refuses to change them), else 'api'.
+ALTER TABLE apps ADD COLUMN managed_by TEXT NOT NULL DEFAULT 'api';
+ALTER TABLE miniprograms ADD COLUMN managed_by TEXT NOT NULL DEFAULT 'api';
+
+-- Moves with every change; the API's ETag.
+ALTER TABLE apps ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE pools ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+
+CREATE INDEX users_pool_id_idx ON users (pool, id);
+CREATE INDEX users_pool_nickname_idx ON users (pool, nickname);
+CREATE INDEX users_pool_phone_idx ON users (pool, phone);
+CREATE INDEX identities_pool_openid_idx ON identities (pool, openid);
+CREATE INDEX audit_events_pool_id_idx ON audit_events (pool, id);

@@ -1,0 +1,98 @@
+//! Users: list and search, get with identities, block and unblock, sign out everywhere.
+//! Blocking takes effect at once: every live session, refresh token and grant ends, and the
+//! login paths refuse a blocked user (`accounts`).
+
+use serde_json::json;
+
+use super::{Actor, Admin, Page, PageRequest, Role};
+use crate::error::{AppError, AppResult};
+use crate::store::{self, identities::Identity, users::User};
+
+/// A user with the identities they sign in with.
+pub struct UserDetail {
+    pub user: User,
+    pub identities: Vec<Identity>,
+}
+
+impl Admin {
+    /// One page of a pool's users in creation order; with `prefix`, only those whose id,
+    /// nickname, phone, openid or unionid starts with it.
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        pool: &str,
+        prefix: Option<&str>,
+        page: &PageRequest,
+    ) -> AppResult<Page<User>> {
+        self.pool(actor, pool).await?;
+        let prefix = prefix.map(str::trim).filter(|p| !p.is_empty());
+        if prefix.is_some_and(|p| p.chars().count() > 64) {
+            return Err(AppError::invalid("q must be at most 64 characters"));
+        }
+        let after = page.after()?;
+        let rows =
+            store::users::page(&self.db, pool, prefix, after.as_deref(), page.limit()? + 1).await?;
+        page.finish(rows, |u| u.id.clone())
+    }
+
+    /// A user in the actor's scope, with identities, or `not_found`.
+    pub async fn user(&self, actor: &Actor, id: &str) -> AppResult<UserDetail> {
+        let user = store::users::get(&self.db.pool, id)
+            .await?
+            .filter(|u| actor.sees(&u.pool))
+            .ok_or_else(|| AppError::NotFound(format!("no user `{id}`")))?;
+        let identities = store::identities::of_user(&self.db, &user.id).await?;
+        Ok(UserDetail { user, identities })
+    }
+
+    /// Blocks or unblocks a user. Blocking also signs them out everywhere.
+    pub async fn set_blocked(
+        &self,
+        actor: &Actor,
+        id: &str,
+        blocked: bool,
+    ) -> AppResult<UserDetail> {
+        actor.require(Role::Admin)?;
+        let before = self.user(actor, id).await?.user;
+        let now = self.clock.now();
+        store::users::set_blocked(&self.db, id, blocked, now).await?;
+        let revoked = if blocked {
+            store::users::sign_out_everywhere(&self.db, id, now).await?
+        } else {
+            0
+        };
+        let action = if blocked {
+            "admin.user.block"
+        } else {
+            "admin.user.unblock"
+        };
+        self.record(
+            actor,
+            Some(&before.pool),
+            action,
+            id,
+            Some(json!({
+                "changed": { "blocked": { "from": before.blocked, "to": blocked } },
+                "grants_revoked": revoked,
+            })),
+        )
+        .await?;
+        self.user(actor, id).await
+    }
+
+    /// Ends every session and token of a user; they must scan again everywhere.
+    pub async fn sign_out_user(&self, actor: &Actor, id: &str) -> AppResult<u64> {
+        actor.require(Role::Admin)?;
+        let user = self.user(actor, id).await?.user;
+        let revoked = store::users::sign_out_everywhere(&self.db, id, self.clock.now()).await?;
+        self.record(
+            actor,
+            Some(&user.pool),
+            "admin.user.sign_out",
+            id,
+            Some(json!({ "grants_revoked": revoked })),
+        )
+        .await?;
+        Ok(revoked)
+    }
+}

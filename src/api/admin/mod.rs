@@ -1,0 +1,460 @@
+//! The management REST API, `/api/admin/v1`: JSON over the management layer (`admin`), with
+//! API keys as bearer tokens.
+//!
+//! Conventions: `snake_case` JSON and the native error envelope (a form's errors add
+//! `fields`); lists take `?limit=&cursor=` and answer `{"items", "next_cursor"}` in a stable
+//! order; a single object carries an `ETag`, and a change sent with `If-Match` is refused with
+//! `412 precondition_failed` when the object changed since (RFC 9110 §13.1.1). Nothing here is
+//! cached and no response carries a secret, except the client secret or API key a create or
+//! rotate call returns once.
+
+mod views;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::admin::{self, Actor, PageRequest, Role};
+use crate::domain::PoolSlug;
+use crate::error::{AppError, AppResult};
+use crate::extract::{bearer, Json, Path, Query, Requester};
+use crate::ratelimit::Limit;
+use crate::state::AppState;
+use crate::store::audit::Filter;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/v1/pools", get(pools_get).post(pools_post))
+        .route(
+            "/api/admin/v1/pools/{slug}",
+            get(pool_get).patch(pool_patch).delete(pool_delete),
+        )
+        .route("/api/admin/v1/pools/{slug}/users", get(users_get))
+        .route("/api/admin/v1/apps", get(apps_get).post(apps_post))
+        .route(
+            "/api/admin/v1/apps/{client_id}",
+            get(app_get).patch(app_patch).delete(app_delete),
+        )
+        .route(
+            "/api/admin/v1/apps/{client_id}/secret",
+            post(app_secret_post),
+        )
+        .route("/api/admin/v1/users/{id}", get(user_get))
+        .route("/api/admin/v1/users/{id}/block", post(user_block_post))
+        .route("/api/admin/v1/users/{id}/unblock", post(user_unblock_post))
+        .route(
+            "/api/admin/v1/users/{id}/sign-out",
+            post(user_sign_out_post),
+        )
+        .route("/api/admin/v1/audit", get(audit_get))
+        .route("/api/admin/v1/keys", get(keys_get).post(keys_post))
+        .route("/api/admin/v1/keys/{id}", axum::routing::delete(key_delete))
+}
+
+/// The caller of a management route: the actor its API key stands for. A missing or bad key
+/// is `401` (audited); an address that keeps failing gets `429`.
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let requester = Requester::from_request_parts(parts, state).await?;
+        let refused = match bearer(&parts.headers) {
+            None => {
+                AppError::Unauthorized("an API key is required: Authorization: Bearer sgk_…".into())
+            }
+            Some(key) => match state.admin.authenticate(key, &requester.ip).await {
+                Ok(actor) => return Ok(Caller(actor)),
+                Err(e @ AppError::Unauthorized(_)) => e,
+                Err(e) => return Err(e),
+            },
+        };
+        state
+            .admin
+            .record_refusal(None, &requester.ip, &refused.message())
+            .await;
+        state
+            .limiter
+            .check(Limit::AdminAuthFailures, &requester.ip)
+            .await?;
+        Err(refused)
+    }
+}
+
+/// The version an `If-Match` names; `*` (or none) is whatever is current. A value that names
+/// no version of ours can match nothing.
+struct IfMatch(Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let value = value.to_str().unwrap_or("").trim();
+        if value == "*" {
+            return Ok(IfMatch(None));
+        }
+        admin::parse_etag(value)
+            .map(|v| IfMatch(Some(v)))
+            .ok_or_else(admin::stale)
+    }
+}
+
+/// A JSON answer that is never cached, with the object's `ETag` when it has a version.
+fn respond(status: StatusCode, version: Option<i64>, body: serde_json::Value) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(tag) = version.and_then(|v| HeaderValue::from_str(&admin::etag(v)).ok()) {
+        headers.insert(header::ETAG, tag);
+    }
+    res
+}
+
+fn ok(body: serde_json::Value) -> Response {
+    respond(StatusCode::OK, None, body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn page(self) -> PageRequest {
+        PageRequest {
+            limit: self.limit,
+            cursor: self.cursor,
+        }
+    }
+}
+
+// ---- pools
+
+async fn pools_get(State(state): State<AppState>, Caller(actor): Caller) -> AppResult<Response> {
+    let pools = state.admin.list_pools(&actor).await?;
+    let items: Vec<_> = pools.iter().map(views::pool).collect();
+    Ok(ok(json!({ "items": items, "next_cursor": null })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPool {
+    slug: String,
+    name: String,
+}
+
+async fn pools_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Json(body): Json<NewPool>,
+) -> AppResult<Response> {
+    let pool = state
+        .admin
+        .create_pool(&actor, &body.slug, &body.name)
+        .await?;
+    Ok(respond(
+        StatusCode::CREATED,
+        Some(pool.version),
+        views::pool(&pool),
+    ))
+}
+
+async fn pool_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+) -> AppResult<Response> {
+    let pool = state.admin.pool(&actor, &slug).await?;
+    Ok(respond(
+        StatusCode::OK,
+        Some(pool.version),
+        views::pool(&pool),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolChange {
+    name: String,
+}
+
+async fn pool_patch(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+    IfMatch(version): IfMatch,
+    Json(body): Json<PoolChange>,
+) -> AppResult<Response> {
+    let pool = state
+        .admin
+        .rename_pool(&actor, &slug, &body.name, version)
+        .await?;
+    Ok(respond(
+        StatusCode::OK,
+        Some(pool.version),
+        views::pool(&pool),
+    ))
+}
+
+async fn pool_delete(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    state.admin.delete_pool(&actor, &slug, version).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- apps
+
+async fn apps_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Response> {
+    let page = state.admin.list_apps(&actor, &q.page()).await?;
+    let items: Vec<_> = page.items.iter().map(views::app).collect();
+    Ok(ok(
+        json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+async fn apps_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Json(body): Json<admin::apps::NewApp>,
+) -> AppResult<Response> {
+    let made = state.admin.create_app(&actor, body).await?;
+    Ok(respond(
+        StatusCode::CREATED,
+        Some(made.app.version),
+        views::app_with_secret(&made),
+    ))
+}
+
+async fn app_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(client_id): Path<String>,
+) -> AppResult<Response> {
+    let app = state.admin.app(&actor, &client_id).await?;
+    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+}
+
+async fn app_patch(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(client_id): Path<String>,
+    IfMatch(version): IfMatch,
+    Json(body): Json<admin::apps::AppChange>,
+) -> AppResult<Response> {
+    let app = state
+        .admin
+        .update_app(&actor, &client_id, body, version)
+        .await?;
+    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+}
+
+async fn app_delete(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(client_id): Path<String>,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    state.admin.delete_app(&actor, &client_id, version).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /apps/{client_id}/secret`: a new client secret, shown once.
+async fn app_secret_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(client_id): Path<String>,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    let made = state
+        .admin
+        .rotate_secret(&actor, &client_id, version)
+        .await?;
+    Ok(respond(
+        StatusCode::OK,
+        Some(made.app.version),
+        views::app_with_secret(&made),
+    ))
+}
+
+// ---- users
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersQuery {
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+async fn users_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+    Query(q): Query<UsersQuery>,
+) -> AppResult<Response> {
+    let page = PageRequest {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let page = state
+        .admin
+        .list_users(&actor, &slug, q.q.as_deref(), &page)
+        .await?;
+    let items: Vec<_> = page.items.iter().map(views::user).collect();
+    Ok(ok(
+        json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+async fn user_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let detail = state.admin.user(&actor, &id).await?;
+    Ok(ok(views::user_detail(&detail)))
+}
+
+async fn user_block_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let detail = state.admin.set_blocked(&actor, &id, true).await?;
+    Ok(ok(views::user_detail(&detail)))
+}
+
+async fn user_unblock_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let detail = state.admin.set_blocked(&actor, &id, false).await?;
+    Ok(ok(views::user_detail(&detail)))
+}
+
+async fn user_sign_out_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let revoked = state.admin.sign_out_user(&actor, &id).await?;
+    Ok(ok(json!({ "grants_revoked": revoked })))
+}
+
+// ---- audit
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    pool: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    subject: Option<String>,
+    /// RFC 3339.
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn instant(name: &str, value: Option<&str>) -> AppResult<Option<i64>> {
+    value
+        .map(|v| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|_| AppError::invalid(format!("{name} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+async fn audit_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<AuditQuery>,
+) -> AppResult<Response> {
+    let filter = Filter {
+        pool: q.pool.as_deref(),
+        actor: q.actor.as_deref(),
+        action: q.action.as_deref(),
+        subject: q.subject.as_deref(),
+        since: instant("since", q.since.as_deref())?,
+        until: instant("until", q.until.as_deref())?,
+    };
+    let page = PageRequest {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let page = state.admin.audit_events(&actor, filter, &page).await?;
+    let items: Vec<_> = page.items.iter().map(views::audit_event).collect();
+    Ok(ok(
+        json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+// ---- API keys
+
+async fn keys_get(State(state): State<AppState>, Caller(actor): Caller) -> AppResult<Response> {
+    let keys = state.admin.list_keys(&actor).await?;
+    let items: Vec<_> = keys.iter().map(views::key).collect();
+    Ok(ok(json!({ "items": items, "next_cursor": null })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    role: String,
+    #[serde(default)]
+    pool: Option<String>,
+}
+
+async fn keys_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Json(body): Json<NewKey>,
+) -> AppResult<Response> {
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| AppError::invalid("role must be viewer, admin or owner"))?;
+    let pool = body
+        .pool
+        .as_deref()
+        .map(PoolSlug::parse)
+        .transpose()
+        .map_err(AppError::invalid)?;
+    let made = state
+        .admin
+        .create_key(&actor, &body.name, role, pool)
+        .await?;
+    let mut body = views::key(&made.key);
+    body["key"] = json!(made.secret);
+    Ok(respond(StatusCode::CREATED, None, body))
+}
+
+async fn key_delete(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let key = state.admin.revoke_key(&actor, &id).await?;
+    Ok(ok(views::key(&key)))
+}

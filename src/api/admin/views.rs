@@ -1,0 +1,102 @@
+//! What the management API shows of each object: never a secret, a hash or a sealed value.
+
+use serde_json::{json, Value};
+
+use crate::admin::apps::WithSecret;
+use crate::admin::users::UserDetail;
+use crate::clock::rfc3339;
+use crate::store::{admin_keys::ApiKey, apps::App, audit::Recorded, pools::Pool, users::User};
+
+pub fn pool(p: &Pool) -> Value {
+    json!({
+        "slug": p.slug,
+        "name": p.name,
+        "version": p.version,
+        "created_at": rfc3339(p.created_at),
+    })
+}
+
+pub fn app(a: &App) -> Value {
+    json!({
+        "client_id": a.client_id,
+        "pool": a.pool,
+        "name": a.name,
+        "logo": a.logo,
+        "redirect_uris": a.redirect_uris,
+        "post_logout_redirect_uris": a.post_logout_redirect_uris,
+        "allowed_origins": a.allowed_origins,
+        "miniprogram": a.miniprogram,
+        "qr_ttl_secs": a.qr_ttl_secs,
+        "require_binding": a.require_binding,
+        "public": a.client_secret_hash.is_none(),
+        "managed_by": a.managed_by,
+        "version": a.version,
+        "created_at": rfc3339(a.created_at),
+        "updated_at": rfc3339(a.updated_at),
+    })
+}
+
+/// An app just created or given a new secret: the secret appears here, once.
+pub fn app_with_secret(made: &WithSecret) -> Value {
+    let mut v = app(&made.app);
+    v["client_secret"] = json!(made.client_secret);
+    v
+}
+
+pub fn user(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "pool": u.pool,
+        "nickname": u.nickname,
+        "avatar_url": u.avatar_url,
+        "phone": u.phone,
+        "phone_country_code": u.phone_country,
+        "blocked": u.blocked,
+        "login_count": u.login_count,
+        "last_login_at": u.last_login_at.map(rfc3339),
+        "last_ip": u.last_ip,
+        "created_at": rfc3339(u.created_at),
+        "updated_at": rfc3339(u.updated_at),
+    })
+}
+
+pub fn user_detail(d: &UserDetail) -> Value {
+    let mut v = user(&d.user);
+    v["identities"] = d
+        .identities
+        .iter()
+        .map(|i| {
+            json!({
+                "appid": i.appid,
+                "openid": i.openid,
+                "unionid": i.unionid,
+            })
+        })
+        .collect();
+    v
+}
+
+pub fn audit_event(e: &Recorded) -> Value {
+    json!({
+        "id": e.id,
+        "pool": e.pool,
+        "at": rfc3339(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "subject": e.subject,
+        "ip": e.ip,
+        "detail": e.detail,
+    })
+}
+
+pub fn key(k: &ApiKey) -> Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "role": k.role,
+        "pool": k.pool,
+        "created_at": rfc3339(k.created_at),
+        "last_used_at": k.last_used_at.map(rfc3339),
+        "revoked_at": k.revoked_at.map(rfc3339),
+    })
+}

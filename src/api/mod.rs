@@ -1,0 +1,3 @@
+//! Versioned JSON APIs for operators: the management API (`admin`).
+
+pub mod admin;

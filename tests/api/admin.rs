@@ -1,0 +1,1070 @@
+//! The management API: apps, pools, users, the audit log and API keys, changed while the
+//! service runs and seen at once by every instance.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::helpers::{assert_error, Backend, TestApp, APPID, APPID_OTHER};
+
+both_backends!(
+    an_app_made_through_the_api_logs_people_in_at_once,
+    a_deleted_app_stops_its_codes_and_its_page,
+    exactly_one_of_two_updates_with_one_if_match_wins,
+    roles_and_pool_scopes_are_enforced_and_refusals_audited,
+    apps_from_the_config_file_are_read_only,
+    blocking_a_user_stops_their_tokens_sessions_and_scans_at_once,
+    pools_are_created_renamed_and_deleted_only_when_empty,
+    users_are_listed_a_page_at_a_time_and_found_by_prefix,
+    every_change_is_audited_with_its_fields_and_no_secret,
+    bad_input_gets_its_documented_error,
+);
+
+const CALLBACK: &str = "https://shop.example/callback";
+
+/// A management API call with `key`; the response.
+async fn call(
+    app: &TestApp,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .request(method, app.url(&format!("/api/admin/v1{path}")))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+async fn json_ok(res: reqwest::Response, status: StatusCode) -> Value {
+    let got = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+fn shop(client_id: &str) -> Value {
+    json!({
+        "client_id": client_id,
+        "name": "Shop",
+        "redirect_uris": [CALLBACK],
+        "allowed_origins": ["https://shop.example"],
+        "miniprogram": APPID,
+        "qr_ttl_secs": 60,
+    })
+}
+
+/// Creates a QR code for `client_id`, scans and confirms it as `openid`; the ticket.
+async fn confirmed(app: &TestApp, client_id: &str, openid: &str) -> String {
+    let qr = app.create_qr_for(&app.client, client_id).await;
+    let random = qr["random"].as_str().unwrap().to_owned();
+    let token = app.mp_login(APPID, openid).await;
+    assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm(&token, &random, None).await.status(),
+        StatusCode::OK
+    );
+    app.status(&app.client, &random).await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn authorize_status(app: &TestApp, client_id: &str, redirect_uri: &str) -> StatusCode {
+    let url = format!(
+        "{}?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&state=s",
+        app.url("/oidc/auth"),
+        url::form_urlencoded::byte_serialize(redirect_uri.as_bytes()).collect::<String>(),
+    );
+    crate::helpers::cookie_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn an_app_made_through_the_api_logs_people_in_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    let made = json_ok(
+        call(&app, &key, Method::POST, "/apps", Some(shop("shop"))).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let secret = made["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 43, "a generated secret, shown once");
+    assert_eq!(made["managed_by"], "api");
+    assert_eq!(made["public"], false);
+
+    // A QR login on the new app, with no restart.
+    let ticket = confirmed(&app, "shop", "o-shopper").await;
+    let res = app.exchange(&app.client, &ticket).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Its secret works at the token endpoint: a wrong grant, but the client authenticates.
+    let res = app
+        .client
+        .post(app.url("/oidc/token"))
+        .form(&[
+            ("client_id", "shop"),
+            ("client_secret", secret.as_str()),
+            ("grant_type", "authorization_code"),
+            ("code", "nope"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    // The hosted page serves it, on this instance and on another.
+    let peer = match backend {
+        Backend::Distributed => Some(app.peer().await),
+        Backend::Embedded => None,
+    };
+    let other = peer.as_ref().unwrap_or(&app);
+    assert_eq!(
+        authorize_status(other, "shop", CALLBACK).await,
+        StatusCode::OK
+    );
+
+    // Remove the callback: the very next authorization request is refused, on either.
+    let res = call(
+        &app,
+        &key,
+        Method::PATCH,
+        "/apps/shop",
+        Some(json!({ "redirect_uris": ["https://shop.example/other"] })),
+    )
+    .await;
+    let changed = json_ok(res, StatusCode::OK).await;
+    assert_eq!(
+        changed["redirect_uris"],
+        json!(["https://shop.example/other"])
+    );
+    assert_eq!(
+        authorize_status(other, "shop", CALLBACK).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        authorize_status(&app, "shop", CALLBACK).await,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+async fn a_deleted_app_stops_its_codes_and_its_page(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    json_ok(
+        call(&app, &key, Method::POST, "/apps", Some(shop("gone"))).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        authorize_status(&app, "gone", CALLBACK).await,
+        StatusCode::OK
+    );
+    let qr = app.create_qr_for(&app.client, "gone").await;
+    let random = qr["random"].as_str().unwrap().to_owned();
+    let token = app.mp_login(APPID, "o-late").await;
+
+    let res = call(&app, &key, Method::DELETE, "/apps/gone", None).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        call(&app, &key, Method::GET, "/apps/gone", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // Its code cannot be scanned any more, and its login page is gone.
+    assert_error(
+        app.scan(&token, &random).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        authorize_status(&app, "gone", CALLBACK).await,
+        StatusCode::BAD_REQUEST
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/qrcodes"))
+        .json(&json!({ "app_id": "gone" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+async fn exactly_one_of_two_updates_with_one_if_match_wins(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    let res = call(&app, &key, Method::POST, "/apps", Some(shop("race"))).await;
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let update = |name: &'static str| {
+        let req = app
+            .client
+            .patch(app.url("/api/admin/v1/apps/race"))
+            .bearer_auth(&key)
+            .header("if-match", &etag)
+            .json(&json!({ "name": name }));
+        async move { req.send().await.unwrap().status() }
+    };
+    let statuses: Vec<StatusCode> =
+        futures::future::join_all(["A", "B", "C", "D", "E", "F"].into_iter().map(update)).await;
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let stale = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+        .count();
+    assert_eq!((won, stale), (1, 5), "{statuses:?}");
+    // The stale ETag stays stale; the current one works.
+    let res = app
+        .client
+        .patch(app.url("/api/admin/v1/apps/race"))
+        .bearer_auth(&key)
+        .header("if-match", &etag)
+        .json(&json!({ "name": "Z" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
+    let res = call(&app, &key, Method::GET, "/apps/race", None).await;
+    let current = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(current, etag);
+    let res = app
+        .client
+        .patch(app.url("/api/admin/v1/apps/race"))
+        .bearer_auth(&key)
+        .header("if-match", &current)
+        .json(&json!({ "name": "Z" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+async fn roles_and_pool_scopes_are_enforced_and_refusals_audited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.admin_key("owner", None).await;
+    let viewer = app.admin_key("viewer", None).await;
+    let scoped = app.admin_key("admin", Some("other")).await;
+
+    // A viewer reads but cannot write.
+    json_ok(
+        call(&app, &viewer, Method::GET, "/apps", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_error(
+        call(&app, &viewer, Method::POST, "/apps", Some(shop("v"))).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        call(&app, &viewer, Method::GET, "/keys", None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    // A key limited to pool `other` sees its pool's apps only; the rest does not exist.
+    let apps = json_ok(
+        call(&app, &scoped, Method::GET, "/apps", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let ids: Vec<&str> = apps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["other"]);
+    for path in ["/apps/web", "/pools/default", "/pools/default/users"] {
+        assert_error(
+            call(&app, &scoped, Method::GET, path, None).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    let mut other_app = shop("scoped-shop");
+    other_app["pool"] = json!("other");
+    other_app["miniprogram"] = json!(APPID_OTHER);
+    json_ok(
+        call(&app, &scoped, Method::POST, "/apps", Some(other_app)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_error(
+        call(&app, &scoped, Method::POST, "/apps", Some(shop("outside"))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // No key, a made-up key and a revoked key are all 401.
+    let res = app
+        .client
+        .get(app.url("/api/admin/v1/apps"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert_error(
+        call(&app, "sgk_madeup", Method::GET, "/apps", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let keys = json_ok(
+        call(&app, &owner, Method::GET, "/keys", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let viewer_id = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "viewer")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = json_ok(
+        call(
+            &app,
+            &owner,
+            Method::DELETE,
+            &format!("/keys/{viewer_id}"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(revoked["revoked_at"].is_string());
+    assert_error(
+        call(&app, &viewer, Method::GET, "/apps", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+
+    // Every refusal is in the audit log.
+    let refused = json_ok(
+        call(
+            &app,
+            &owner,
+            Method::GET,
+            "/audit?action=admin.refused",
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(refused["items"].as_array().unwrap().len() >= 3, "{refused}");
+}
+
+async fn apps_from_the_config_file_are_read_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("owner", None).await;
+    let web = json_ok(
+        call(&app, &key, Method::GET, "/apps/web", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(web["managed_by"], "config");
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            "/apps/web",
+            Some(json!({ "name": "Renamed" })),
+        ),
+        (Method::DELETE, "/apps/web", None),
+        (Method::POST, "/apps/web/secret", None),
+    ] {
+        let body = assert_error(
+            call(&app, &key, method, path, body).await,
+            StatusCode::CONFLICT,
+            "conflict",
+        )
+        .await;
+        assert!(body["message"].as_str().unwrap().contains("config file"));
+    }
+}
+
+async fn blocking_a_user_stops_their_tokens_sessions_and_scans_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    let exchanged = app.exchanged("o-blocked").await;
+    let user_id = exchanged["user"]["id"].as_str().unwrap().to_owned();
+    let access = exchanged["access_token"].as_str().unwrap().to_owned();
+    let mp_token = app.mp_login(APPID, "o-blocked").await;
+    let userinfo = |token: String| {
+        let req = app.client.get(app.url("/oidc/userinfo")).bearer_auth(token);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(userinfo(access.clone()).await, StatusCode::OK);
+
+    let blocked = json_ok(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            &format!("/users/{user_id}/block"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(blocked["blocked"], true);
+    assert_eq!(blocked["identities"][0]["appid"], APPID);
+    assert_eq!(userinfo(access.clone()).await, StatusCode::UNAUTHORIZED);
+    // The Mini Program session ended, and a new one cannot scan.
+    let qr = app.create_qr().await;
+    let random = qr["random"].as_str().unwrap();
+    assert_eq!(
+        app.scan(&mp_token, random).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = app.mp_login(APPID, "o-blocked").await;
+    assert_error(
+        app.scan(&fresh, random).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    json_ok(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            &format!("/users/{user_id}/unblock"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(app.scan(&fresh, random).await.status(), StatusCode::OK);
+}
+
+async fn pools_are_created_renamed_and_deleted_only_when_empty(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.admin_key("owner", None).await;
+    let admin = app.admin_key("admin", None).await;
+    assert_error(
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            "/pools",
+            Some(json!({ "slug": "x", "name": "X" })),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let made = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/pools",
+        Some(json!({ "slug": "tenant-a", "name": "Tenant A" })),
+    )
+    .await;
+    let etag = made.headers()["etag"].to_str().unwrap().to_owned();
+    json_ok(made, StatusCode::CREATED).await;
+    assert_error(
+        call(
+            &app,
+            &owner,
+            Method::POST,
+            "/pools",
+            Some(json!({ "slug": "tenant-a", "name": "Again" })),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    // Its issuer exists at once.
+    let discovery = app
+        .get_json("/pools/tenant-a/oidc/.well-known/openid-configuration")
+        .await;
+    assert!(discovery["issuer"]
+        .as_str()
+        .unwrap()
+        .ends_with("/pools/tenant-a/oidc"));
+    let res = app
+        .client
+        .patch(app.url("/api/admin/v1/pools/tenant-a"))
+        .bearer_auth(&owner)
+        .header("if-match", &etag)
+        .json(&json!({ "name": "Tenant Alpha" }))
+        .send()
+        .await
+        .unwrap();
+    let renamed = json_ok(res, StatusCode::OK).await;
+    assert_eq!(renamed["name"], "Tenant Alpha");
+    // A pool with apps or users is kept.
+    assert_error(
+        call(&app, &owner, Method::DELETE, "/pools/other", None).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    let res = call(&app, &owner, Method::DELETE, "/pools/tenant-a", None).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        call(&app, &owner, Method::GET, "/pools/tenant-a", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+async fn users_are_listed_a_page_at_a_time_and_found_by_prefix(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("viewer", None).await;
+    for openid in ["o-ann", "o-bob", "o-cat", "o-dan", "o-eve"] {
+        app.mp_login(APPID, openid).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/pools/default/users?limit=2&cursor={c}"),
+            None => "/pools/default/users?limit=2".to_owned(),
+        };
+        let page = json_ok(
+            call(&app, &key, Method::GET, &path, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "every user once: {seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5);
+
+    let found = json_ok(
+        call(&app, &key, Method::GET, "/pools/default/users?q=o-ca", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let items = found["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{found}");
+    let detail = json_ok(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            &format!("/users/{}", items[0]["id"].as_str().unwrap()),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(detail["identities"][0]["openid"], "o-cat");
+}
+
+async fn every_change_is_audited_with_its_fields_and_no_secret(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("owner", None).await;
+    let mut bodies = Vec::new();
+    let made = json_ok(
+        call(&app, &key, Method::POST, "/apps", Some(shop("audited"))).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let secret = made["client_secret"].as_str().unwrap().to_owned();
+    let rotated = json_ok(
+        call(&app, &key, Method::POST, "/apps/audited/secret", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let second = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(second, secret);
+    bodies.push(
+        json_ok(
+            call(
+                &app,
+                &key,
+                Method::PATCH,
+                "/apps/audited",
+                Some(json!({ "qr_ttl_secs": 90 })),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await,
+    );
+    bodies.push(
+        json_ok(
+            call(&app, &key, Method::GET, "/apps/audited", None).await,
+            StatusCode::OK,
+        )
+        .await,
+    );
+    bodies.push(
+        json_ok(
+            call(&app, &key, Method::GET, "/apps", None).await,
+            StatusCode::OK,
+        )
+        .await,
+    );
+    let audit = json_ok(
+        call(&app, &key, Method::GET, "/audit?subject=audited", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    bodies.push(audit.clone());
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "admin.app.update",
+            "admin.app.rotate_secret",
+            "admin.app.create"
+        ]
+    );
+    let update = &audit["items"][0];
+    assert_eq!(update["actor"], "key:test");
+    assert_eq!(
+        update["detail"]["changed"]["qr_ttl_secs"],
+        json!({ "from": 60, "to": 90 })
+    );
+    let stored = scangate::store::apps::get(&app.state.db, "audited")
+        .await
+        .unwrap()
+        .unwrap();
+    let hash = stored.client_secret_hash.unwrap();
+    for body in &bodies {
+        let text = body.to_string();
+        for secret in [secret.as_str(), second.as_str(), hash.as_str()] {
+            assert!(!text.contains(secret), "a secret leaked into {text}");
+        }
+        assert!(!text.contains("client_secret"), "{text}");
+    }
+}
+
+/// What is sent, and the status and error code it must get.
+type Case = (
+    &'static str,
+    Method,
+    String,
+    Option<Value>,
+    StatusCode,
+    &'static str,
+);
+
+async fn bad_input_gets_its_documented_error(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("owner", None).await;
+    json_ok(
+        call(&app, &key, Method::POST, "/apps", Some(shop("target"))).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = shop("new-app");
+        f(&mut v);
+        Some(v)
+    };
+    let cases: Vec<Case> = vec![
+        (
+            "unknown field",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["colour"] = json!("red")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "ttl of the wrong type",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["qr_ttl_secs"] = json!("long")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "ttl too short",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["qr_ttl_secs"] = json!(5)),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "ttl too long",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["qr_ttl_secs"] = json!(99999)),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "redirect with a fragment",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["redirect_uris"] = json!(["https://a.example/cb#x"])),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "relative redirect",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["redirect_uris"] = json!(["/cb"])),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "javascript redirect",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["redirect_uris"] = json!(["javascript:alert(1)"])),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "origin with a path",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["allowed_origins"] = json!(["https://a.example/x"])),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "bad client id",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["client_id"] = json!("has space")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "malformed appid",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["miniprogram"] = json!("wx1")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "unknown Mini Program",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["miniprogram"] = json!("wx9999999999999999")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "Mini Program of another pool",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["miniprogram"] = json!(APPID_OTHER)),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "unknown pool",
+            Method::POST,
+            "/apps".into(),
+            with(&|v| v["pool"] = json!("nope")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "taken client id",
+            Method::POST,
+            "/apps".into(),
+            Some(shop("target")),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            "missing name",
+            Method::POST,
+            "/apps".into(),
+            Some(json!({ "client_id": "x", "miniprogram": APPID })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "not JSON",
+            Method::POST,
+            "/apps".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "patch unknown field",
+            Method::PATCH,
+            "/apps/target".into(),
+            Some(json!({ "client_secret": "x" })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "patch bad uri",
+            Method::PATCH,
+            "/apps/target".into(),
+            Some(json!({ "redirect_uris": ["ftp://x"] })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "patch unknown app",
+            Method::PATCH,
+            "/apps/nope".into(),
+            Some(json!({ "name": "x" })),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "get unknown app",
+            Method::GET,
+            "/apps/nope".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "delete unknown app",
+            Method::DELETE,
+            "/apps/nope".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "bad cursor",
+            Method::GET,
+            "/apps?cursor=%25%25".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "limit zero",
+            Method::GET,
+            "/apps?limit=0".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "limit too big",
+            Method::GET,
+            "/apps?limit=100000".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "limit not a number",
+            Method::GET,
+            "/apps?limit=many".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "unknown query parameter",
+            Method::GET,
+            "/apps?sort=name".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "bad pool slug",
+            Method::POST,
+            "/pools".into(),
+            Some(json!({ "slug": "Bad Slug", "name": "x" })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "empty pool name",
+            Method::POST,
+            "/pools".into(),
+            Some(json!({ "slug": "ok", "name": " " })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "delete the default pool",
+            Method::DELETE,
+            "/pools/default".into(),
+            None,
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            "users of an unknown pool",
+            Method::GET,
+            "/pools/nope/users".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "unknown user",
+            Method::GET,
+            "/users/nope".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "block an unknown user",
+            Method::POST,
+            "/users/nope/block".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "search too long",
+            Method::GET,
+            format!("/pools/default/users?q={}", "x".repeat(65)),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "audit since not a time",
+            Method::GET,
+            "/audit?since=yesterday".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "audit range backwards",
+            Method::GET,
+            "/audit?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "key with a bad role",
+            Method::POST,
+            "/keys".into(),
+            Some(json!({ "name": "k", "role": "god" })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "key for an unknown pool",
+            Method::POST,
+            "/keys".into(),
+            Some(json!({ "name": "k", "role": "viewer", "pool": "nope" })),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "key with an empty name",
+            Method::POST,
+            "/keys".into(),
+            Some(json!({ "name": "", "role": "viewer" })),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "revoke an unknown key",
+            Method::DELETE,
+            "/keys/nope".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "an unknown route",
+            Method::GET,
+            "/nothing".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    assert!(cases.len() >= 40);
+    for (what, method, path, body, status, code) in cases {
+        let mut req = app
+            .client
+            .request(method, app.url(&format!("/api/admin/v1{path}")))
+            .bearer_auth(&key);
+        req = match body {
+            Some(b) => req.json(&b),
+            None if what == "not JSON" => req.header("content-type", "application/json").body("{"),
+            None => req,
+        };
+        let res = req.send().await.unwrap();
+        let got = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(got, status, "{what}: {text}");
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(body["error"], code, "{what}: {text}");
+        assert!(
+            !text.contains("sqlx") && !text.contains("SELECT"),
+            "{what}: {text}"
+        );
+    }
+    // A stale If-Match.
+    let res = app
+        .client
+        .patch(app.url("/api/admin/v1/apps/target"))
+        .bearer_auth(&key)
+        .header("if-match", "\"999\"")
+        .json(&json!({ "name": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
+    // An oversized body.
+    let res = app
+        .client
+        .post(app.url("/api/admin/v1/apps"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\":\"{}\"}}", "x".repeat(3 * 1024 * 1024)))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+}
