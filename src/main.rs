@@ -34,6 +34,7 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate {
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -61,6 +62,7 @@ enum AppCommand {
     Create(Box<AppCreate>),
     /// List the stored apps (no secrets).
     List {
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -68,6 +70,7 @@ enum AppCommand {
 
 #[derive(clap::Args)]
 struct AppCreate {
+    /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
     #[arg(long)]
     config: Option<PathBuf>,
     /// The app's client id (`app_id` of the APIs): 1–64 of A-Z a-z 0-9 . _ -
@@ -111,6 +114,7 @@ enum AdminCommand {
     /// Add an admin console account. The password is generated and printed once, unless
     /// --password-stdin.
     Create {
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
         #[arg(long)]
         config: Option<PathBuf>,
         /// 3–64 of a-z 0-9 . _ -
@@ -127,6 +131,7 @@ enum KeysCommand {
     /// Add a new signing key to a pool and sign with it from now on. The previous key stays
     /// in the JWKS until every token it signed has expired.
     Rotate {
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
         #[arg(long)]
         config: Option<PathBuf>,
         /// The user pool whose key to rotate.
@@ -190,7 +195,8 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once, on standard error, and never as a log line too: logs may carry colour
+            // codes, and an operator reading a failed command wants the reason once.
             eprintln!("scangate: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -200,18 +206,25 @@ async fn main() -> std::process::ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let dev = config.dev_mode;
     let app = App::build(config).await?;
-    let url = app.state().config.public_url.clone();
-    tracing::info!(port = app.port(), %url, "listening");
+    let config = &app.state().config;
+    // Pages that answer, rather than the bare public URL (a JSON 404).
+    let discovery = config.url("/oidc/.well-known/openid-configuration");
+    let health = config.url("/healthz");
+    tracing::info!(port = app.port(), %discovery, %health, "listening");
     if dev {
-        eprintln!("\n  ScanGate dev mode is running.\n  Demo site:       {url}_dev/\n  Phone simulator: {url}_dev/phone\n");
+        eprintln!(
+            "\n  ScanGate dev mode is running.\n  Demo site:       {}\n  Phone simulator: {}\n",
+            config.url("/_dev/"),
+            config.url("/_dev/phone")
+        );
     }
     app.run_until_stopped().await
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = scangate::store::Db::connect(&config.database_url, 2).await?;
-    db.migrate().await?;
-    println!("migrations applied");
+    let applied = db.migrate().await?;
+    println!("{}", scangate::cli::migrated(applied));
     Ok(())
 }
 
@@ -219,10 +232,7 @@ async fn rotate(config: &Config, pool: &str, alg: &str) -> anyhow::Result<()> {
     let alg = scangate::tokens::KeyAlg::parse(alg)
         .ok_or_else(|| anyhow::anyhow!("unknown algorithm {alg}"))?;
     let kid = scangate::tokens::rotate_keys(config, pool, alg).await?;
-    println!(
-        "pool {pool}: new {} signing key {kid} is active",
-        alg.as_str()
-    );
+    println!("{}", scangate::cli::rotated(pool, alg.as_str(), &kid));
     Ok(())
 }
 
@@ -292,12 +302,18 @@ async fn admin_create(config: &Config, username: &str, password_stdin: bool) -> 
 }
 
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let colour = scangate::cli::log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -5,11 +5,16 @@
 //!   relying party would: create a code, follow it by Server-Sent Events (long-poll as the
 //!   fallback), exchange the ticket.
 //! - `/_dev/phone` plays the Mini Program in a browser: fake WeChat users, scan, confirm.
-//! - `/_dev/callback` is the demo app's registered redirect URI.
+//! - `/_dev/callback` is the demo app's registered redirect URI; with "Try the hosted login"
+//!   the demo page plays a relying party of the hosted login, and this page ends its round trip.
+//! - `/_dev/latest-code` names the latest code the demo Mini Program can scan, for the phone
+//!   simulator opened on its own.
 //! - `/_dev/wechat/` is the WeChat API simulator the WeChat client is pointed at.
 
+pub mod latest;
 mod pages;
 
+use axum::routing::get;
 use axum::Router;
 
 use crate::app::AppState;
@@ -53,7 +58,7 @@ pub fn prepare_config(config: &mut Config) {
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut r = pages::router();
+    let mut r = pages::router().route("/_dev/latest-code", get(latest::latest_code_get));
     if let Some(sim) = &state.simulator {
         r = r.nest_service("/_dev/wechat", sim.router());
     }
