@@ -23,19 +23,19 @@ enum Command {
     /// simulators under /_dev/.
     Dev {
         /// Optional configuration file layered under the dev defaults.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Run in production.
     Serve {
         /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
         /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Manage the signing keys of the OpenID Connect issuers.
@@ -63,7 +63,7 @@ enum AppCommand {
     /// List the stored apps (no secrets).
     List {
         /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
 }
@@ -71,7 +71,7 @@ enum AppCommand {
 #[derive(clap::Args)]
 struct AppCreate {
     /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The app's client id (`app_id` of the APIs): 1–64 of A-Z a-z 0-9 . _ -
     #[arg(long)]
@@ -115,7 +115,7 @@ enum AdminCommand {
     /// --password-stdin.
     Create {
         /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// 3–64 of a-z 0-9 . _ -
         #[arg(long)]
@@ -132,7 +132,7 @@ enum KeysCommand {
     /// in the JWKS until every token it signed has expired.
     Rotate {
         /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The user pool whose key to rotate.
         #[arg(long, default_value = "default")]

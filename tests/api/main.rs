@@ -10,6 +10,7 @@ mod landing;
 mod bad_input;
 mod cli;
 mod compat;
+mod dev;
 mod images;
 mod limits;
 mod mp;
