@@ -3,10 +3,11 @@
 //! the hosted login page's after "Try the hosted login".
 //!
 //! In dev mode the ticket store is wrapped: inserting a code for the demo Mini Program also
-//! notes its random in the store's shared cache, for as long as the code lives. Wrapping the
-//! store rather than a handler covers every place a code is created, and the note lives where
-//! the code does (in Redis too, when the dev server is given one). `GET /_dev/latest-code`
-//! reads it back with the code's status as the public status API would give it.
+//! notes its random in the store's shared cache, for as long as the code's record is kept.
+//! Wrapping the store rather than a handler covers every place a code is created, and the note
+//! lives where the code does (in Redis too, when the dev server is given one).
+//! `GET /_dev/latest-code` reads it back with the code's status as the public status API would
+//! give it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::clock::{rfc3339, Millis};
 use crate::error::AppError;
 use crate::tickets::{
     Binding, ExchangeTicket, QrCode, Scanner, StoreError, Subscription, Take, TicketStore,
-    TransitionError,
+    TransitionError, RETAIN_AFTER_EXPIRY,
 };
 
 /// The cache key of the note; under the store's own prefix like every other key.
@@ -42,8 +43,9 @@ impl TicketStore for Noting {
     async fn insert(&self, qr: &QrCode) -> Result<(), StoreError> {
         self.inner.insert(qr).await?;
         if qr.appid == DEMO_APPID {
-            let ttl =
-                Duration::from_millis(qr.expires_at.saturating_sub(qr.created_at).max(1) as u64);
+            // As long as the code's own record: its expiry is shown too, not a 404.
+            let lifetime = qr.expires_at.saturating_sub(qr.created_at).max(0) as u64;
+            let ttl = Duration::from_millis(lifetime) + RETAIN_AFTER_EXPIRY;
             // The code is stored; a lost note only means the simulator offers nothing.
             if let Err(e) = self.inner.cache_set(KEY, &qr.random, ttl).await {
                 tracing::warn!(error = %e.0, "noting the latest demo code failed");

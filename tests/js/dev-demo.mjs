@@ -83,6 +83,7 @@ try {
     return window.scrollY > 0 && title.top >= bar.bottom && title.top < bar.bottom + 60;
   });
   await shot(demo, "dev-demo-en-1280-signed-in.png");
+  await shot(demo, "dev-demo-en-1280-signed-in-page.png", true);
   console.log("first login: ok");
 
   // A cancel: the countdown gives way to the outcome, and a new code restarts it.
