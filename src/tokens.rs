@@ -321,7 +321,10 @@ pub async fn rotate_keys(
     let db = Db::connect(&config.database_url, 2).await?;
     db.migrate().await?;
     if store::pools::get(&db, pool).await?.is_none() {
-        anyhow::bail!("no user pool `{pool}`");
+        anyhow::bail!(
+            "no user pool `{pool}` in this database: a pool is stored when the server first \
+             starts with it configured (scangate serve, or scangate dev)"
+        );
     }
     let clock = config.clock.clone();
     let published = Arc::new(crate::published::Published::new(clock.clone()));

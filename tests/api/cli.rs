@@ -533,6 +533,13 @@ async fn keys_rotate_says_when_the_new_key_takes_effect(backend: crate::helpers:
     );
     assert!(text.contains("within 60 seconds"), "{text}");
     assert!(text.contains("stays in the JWKS for 70 minutes"), "{text}");
+
+    let out = run(&app, &["keys", "rotate", "--pool", "nope"], None).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("no user pool `nope`"), "{err}");
+    assert!(err.contains("when the server first starts"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// Starts `scangate MODE` on a free port against a new SQLite file; returns the child and its
