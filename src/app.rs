@@ -57,7 +57,7 @@ impl App {
         }
         let simulator = runtime.dev.then(|| crate::dev::prepare(&mut config));
         let (drain, draining) = crate::server::draining();
-        let state = crate::bootstrap::state(config, runtime.clock, draining).await?;
+        let state = crate::bootstrap::state(config, runtime.clock, draining, runtime.dev).await?;
         let router = crate::router::front(state.clone(), simulator);
         Ok(App {
             listener,

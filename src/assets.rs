@@ -42,6 +42,8 @@ static ASSETS: &[Asset] = &[
     asset!("login.js"),
     asset!("dev-demo.js"),
     asset!("dev-phone.js"),
+    asset!("dev-token.js"),
+    asset!("dev-callback.js"),
     asset!("favicon.svg"),
     asset!("avatar.svg"),
     asset!("scangate.js"),

@@ -42,14 +42,23 @@ pub async fn connect_tickets(
 }
 
 /// Connects storage, applies migrations, assembles the state and stores the configured pools,
-/// Mini Programs and apps.
-pub async fn state(config: Config, clock: Clock, draining: Draining) -> anyhow::Result<AppState> {
+/// Mini Programs and apps. `dev`: `scangate dev`, whose ticket store also notes the latest
+/// demo code for the phone simulator.
+pub async fn state(
+    config: Config,
+    clock: Clock,
+    draining: Draining,
+    dev: bool,
+) -> anyhow::Result<AppState> {
     // Logos are read and checked before anything else starts.
     let qr = Arc::new(crate::qr::QrImages::from_config(&config)?);
     let secrets = secret_box(&config)?;
     let db = Db::connect(&config.database_url, config.database_max_connections).await?;
     db.migrate().await.context("applying database migrations")?;
-    let tickets = connect_tickets(&config, &clock).await?;
+    let mut tickets = connect_tickets(&config, &clock).await?;
+    if dev {
+        tickets = crate::dev::latest::noting(tickets);
+    }
     let wechat = Arc::new(WechatClient::new(
         config.wechat.api_base.clone(),
         config.wechat_timeout(),

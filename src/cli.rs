@@ -1,7 +1,8 @@
 //! The operator commands besides serving: `app create`, `app list`, `admin create` and
 //! `keys rotate`. They
 //! apply pending migrations, then work on the database directly; running instances see a new
-//! app at once (apps are read from the database per request).
+//! app at once (apps are read from the database per request). Also what `migrate` and
+//! `keys rotate` print, and whether logs are coloured, so that tests can hold them to it.
 
 use anyhow::Context as _;
 
@@ -155,7 +156,10 @@ pub async fn rotate_keys(
     let db = Db::connect(&config.database_url, 2).await?;
     db.migrate().await?;
     if store::pools::get(&db, pool).await?.is_none() {
-        anyhow::bail!("no user pool `{pool}`");
+        anyhow::bail!(
+            "no user pool `{pool}` in this database: a pool is stored when the server first \
+             starts with it configured (scangate serve, or scangate dev)"
+        );
     }
     let clock = Clock::System;
     let published = std::sync::Arc::new(crate::published::Published::new(clock.clone()));
@@ -163,9 +167,53 @@ pub async fn rotate_keys(
     keys.rotate(pool, alg).await
 }
 
+/// What `migrate` prints after applying `applied` migrations.
+pub fn migrated(applied: usize) -> String {
+    match applied {
+        0 => "the database is up to date: no migration to apply".into(),
+        1 => "applied 1 migration".into(),
+        n => format!("applied {n} migrations"),
+    }
+}
+
+/// What `keys rotate` prints: the new key, and when it takes effect where.
+pub fn rotated(pool: &str, alg: &str, kid: &str) -> String {
+    let reload = crate::tokens::RELOAD_AFTER.as_secs();
+    let grace = crate::tokens::RETIRED_KEY_GRACE_SECS / 60;
+    format!(
+        "pool {pool}: new {alg} signing key {kid} added.\n\
+         It signs at once on servers started from now on; running instances switch to it \
+         within {reload} seconds. The previous key stays in the JWKS for {grace} minutes, so \
+         tokens it signed keep verifying."
+    )
+}
+
+/// Whether logs carry colour codes: only on a terminal, and never with `NO_COLOR` set to
+/// anything but the empty string (<https://no-color.org>).
+pub fn log_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some(OsStr::new(""))));
+        assert!(!log_colour(true, Some(OsStr::new("1"))));
+        assert!(!log_colour(false, None));
+        assert!(!log_colour(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
+    fn migrate_says_how_many_it_applied() {
+        assert!(migrated(0).contains("up to date"));
+        assert_eq!(migrated(1), "applied 1 migration");
+        assert_eq!(migrated(12), "applied 12 migrations");
+    }
 
     #[test]
     fn keys_map_to_their_flags() {

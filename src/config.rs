@@ -351,25 +351,38 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let mut prefixed = Vec::new();
+        // Each variable is its own provider, so that an error names the variable.
+        let mut vars = Vec::new();
         for (k, v) in &env {
             if let Some(rest) = k.strip_prefix("SCANGATE_") {
-                prefixed.push((rest.to_ascii_lowercase().replace("__", "."), v.clone()));
+                let key = rest.to_ascii_lowercase().replace("__", ".");
+                vars.push(EnvVar::new(k, key, env_value(v)));
             }
-        }
-        for (k, v) in prefixed {
-            figment = figment.merge(Serialized::global(&k, env_value(&v)));
         }
         for (name, key) in [("DATABASE_URL", "database_url"), ("REDIS_URL", "redis_url")] {
             if let Some((_, v)) = env.iter().find(|(k, _)| k == name) {
-                figment = figment.merge(Serialized::global(key, v.clone()));
+                vars.push(EnvVar::new(name, key.into(), v.clone().into()));
             }
+        }
+        for var in &vars {
+            figment = figment.merge(var.clone());
         }
         let _ = Env::raw; // environment is read above with our own nesting rule
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(describe(e)))?;
-        config.validate()?;
+        config.validate().map_err(|e| match e {
+            // A value that parsed but is out of bounds: say which variable set it.
+            ConfigError::Invalid { key, message } => match vars.iter().rev().find(|v| v.sets(&key))
+            {
+                Some(var) => ConfigError::Invalid {
+                    message: format!("{message} (from environment variable {})", var.name),
+                    key,
+                },
+                None => ConfigError::Invalid { key, message },
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -476,6 +489,49 @@ fn env_value(v: &str) -> figment::value::Value {
     Value::from(v.to_owned())
 }
 
+/// One environment variable as a configuration source: its value under `key`, with the
+/// variable's name as the source an error message gives.
+#[derive(Clone)]
+struct EnvVar {
+    name: String,
+    key: String,
+    value: figment::value::Value,
+}
+
+impl EnvVar {
+    fn new(name: &str, key: String, value: figment::value::Value) -> Self {
+        EnvVar {
+            name: name.to_owned(),
+            key,
+            value,
+        }
+    }
+
+    /// Whether this variable set `key` (`wechat.timeout_ms`, `apps[0].name`) or a table
+    /// holding it.
+    fn sets(&self, key: &str) -> bool {
+        key == self.key
+            || key
+                .strip_prefix(self.key.as_str())
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    }
+}
+
+impl figment::Provider for EnvVar {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable").source(figment::Source::Custom(format!(
+            "environment variable {}",
+            self.name
+        )))
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::global(&self.key, &self.value).data()
+    }
+}
+
 fn describe(e: figment::Error) -> String {
     e.into_iter()
         .map(|e| {
@@ -510,6 +566,26 @@ mod tests {
         ));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn a_bad_environment_variable_is_named() {
+        let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let e = Config::load_from(None, env("SCANGATE_LISTEN", "nonsense")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("environment variable SCANGATE_LISTEN"),
+            "{text}"
+        );
+        assert!(text.contains("`listen`") && !text.contains(".rs"), "{text}");
+        let e = Config::load_from(None, env("SCANGATE_WECHAT__TIMEOUT_MS", "5")).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("SCANGATE_WECHAT__TIMEOUT_MS"), "{text}");
+        let e = Config::load_from(None, env("DATABASE_URL", "mysql://x")).unwrap_err();
+        assert!(
+            e.to_string().contains("environment variable DATABASE_URL"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -23,18 +23,19 @@ enum Command {
     /// simulators under /_dev/.
     Dev {
         /// Optional configuration file layered under the dev defaults.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Run in production.
     Serve {
         /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
-        #[arg(long)]
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Manage the signing keys of the OpenID Connect issuers.
@@ -61,14 +62,16 @@ enum AppCommand {
     Create(Box<AppCreate>),
     /// List the stored apps (no secrets).
     List {
-        #[arg(long)]
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
 }
 
 #[derive(clap::Args)]
 struct AppCreate {
-    #[arg(long)]
+    /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The app's client id (`app_id` of the APIs): 1–64 of A-Z a-z 0-9 . _ -
     #[arg(long)]
@@ -111,7 +114,8 @@ enum AdminCommand {
     /// Add an admin console account. The password is generated and printed once, unless
     /// --password-stdin.
     Create {
-        #[arg(long)]
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// 3–64 of a-z 0-9 . _ -
         #[arg(long)]
@@ -127,7 +131,8 @@ enum KeysCommand {
     /// Add a new signing key to a pool and sign with it from now on. The previous key stays
     /// in the JWKS until every token it signed has expired.
     Rotate {
-        #[arg(long)]
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The user pool whose key to rotate.
         #[arg(long, default_value = "default")]
@@ -189,7 +194,8 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once, on standard error, and never as a log line too: logs may carry colour
+            // codes, and an operator reading a failed command wants the reason once.
             eprintln!("scangate: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -202,18 +208,25 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
         ..Runtime::default()
     };
     let app = App::build_with(config, runtime).await?;
-    let url = app.state().config.public_url.clone();
-    tracing::info!(port = app.port(), %url, "listening");
+    let config = &app.state().config;
+    // Pages that answer, rather than the bare public URL (a JSON 404).
+    let discovery = config.url("/oidc/.well-known/openid-configuration");
+    let health = config.url("/healthz");
+    tracing::info!(port = app.port(), %discovery, %health, "listening");
     if dev {
-        eprintln!("\n  ScanGate dev mode is running.\n  Demo site:       {url}_dev/\n  Phone simulator: {url}_dev/phone\n");
+        eprintln!(
+            "\n  ScanGate dev mode is running.\n  Demo site:       {}\n  Phone simulator: {}\n",
+            config.url("/_dev/"),
+            config.url("/_dev/phone")
+        );
     }
     app.run_until_stopped().await
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = scangate::store::Db::connect(&config.database_url, 2).await?;
-    db.migrate().await?;
-    println!("migrations applied");
+    let applied = db.migrate().await?;
+    println!("{}", scangate::cli::migrated(applied));
     Ok(())
 }
 
@@ -221,10 +234,7 @@ async fn rotate(config: &Config, pool: &str, alg: &str) -> anyhow::Result<()> {
     let alg = scangate::tokens::KeyAlg::parse(alg)
         .ok_or_else(|| anyhow::anyhow!("unknown algorithm {alg}"))?;
     let kid = scangate::cli::rotate_keys(config, pool, alg).await?;
-    println!(
-        "pool {pool}: new {} signing key {kid} is active",
-        alg.as_str()
-    );
+    println!("{}", scangate::cli::rotated(pool, alg.as_str(), &kid));
     Ok(())
 }
 
@@ -294,12 +304,18 @@ async fn admin_create(config: &Config, username: &str, password_stdin: bool) -> 
 }
 
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let colour = scangate::cli::log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -6,6 +6,10 @@
 //
 // The browser cookie set in step 1 binds the code to this browser; only this browser is given
 // the ticket and may exchange it.
+//
+// "Try the hosted login" plays a relying party of the OpenID Connect flow instead: discovery,
+// a PKCE verifier and its S256 challenge, then the browser goes to the authorization endpoint;
+// the callback page (dev-callback.js) swaps the code at the token endpoint.
 (() => {
   "use strict";
 
@@ -17,6 +21,8 @@
   const appId = root.dataset.appId;
   const phoneUrl = root.dataset.phoneUrl;
   const jwksUrl = root.dataset.jwksUrl;
+  const discoveryUrl = root.dataset.discoveryUrl;
+  const dev = window.ScanGateDev;
   const defaultAvatar = $("scanner-avatar").getAttribute("src");
 
   const FINAL = ["confirmed", "cancelled", "expired"];
@@ -321,6 +327,8 @@
     ticking = setInterval(tick, 250);
   }
 
+  // A code that reached a final state has no time left to show: the countdown gives way to
+  // the state rather than keeping the second it stopped at.
   function stopCountdown(done) {
     if (ticking) clearInterval(ticking);
     ticking = null;
@@ -348,35 +356,23 @@
     $("login-card").hidden = true;
     $("welcome").hidden = false;
     $("welcome-avatar").src = user.avatar_url || defaultAvatar;
+    // login_count includes this login: 1 is the user's first.
+    const again = user.login_count > 1;
+    $("welcome-greeting").replaceChildren(again ? bi("欢迎回来，", "Welcome back, ") : bi("欢迎，", "Welcome, "));
     $("welcome-name").replaceChildren(user.nickname ? document.createTextNode(user.nickname) : bi("微信用户", "WeChat user"));
     $("welcome-id").textContent = user.id || "";
     const phone = $("welcome-phone");
     phone.hidden = !user.phone;
     phone.textContent = user.phone ? "+" + (user.phone_country_code || "") + " " + user.phone : "";
 
-    renderJson($("user-json"), user);
-    const token = decodeJwt(result.id_token || "");
-    renderJson($("token-header"), token.header);
-    renderJson($("token-payload"), token.payload);
+    dev.renderJson($("user-json"), user);
+    const token = dev.decodeJwt(result.id_token || "");
+    dev.renderJson($("token-header"), token.header);
+    dev.renderJson($("token-payload"), token.payload);
     $("token-raw").textContent = result.id_token || "";
     renderClaimTimes(token.payload);
     $("result").hidden = false;
     $("result").scrollIntoView({ behavior: "smooth", block: "start" });
-  }
-
-  // Decodes (does not verify) a JWT's header and payload.
-  function decodeJwt(jwt) {
-    const parts = jwt.split(".");
-    const part = (s) => {
-      try {
-        const b64 = s.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(s.length / 4) * 4, "=");
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        return JSON.parse(new TextDecoder().decode(bytes));
-      } catch (_) {
-        return { error: "not a decodable JWT part" };
-      }
-    };
-    return { header: part(parts[0] || ""), payload: part(parts[1] || "") };
   }
 
   function renderClaimTimes(payload) {
@@ -400,32 +396,63 @@
     list.appendChild(li);
   }
 
-  // Pretty JSON with coloured tokens, built as text nodes (never as HTML).
-  function renderJson(el, value) {
-    el.replaceChildren();
-    const text = JSON.stringify(value, null, 2);
-    const re = /("(?:\\.|[^"\\])*")(\s*:)?|\b(true|false|null)\b|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
-    let last = 0;
-    let m;
-    while ((m = re.exec(text))) {
-      if (m.index > last) el.append(text.slice(last, m.index));
-      const span = document.createElement("span");
-      if (m[1]) {
-        span.className = m[2] ? "j-key" : "j-str";
-        span.textContent = m[1];
-        el.append(span);
-        if (m[2]) el.append(m[2]);
-      } else {
-        span.className = m[3] ? "j-lit" : "j-num";
-        span.textContent = m[0];
-        el.append(span);
+  // ---- the hosted login, as a relying party ----
+
+  async function hostedLogin() {
+    const button = $("hosted-login");
+    button.disabled = true;
+    try {
+      if (!window.crypto || !crypto.subtle) {
+        throw new ApiError(0, {
+          error: "insecure_context",
+          message: "PKCE's SHA-256 needs a secure context: open this page on 127.0.0.1, localhost or https",
+        });
       }
-      last = re.lastIndex;
+      const conf = await api("GET", discoveryUrl);
+      // The callback must come back to this origin, where the verifier is kept.
+      if (new URL(conf.issuer).origin !== location.origin) {
+        throw new ApiError(0, {
+          error: "wrong_origin",
+          message: "the issuer is " + conf.issuer + ": open the demo at " + new URL("/_dev/", conf.issuer).href,
+        });
+      }
+      const verifier = dev.randomString(32);
+      const flight = {
+        client_id: appId,
+        state: dev.randomString(16),
+        nonce: dev.randomString(16),
+        verifier,
+        redirect_uri: new URL("../_dev/callback", conf.issuer + "/").href,
+        token_endpoint: conf.token_endpoint,
+        issuer: conf.issuer,
+      };
+      const auth = new URL(conf.authorization_endpoint);
+      auth.search = new URLSearchParams({
+        response_type: "code",
+        client_id: appId,
+        redirect_uri: flight.redirect_uri,
+        scope: "openid profile",
+        state: flight.state,
+        nonce: flight.nonce,
+        code_challenge: await dev.s256(verifier),
+        code_challenge_method: "S256",
+        // Always show the page, even with a browser session from an earlier round trip.
+        prompt: "login",
+        ui_locales: i18n.lang() === "zh" ? "zh-CN" : "en",
+      }).toString();
+      sessionStorage.setItem(dev.FLIGHT_KEY, JSON.stringify(flight));
+      stopFollowing();
+      stopCountdown();
+      location.assign(auth.href);
+    } catch (e) {
+      setStatus(errorNode(e), true);
+      button.disabled = false;
     }
-    el.append(text.slice(last));
   }
 
   // ---- wiring ----
+
+  $("hosted-login").addEventListener("click", hostedLogin);
 
   $("renew").addEventListener("click", newCode);
 

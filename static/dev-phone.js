@@ -7,7 +7,10 @@
 //   chooseAvatar upload   -> POST /api/mp/v1/me/avatar (multipart)
 //   confirm / cancel      -> POST /api/mp/v1/qrcodes/{random}/confirm | /cancel
 //
-// Fake users (openid, bearer token, label) are kept in localStorage.
+// Fake users (openid, bearer token, label) are kept in localStorage. Opened without a code,
+// the simulator offers the latest one the demo Mini Program can scan (GET /_dev/latest-code),
+// as a phone pointed at the screen would see it; it asks again whenever this window comes back
+// into view, never on a timer.
 (() => {
   "use strict";
 
@@ -26,6 +29,7 @@
   let random = null; // the code being handled
   let scanned = null; // the scan response
   let countdown = null;
+  let offered = null; // the random filled in from /_dev/latest-code
 
   // ---- storage ----
 
@@ -346,6 +350,35 @@
     return parseRandom(p.get("random") || p.get("scene") || p.get("q") || "");
   }
 
+  // Fills in the latest code unless the simulator was launched with one, is handling one, or
+  // holds one the user typed.
+  async function offerLatest() {
+    const input = $("random-input");
+    const typed = input.value.trim();
+    if (launchRandom() || random || (typed && typed !== offered)) return;
+    let latest = null;
+    try {
+      latest = await api("GET", "/_dev/latest-code");
+    } catch (_) {
+      latest = null; // none yet (404), or the server is away: nothing to offer
+    }
+    if (launchRandom() || random || (input.value.trim() && input.value.trim() !== offered)) return;
+    const usable = latest && (latest.status === "pending" || latest.status === "scanned");
+    input.value = usable ? latest.random : "";
+    offered = usable ? latest.random : null;
+    const note = $("offered");
+    note.hidden = !usable;
+    if (usable) {
+      const until = new Date(latest.expires_at).toLocaleTimeString(undefined, { hour12: false });
+      note.replaceChildren(
+        bi(
+          "已填入应用 " + latest.client_id + " 最新的二维码（" + until + " 前有效）",
+          "Filled in: the latest code of app " + latest.client_id + " (valid until " + until + ")"
+        )
+      );
+    }
+  }
+
   async function scan() {
     const r = parseRandom($("random-input").value);
     if (!r) {
@@ -501,7 +534,9 @@
     $("done-text").replaceChildren(text);
     random = null;
     scanned = null;
+    offered = null;
     $("random-input").value = "";
+    $("offered").hidden = true;
     history.replaceState(null, "", location.pathname);
     renderUsers();
     show("screen-done");
@@ -526,6 +561,12 @@
   $("done-back").addEventListener("click", () => {
     hideError();
     show("screen-home");
+    offerLatest();
+  });
+
+  window.addEventListener("focus", offerLatest);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") offerLatest();
   });
 
   $("error-close").addEventListener("click", hideError);
@@ -542,5 +583,7 @@
   if (r) {
     $("random-input").value = r;
     $("scan-button").focus();
+  } else {
+    offerLatest();
   }
 })();

@@ -5,18 +5,24 @@
 //!   relying party would: create a code, follow it by Server-Sent Events (long-poll as the
 //!   fallback), exchange the ticket.
 //! - `/_dev/phone` plays the Mini Program in a browser: fake WeChat users, scan, confirm.
-//! - `/_dev/callback` is the demo app's registered redirect URI.
+//! - `/_dev/callback` is the demo app's registered redirect URI; with "Try the hosted login"
+//!   the demo page plays a relying party of the hosted login, and this page ends its round trip.
+//! - `/_dev/latest-code` names the latest code the demo Mini Program can scan, for the phone
+//!   simulator opened on its own.
 //! - `/_dev/wechat/` is the WeChat API simulator the WeChat client is pointed at.
 
+pub mod latest;
 mod pages;
 
 use axum::extract::Path;
 use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
 
 use crate::config::{AppConfig, Config, MiniProgramConfig, Secret};
 use crate::domain::Random;
 use crate::pages::{page, ScanPage};
+use crate::state::AppState;
 use crate::wechat::Simulator;
 
 /// The demo Mini Program's AppID (the one WeChat's reference test vectors use).
@@ -63,8 +69,10 @@ pub fn prepare(config: &mut Config) -> Simulator {
 }
 
 /// The `/_dev/` pages and the WeChat simulator behind `/_dev/wechat/`.
-pub fn router<S: Clone + Send + Sync + 'static>(simulator: Simulator) -> Router<S> {
-    pages::router().nest_service("/_dev/wechat", simulator.router())
+pub fn router(simulator: Simulator) -> Router<AppState> {
+    pages::router()
+        .route("/_dev/latest-code", get(latest::latest_code_get))
+        .nest_service("/_dev/wechat", simulator.router())
 }
 
 /// `GET /q/{random}` in dev mode: the landing page, with a way to the phone simulator.

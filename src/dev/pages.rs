@@ -181,6 +181,14 @@ mod tests {
         assert!(html.contains("/oidc/jwks"));
         assert!(html.contains("Demo shop"));
         assert!(html.contains("微信扫码登录"));
+        // The hosted login round trip, and what to do without script (in both languages,
+        // since nothing picks one then).
+        assert!(html.contains(r#"id="hosted-login""#));
+        assert!(html.contains(r#"data-discovery-url="/oidc/.well-known/openid-configuration""#));
+        assert!(html.contains(&crate::assets::url("dev-token.js")));
+        let noscript = &html[html.find("<noscript>").unwrap()..html.find("</noscript>").unwrap()];
+        assert!(noscript.contains("JavaScript is off") && noscript.contains("禁用 JavaScript"));
+        assert!(!noscript.contains(r#"class="zh""#), "{noscript}");
         assert_no_inline_code(&html);
     }
 
@@ -201,6 +209,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
         assert!(html.contains("abc123"));
+        assert!(html.contains(&crate::assets::url("dev-callback.js")));
         assert!(
             html.contains("&#60;b&#62;x&#60;/b&#62;") || html.contains("&lt;b&gt;x&lt;/b&gt;"),
             "{html}"

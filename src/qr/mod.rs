@@ -240,7 +240,7 @@ mod tests {
                         .args(["--quiet", "--raw"])
                         .arg(&path)
                         .output()
-                        .expect("zbarimg is installed");
+                        .expect("this test runs Debian's zbarimg: apt-get install zbar-tools");
                     let text = String::from_utf8_lossy(&out.stdout);
                     assert_eq!(text.trim_end(), URL, "{fg} on {bg}, logo {logo}, {size} px");
                 }

@@ -86,10 +86,20 @@ impl Db {
         Ok(Self { pool, kind })
     }
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
+    /// Applies pending migrations; returns how many this call applied (0: already up to date).
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        // A database never migrated has no table to count in yet. The table is not created
+        // here: that happens under the migrator's lock, so simultaneous starts stay safe.
+        let before = self.applied_migrations().await.unwrap_or(0);
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        Ok(self.applied_migrations().await?.saturating_sub(before))
+    }
+
+    /// How many migrations the database records as applied.
+    async fn applied_migrations(&self) -> Result<usize, sqlx::migrate::MigrateError> {
+        use sqlx::migrate::Migrate as _;
+        let mut conn = self.pool.acquire().await?;
+        Ok(conn.list_applied_migrations().await?.len())
     }
 
     /// Fails when the database cannot answer.

@@ -1,5 +1,7 @@
-//! The operator commands (`app create`, `app list`, `admin create`, `--help`), run as the real
-//! binary against the test's database, and the `/q/{random}` landing page.
+//! The operator commands (`app create`, `app list`, `admin create`, `migrate`, `keys rotate`,
+//! `--help`), run as the real binary against the test's database, and what every command
+//! prints: errors once and without colour, the variable behind a bad setting, start-up lines
+//! that name pages which answer.
 
 use std::process::{Output, Stdio};
 
@@ -353,6 +355,8 @@ crate::both_backends!(
     an_existing_client_id_is_refused,
     bad_flags_are_named_and_nothing_is_stored,
     admins_are_created_once_with_a_strong_password,
+    migrate_says_how_many_migrations_it_applied,
+    keys_rotate_says_when_the_new_key_takes_effect,
 );
 
 #[tokio::test]
@@ -400,5 +404,211 @@ async fn every_command_has_help() {
         "--config",
     ] {
         assert!(text.contains(flag), "{flag} in {text}");
+    }
+}
+
+/// Runs `scangate ARGS` with `env`, nothing on standard input.
+async fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_command_prints_its_error_once_and_without_colour() {
+    // Refused before any database is reached: the error is all there is to print.
+    let out = run_env(&["admin", "create", "--username", "Bad Name"], &[]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.matches("--username must be").count(), 1, "{err}");
+    assert!(err.starts_with("scangate: --username"), "{err}");
+    assert!(!err.contains('\x1b'), "no colour codes on a pipe: {err:?}");
+    assert!(!err.contains("ERROR"), "not a log line as well: {err}");
+}
+
+#[tokio::test]
+async fn a_bad_environment_variable_is_named() {
+    for (var, value) in [
+        ("SCANGATE_LISTEN", "not-an-address"),
+        ("SCANGATE_WECHAT__TIMEOUT_MS", "5"),
+        ("SCANGATE_PUBLIC_URL", "ftp://example.com"),
+    ] {
+        let out = run_env(&["migrate"], &[(var, value)]).await;
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("environment variable {var}")),
+            "{err}"
+        );
+        assert!(!err.contains(".rs:"), "no source line: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn every_config_flag_says_what_it_is() {
+    let commands: [&[&str]; 7] = [
+        &["dev"],
+        &["serve"],
+        &["migrate"],
+        &["keys", "rotate"],
+        &["app", "create"],
+        &["app", "list"],
+        &["admin", "create"],
+    ];
+    for command in commands {
+        let out = run_env(&[command, &["--help"]].concat(), &[]).await;
+        let text = stdout(&out);
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("--config"));
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("{command:?}: no --config in {text}"));
+        // Short help sits beside the flag; long help on the line below.
+        let beside = line
+            .trim_start()
+            .trim_start_matches("--config <FILE>")
+            .trim();
+        let help = if beside.is_empty() {
+            lines.next().unwrap_or_default().trim()
+        } else {
+            beside
+        };
+        assert!(help.contains("onfiguration file"), "{command:?}: {text}");
+    }
+}
+
+/// A database nobody has migrated yet, of `backend`'s kind (SQLite in `dir`).
+async fn empty_database(backend: crate::helpers::Backend, dir: &std::path::Path) -> String {
+    match backend {
+        crate::helpers::Backend::Embedded => format!("sqlite://{}/fresh.db", dir.display()),
+        crate::helpers::Backend::Distributed => crate::helpers::fresh_postgres().await,
+    }
+}
+
+async fn migrate_says_how_many_migrations_it_applied(backend: crate::helpers::Backend) {
+    let dir = crate::helpers::tempdir::Dir::new();
+    let db = empty_database(backend, &dir.0).await;
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+        })
+        .count();
+    let env = [("DATABASE_URL", db.as_str())];
+    let out = run_env(&["migrate"], &env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("applied {migrations} migrations")
+    );
+    let again = run_env(&["migrate"], &env).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("up to date"), "{}", stdout(&again));
+}
+
+async fn keys_rotate_says_when_the_new_key_takes_effect(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = run(&app, &["keys", "rotate", "--alg", "ES256"], None).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let kid = scangate::store::keys::list(&app.state.db, "default")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.active)
+        .unwrap()
+        .kid;
+    assert!(
+        text.contains(&format!("new ES256 signing key {kid} added")),
+        "{text}"
+    );
+    assert!(text.contains("within 60 seconds"), "{text}");
+    assert!(text.contains("stays in the JWKS for 70 minutes"), "{text}");
+
+    let out = run(&app, &["keys", "rotate", "--pool", "nope"], None).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("no user pool `nope`"), "{err}");
+    assert!(err.contains("when the server first starts"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Starts `scangate MODE` on a free port against a new SQLite file; returns the child and its
+/// "listening" log line (and, in dev mode, the banner after it).
+async fn start(mode: &str, dir: &std::path::Path) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .arg(mode)
+        .env("SCANGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SCANGATE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/{mode}.db", dir.display()),
+        )
+        .env(
+            "SCANGATE_SECRET_KEY",
+            scangate::crypto::SecretBox::generate_key(),
+        )
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let wanted = if mode == "dev" {
+        "Phone simulator"
+    } else {
+        "listening"
+    };
+    let found = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(wanted) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "scangate {mode} started:\n{seen}");
+    (child, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_lines_name_pages_that_answer_in_plain_text() {
+    let dir = crate::helpers::tempdir::Dir::new();
+    for mode in ["serve", "dev"] {
+        let (mut child, log) = start(mode, &dir.0).await;
+        assert!(!log.contains('\x1b'), "no colour codes on a pipe: {log:?}");
+        let urls: Vec<&str> = log
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .filter_map(|w| w.find("http://").map(|i| &w[i..]))
+            .collect();
+        let expected = if mode == "dev" { 4 } else { 2 };
+        assert_eq!(urls.len(), expected, "{mode}: {log}");
+        for url in urls {
+            let res = reqwest::get(url).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{mode}: {url}");
+        }
+        child.kill().await.unwrap();
     }
 }

@@ -53,7 +53,7 @@ async fn npm_ci() {
             .current_dir(&dir)
             .output()
             .await
-            .expect("tests/js needs Node.js and npm on PATH");
+            .expect("tests/js needs Node.js and npm on PATH: apt-get install nodejs npm");
         assert!(
             out.status.success(),
             "npm ci in tests/js failed:\n{}",
@@ -76,7 +76,10 @@ pub async fn run_node(script: &str, env: &[(&str, String)]) -> String {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.expect("node runs");
+    let out = cmd
+        .output()
+        .await
+        .expect("tests/js needs Node.js on PATH: apt-get install nodejs npm");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

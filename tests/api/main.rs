@@ -12,6 +12,7 @@ mod architecture;
 mod bad_input;
 mod cli;
 mod compat;
+mod dev;
 mod images;
 mod limits;
 mod mp;

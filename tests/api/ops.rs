@@ -68,6 +68,7 @@ async fn nothing_under_dev_exists_in_serve_mode(backend: Backend) {
     for path in [
         "/_dev/",
         "/_dev/phone",
+        "/_dev/latest-code",
         "/_dev/wechat/sns/jscode2session",
         "/_dev/wechat/_sim/login",
     ] {

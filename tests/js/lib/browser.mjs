@@ -4,9 +4,11 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export async function launch() {
+/// `options` adds to the launch options (`{ javaScriptEnabled: false }`).
+export async function launch(options = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), "scangate-chromium-"));
   return chromium.launchPersistentContext(userDataDir, {
+    ...options,
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: [
