@@ -145,6 +145,32 @@ fn check_username(username: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `scangate admin key create`: a management API key of `role` (limited to `pool`), as an
+/// owner on the server itself would make it. Returns its id and, once, the key.
+pub async fn create_api_key(
+    config: &Config,
+    name: &str,
+    role: &str,
+    pool: Option<&str>,
+) -> anyhow::Result<(String, String)> {
+    let role = crate::admin::Role::parse(role)
+        .ok_or_else(|| anyhow::anyhow!("--role must be viewer, admin or owner"))?;
+    let pool = pool
+        .map(crate::domain::PoolSlug::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--pool {e}"))?;
+    let db = connect(config).await?;
+    let secrets = crate::crypto::secret_box(config)?;
+    // Keys change no cached configuration: nothing needs to hear of this one.
+    let quiet = std::sync::Arc::new(crate::tickets::memory::MemoryStore::new(Clock::System));
+    let admin = crate::admin::Admin::new(db, secrets, Clock::System, quiet);
+    let made = admin
+        .create_key(&crate::admin::Actor::cli(), name, role, pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    Ok((made.key.id, made.secret))
+}
+
 /// `scangate keys rotate`: connects to the configured database and rotates `pool`'s key.
 /// Running instances pick the new key up within [`crate::tokens::RELOAD_AFTER`].
 pub async fn rotate_keys(

@@ -124,6 +124,30 @@ enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Management API keys.
+    Key {
+        #[command(subcommand)]
+        command: AdminKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminKeyCommand {
+    /// Create a management API key; it is printed once and only its hash is stored.
+    Create {
+        /// Configuration file (TOML); every key may be overridden by SCANGATE_* variables.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// What the key is for, as the audit log names it (`key:NAME`).
+        #[arg(long)]
+        name: String,
+        /// viewer (reads), admin (also changes apps and users) or owner (also pools and keys).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Limit the key to one user pool; every pool when absent.
+        #[arg(long)]
+        pool: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +181,12 @@ async fn main() -> std::process::ExitCode {
         }
         | Command::Admin {
             command: AdminCommand::Create { config, .. },
+        }
+        | Command::Admin {
+            command:
+                AdminCommand::Key {
+                    command: AdminKeyCommand::Create { config, .. },
+                },
         } => (config.clone(), false),
         Command::App {
             command: AppCommand::Create(args),
@@ -189,6 +219,15 @@ async fn main() -> std::process::ExitCode {
                     ..
                 },
         } => admin_create(&config, &username, password_stdin).await,
+        Command::Admin {
+            command:
+                AdminCommand::Key {
+                    command:
+                        AdminKeyCommand::Create {
+                            name, role, pool, ..
+                        },
+                },
+        } => admin_key_create(&config, &name, &role, pool.as_deref()).await,
         Command::Dev { .. } | Command::Serve { .. } => serve(config, dev).await,
     };
     match result {
@@ -300,6 +339,19 @@ async fn admin_create(config: &Config, username: &str, password_stdin: bool) -> 
         println!("password: {password}");
         println!("\nStore the password now: it cannot be shown again.");
     }
+    Ok(())
+}
+
+async fn admin_key_create(
+    config: &Config,
+    name: &str,
+    role: &str,
+    pool: Option<&str>,
+) -> anyhow::Result<()> {
+    let (id, secret) = scangate::cli::create_api_key(config, name, role, pool).await?;
+    println!("id:  {id}");
+    println!("key: {secret}");
+    println!("\nStore the key now: it cannot be shown again. Send it as Authorization: Bearer.");
     Ok(())
 }
 

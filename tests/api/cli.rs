@@ -357,6 +357,7 @@ crate::both_backends!(
     admins_are_created_once_with_a_strong_password,
     migrate_says_how_many_migrations_it_applied,
     keys_rotate_says_when_the_new_key_takes_effect,
+    an_api_key_is_printed_once_and_opens_the_management_api,
 );
 
 #[tokio::test]
@@ -611,4 +612,82 @@ async fn the_start_up_lines_name_pages_that_answer_in_plain_text() {
         }
         child.kill().await.unwrap();
     }
+}
+
+async fn an_api_key_is_printed_once_and_opens_the_management_api(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = run(
+        &app,
+        &[
+            "admin",
+            "key",
+            "create",
+            "--name",
+            "deploy-bot",
+            "--role",
+            "admin",
+            "--pool",
+            "other",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = printed(&out, "key:").expect("the key is printed");
+    assert!(key.starts_with("sgk_"));
+    let apps: Value = app
+        .client
+        .get(app.url("/api/admin/v1/apps"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = apps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["other"], "limited to its pool: {apps}");
+    // Only its hash is stored.
+    let stored = |value: String| {
+        let db = app.state.db.pool.clone();
+        async move {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM admin_api_keys WHERE key_hash = $1")
+                .bind(value)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            sqlx::Row::try_get::<i64, _>(&row, "n").unwrap()
+        }
+    };
+    assert_eq!(stored(key.clone()).await, 0);
+    assert_eq!(
+        stored(scangate::crypto::sha256_hex(key.as_bytes())).await,
+        1
+    );
+
+    let bad = run(
+        &app,
+        &["admin", "key", "create", "--name", "x", "--role", "god"],
+        None,
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--role must be viewer, admin or owner"));
+    let unknown = run(
+        &app,
+        &["admin", "key", "create", "--name", "x", "--pool", "nope"],
+        None,
+    )
+    .await;
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("no pool `nope`"),
+        "{}",
+        stderr(&unknown)
+    );
 }
