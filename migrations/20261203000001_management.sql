@@ -1,5 +1,5 @@
--- The management API: API keys, which rows the config file owns, a version per app and pool
--- for If-Match, and indexes for listing and searching users.
+-- The management API: API keys, which rows the config file owns, a version per app, pool and
+-- Mini Program for If-Match, and indexes for listing and searching users.
 -- Portable SQL (SQLite and PostgreSQL); times are Unix milliseconds. It touches only tables of
 -- the first migration, so it applies the same before or after the later-numbered ones.
 
@@ -25,6 +25,7 @@ ALTER TABLE miniprograms ADD COLUMN managed_by TEXT NOT NULL DEFAULT 'api';
 -- Moves with every change; the API's ETag.
 ALTER TABLE apps ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE pools ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE miniprograms ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 
 CREATE INDEX users_pool_id_idx ON users (pool, id);
 CREATE INDEX users_pool_nickname_idx ON users (pool, nickname);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, Services};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::secret_box;
@@ -80,12 +80,14 @@ pub async fn state(
         Arc::clone(&tickets),
         clock.clone(),
     );
-    let admin = Admin::new(
-        db.clone(),
-        secrets.clone(),
-        clock.clone(),
-        Arc::clone(&tickets),
-    );
+    let admin = Admin::new(Services {
+        db: db.clone(),
+        secrets: secrets.clone(),
+        clock: clock.clone(),
+        tickets: Arc::clone(&tickets),
+        wechat: Arc::clone(&wechat),
+        keys: Arc::clone(&keys),
+    });
     let state = AppState {
         admin,
         miniprograms: MiniPrograms::new(db.clone(), secrets.clone()),
@@ -120,6 +122,10 @@ async fn upsert_configured(state: &AppState) -> anyhow::Result<()> {
             pool: mp.pool.clone(),
             name: mp.name.clone(),
             secret_enc: state.secrets.seal(mp.secret.expose().as_bytes()),
+            managed_by: store::apps::ManagedBy::Config,
+            version: 1,
+            created_at: now,
+            updated_at: now,
         };
         store::miniprograms::upsert(db, &record, now).await?;
     }

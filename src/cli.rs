@@ -161,9 +161,28 @@ pub async fn create_api_key(
         .map_err(|e| anyhow::anyhow!("--pool {e}"))?;
     let db = connect(config).await?;
     let secrets = crate::crypto::secret_box(config)?;
-    // Keys change no cached configuration: nothing needs to hear of this one.
-    let quiet = std::sync::Arc::new(crate::tickets::memory::MemoryStore::new(Clock::System));
-    let admin = crate::admin::Admin::new(db, secrets, Clock::System, quiet);
+    // A key changes no cached configuration, so no other instance needs to hear of it; the
+    // command's own in-process store stands in for the fleet's.
+    let quiet: std::sync::Arc<dyn crate::tickets::TicketStore> =
+        std::sync::Arc::new(crate::tickets::memory::MemoryStore::new(Clock::System));
+    let published = std::sync::Arc::new(crate::published::Published::new(Clock::System));
+    let admin = crate::admin::Admin::new(crate::admin::Services {
+        keys: std::sync::Arc::new(crate::tokens::Keys::new(
+            db.clone(),
+            secrets.clone(),
+            Clock::System,
+            published,
+        )),
+        wechat: std::sync::Arc::new(crate::wechat::WechatClient::new(
+            config.wechat.api_base.clone(),
+            config.wechat_timeout(),
+            std::sync::Arc::clone(&quiet),
+        )),
+        db,
+        secrets,
+        clock: Clock::System,
+        tickets: quiet,
+    });
     let made = admin
         .create_key(&crate::admin::Actor::cli(), name, role, pool)
         .await

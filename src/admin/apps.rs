@@ -125,7 +125,7 @@ impl Admin {
             ..AppConfig::default()
         };
         check(&config)?;
-        self.check_miniprogram(&config.miniprogram, &config.pool)
+        self.require_miniprogram_of(&config.miniprogram, &config.pool)
             .await?;
         if store::pools::get(&self.db, &config.pool).await?.is_none() {
             return Err(field("pool", format!("no pool `{}`", config.pool)));
@@ -193,7 +193,7 @@ impl Admin {
         }
         check(&config)?;
         if config.miniprogram != old.miniprogram.as_str() {
-            self.check_miniprogram(&config.miniprogram, &config.pool)
+            self.require_miniprogram_of(&config.miniprogram, &config.pool)
                 .await?;
         }
         let new = App {
@@ -293,7 +293,7 @@ impl Admin {
     }
 
     /// The Mini Program must exist and serve the app's pool.
-    async fn check_miniprogram(&self, appid: &str, pool: &str) -> AppResult<()> {
+    async fn require_miniprogram_of(&self, appid: &str, pool: &str) -> AppResult<()> {
         match store::miniprograms::get(&self.db, appid).await? {
             None => Err(field("miniprogram", format!("no Mini Program {appid}"))),
             Some(mp) if mp.pool != pool => Err(field(

@@ -12,7 +12,9 @@
 pub mod apps;
 pub mod audit;
 pub mod keys;
+pub mod miniprograms;
 pub mod pools;
+pub mod signing;
 pub mod users;
 
 use std::sync::Arc;
@@ -27,6 +29,8 @@ use crate::domain::PoolSlug;
 use crate::error::{AppError, AppResult};
 use crate::store::{audit as events, Db};
 use crate::tickets::TicketStore;
+use crate::tokens::Keys;
+use crate::wechat::WechatClient;
 
 /// What an actor may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -108,15 +112,31 @@ pub struct Admin {
     clock: Clock,
     /// Carries the announcement that configuration changed to every instance.
     tickets: Arc<dyn TicketStore>,
+    /// Checks Mini Program credentials.
+    wechat: Arc<WechatClient>,
+    /// Rotates signing keys.
+    keys: Arc<Keys>,
+}
+
+/// What the management layer works with.
+pub struct Services {
+    pub db: Db,
+    pub secrets: SecretBox,
+    pub clock: Clock,
+    pub tickets: Arc<dyn TicketStore>,
+    pub wechat: Arc<WechatClient>,
+    pub keys: Arc<Keys>,
 }
 
 impl Admin {
-    pub fn new(db: Db, secrets: SecretBox, clock: Clock, tickets: Arc<dyn TicketStore>) -> Self {
+    pub fn new(s: Services) -> Self {
         Self {
-            db,
-            secrets,
-            clock,
-            tickets,
+            db: s.db,
+            secrets: s.secrets,
+            clock: s.clock,
+            tickets: s.tickets,
+            wechat: s.wechat,
+            keys: s.keys,
         }
     }
 

@@ -27,7 +27,7 @@ impl ManagedBy {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         if s == "config" {
             ManagedBy::Config
         } else {

@@ -94,3 +94,17 @@ pub async fn rotate(db: &Db, key: &SigningKey, now: i64) -> Result<(), sqlx::Err
     .await?;
     tx.commit().await
 }
+
+/// Moves a retired key's retirement back to `retired_at`, so that it leaves the JWKS when its
+/// grace period, counted from then, is over.
+pub async fn withdraw(db: &Db, pool: &str, kid: &str, retired_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE signing_keys SET retired_at = $3 WHERE pool = $1 AND kid = $2 AND active = 0",
+    )
+    .bind(pool)
+    .bind(kid)
+    .bind(retired_at)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}

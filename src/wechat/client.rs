@@ -574,6 +574,32 @@ impl WechatClient {
         Ok(token)
     }
 
+    /// Whether WeChat gives these credentials a token now, asked afresh (`POST
+    /// /cgi-bin/stable_token` in normal mode, past the shared cache, which may hold a token
+    /// fetched with an earlier secret). An error keeps WeChat's errcode.
+    pub async fn check_credentials(&self, creds: &Credentials) -> Result<(), WechatError> {
+        let body = json!({
+            "grant_type": "client_credential",
+            "appid": creds.appid,
+            "secret": creds.secret,
+            "force_refresh": false,
+        });
+        let call = || Call {
+            method: Method::POST,
+            path: "cgi-bin/stable_token",
+            query: Vec::new(),
+            body: Some(body.clone()),
+            secrets: vec![creds.secret.as_str()],
+        };
+        let reply = self.call(call).await?.into_json()?;
+        reply
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(|_| ())
+            .ok_or_else(|| WechatError::BadReply("stable_token without access_token".into()))
+    }
+
     /// The longest a token fetch can take: every busy attempt timing out, plus the backoff.
     fn fetch_budget(&self) -> Duration {
         let backoff: Duration = (0..BUSY_ATTEMPTS - 1)

@@ -20,6 +20,8 @@ both_backends!(
     users_are_listed_a_page_at_a_time_and_found_by_prefix,
     every_change_is_audited_with_its_fields_and_no_secret,
     bad_input_gets_its_documented_error,
+    a_mini_program_registered_through_the_api_is_checked_and_signs_people_in,
+    signing_keys_are_rotated_and_withdrawn,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1067,4 +1069,262 @@ async fn bad_input_gets_its_documented_error(backend: Backend) {
         .await
         .unwrap();
     assert!(res.status().is_client_error(), "{}", res.status());
+}
+
+async fn a_mini_program_registered_through_the_api_is_checked_and_signs_people_in(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    const NEW: &str = "wx00000000000000cc";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    app.sim.register_app(NEW, SECRET);
+    let made = json_ok(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            "/miniprograms",
+            Some(json!({ "appid": NEW, "secret": SECRET, "name": "New shop" })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(made["managed_by"], "api");
+    let check = json_ok(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            &format!("/miniprograms/{NEW}/check"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(check["ok"], true, "{check}");
+
+    // An app on it, and a scan through it.
+    let mut new_app = shop("on-new-mp");
+    new_app["miniprogram"] = json!(NEW);
+    json_ok(
+        call(&app, &key, Method::POST, "/apps", Some(new_app)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let token = app.mp_login(NEW, "o-new").await;
+    let qr = app.create_qr_for(&app.client, "on-new-mp").await;
+    let res = app.scan(&token, qr["random"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A wrong secret is explained; the secret is never shown.
+    let res = call(
+        &app,
+        &key,
+        Method::PATCH,
+        &format!("/miniprograms/{NEW}"),
+        Some(json!({ "secret": "ffffffffffffffffffffffffffffffff" })),
+    )
+    .await;
+    let changed = json_ok(res, StatusCode::OK).await;
+    let check = json_ok(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            &format!("/miniprograms/{NEW}/check"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(check["ok"], false);
+    assert_eq!(check["errcode"], 40125);
+    assert!(check["message"]
+        .as_str()
+        .unwrap()
+        .contains("AppSecret is wrong"));
+    let listed = json_ok(
+        call(&app, &key, Method::GET, "/miniprograms", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let audit = json_ok(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            &format!("/audit?subject={NEW}"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    for body in [&made, &changed, &listed, &audit] {
+        let text = body.to_string();
+        assert!(
+            !text.contains(SECRET) && !text.contains("ffffffffffffffff"),
+            "{text}"
+        );
+        assert!(!text.contains("secret_enc"), "{text}");
+    }
+    // In use: kept. From the config file: read-only.
+    assert_error(
+        call(
+            &app,
+            &key,
+            Method::DELETE,
+            &format!("/miniprograms/{NEW}"),
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    let body = assert_error(
+        call(
+            &app,
+            &key,
+            Method::PATCH,
+            &format!("/miniprograms/{APPID}"),
+            Some(json!({ "name": "x" })),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    assert!(body["message"].as_str().unwrap().contains("config file"));
+    let bad = assert_error(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            "/miniprograms",
+            Some(json!({ "appid": "wx1", "secret": "short" })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert!(
+        bad["fields"]["appid"].is_string() && bad["fields"]["secret"].is_string(),
+        "{bad}"
+    );
+}
+
+async fn signing_keys_are_rotated_and_withdrawn(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.admin_key("owner", None).await;
+    let admin = app.admin_key("admin", None).await;
+    // The first key is made in the background at the first start.
+    let jwks_kids = || async {
+        let jwks = app.get_json("/oidc/jwks").await;
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let first = jwks_kids().await;
+    assert_eq!(first.len(), 1);
+    assert_error(
+        call(
+            &app,
+            &admin,
+            Method::POST,
+            "/pools/default/signing-keys",
+            Some(json!({ "alg": "ES256" })),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let rotated = json_ok(
+        call(
+            &app,
+            &owner,
+            Method::POST,
+            "/pools/default/signing-keys",
+            Some(json!({ "alg": "ES256" })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(rotated["alg"], "ES256");
+    assert_eq!(rotated["state"], "active");
+    let listed = json_ok(
+        call(
+            &app,
+            &owner,
+            Method::GET,
+            "/pools/default/signing-keys",
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let old = items
+        .iter()
+        .find(|k| k["kid"] == first[0].as_str())
+        .unwrap();
+    assert_eq!(old["state"], "retired");
+    assert!(old["retires_at"].is_string());
+    assert!(!listed.to_string().contains("private"));
+    assert_eq!(jwks_kids().await.len(), 2);
+
+    assert_error(
+        call(
+            &app,
+            &owner,
+            Method::DELETE,
+            &format!(
+                "/pools/default/signing-keys/{}",
+                rotated["kid"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    let res = call(
+        &app,
+        &owner,
+        Method::DELETE,
+        &format!("/pools/default/signing-keys/{}", first[0]),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        jwks_kids().await,
+        [rotated["kid"].as_str().unwrap().to_owned()]
+    );
+    assert_error(
+        call(
+            &app,
+            &owner,
+            Method::POST,
+            "/pools/default/signing-keys",
+            Some(json!({ "alg": "HS256" })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
 }

@@ -35,6 +35,28 @@ pub fn router() -> Router<AppState> {
             get(pool_get).patch(pool_patch).delete(pool_delete),
         )
         .route("/api/admin/v1/pools/{slug}/users", get(users_get))
+        .route(
+            "/api/admin/v1/pools/{slug}/signing-keys",
+            get(signing_keys_get).post(signing_keys_post),
+        )
+        .route(
+            "/api/admin/v1/pools/{slug}/signing-keys/{kid}",
+            axum::routing::delete(signing_key_delete),
+        )
+        .route(
+            "/api/admin/v1/miniprograms",
+            get(miniprograms_get).post(miniprograms_post),
+        )
+        .route(
+            "/api/admin/v1/miniprograms/{appid}",
+            get(miniprogram_get)
+                .patch(miniprogram_patch)
+                .delete(miniprogram_delete),
+        )
+        .route(
+            "/api/admin/v1/miniprograms/{appid}/check",
+            post(miniprogram_check_post),
+        )
         .route("/api/admin/v1/apps", get(apps_get).post(apps_post))
         .route(
             "/api/admin/v1/apps/{client_id}",
@@ -293,6 +315,130 @@ async fn app_secret_post(
         Some(made.app.version),
         views::app_with_secret(&made),
     ))
+}
+
+// ---- Mini Programs
+
+async fn miniprograms_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> AppResult<Response> {
+    let mps = state.admin.list_miniprograms(&actor).await?;
+    let items: Vec<_> = mps.iter().map(views::miniprogram).collect();
+    Ok(ok(json!({ "items": items, "next_cursor": null })))
+}
+
+async fn miniprograms_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Json(body): Json<admin::miniprograms::NewMiniProgram>,
+) -> AppResult<Response> {
+    let mp = state.admin.create_miniprogram(&actor, body).await?;
+    Ok(respond(
+        StatusCode::CREATED,
+        Some(mp.version),
+        views::miniprogram(&mp),
+    ))
+}
+
+async fn miniprogram_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(appid): Path<String>,
+) -> AppResult<Response> {
+    let mp = state.admin.miniprogram(&actor, &appid).await?;
+    Ok(respond(
+        StatusCode::OK,
+        Some(mp.version),
+        views::miniprogram(&mp),
+    ))
+}
+
+async fn miniprogram_patch(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(appid): Path<String>,
+    IfMatch(version): IfMatch,
+    Json(body): Json<admin::miniprograms::MiniProgramChange>,
+) -> AppResult<Response> {
+    let mp = state
+        .admin
+        .update_miniprogram(&actor, &appid, body, version)
+        .await?;
+    Ok(respond(
+        StatusCode::OK,
+        Some(mp.version),
+        views::miniprogram(&mp),
+    ))
+}
+
+async fn miniprogram_delete(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(appid): Path<String>,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    state
+        .admin
+        .delete_miniprogram(&actor, &appid, version)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /miniprograms/{appid}/check`: whether WeChat accepts the stored credentials now.
+async fn miniprogram_check_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(appid): Path<String>,
+) -> AppResult<Response> {
+    let check = state.admin.check_miniprogram(&actor, &appid).await?;
+    Ok(ok(json!(check)))
+}
+
+// ---- signing keys
+
+async fn signing_keys_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+) -> AppResult<Response> {
+    let keys = state.admin.signing_keys(&actor, &slug).await?;
+    let items: Vec<_> = keys.iter().map(views::signing_key).collect();
+    Ok(ok(json!({ "items": items, "next_cursor": null })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotation {
+    #[serde(default = "default_alg")]
+    alg: String,
+}
+
+fn default_alg() -> String {
+    "RS256".into()
+}
+
+/// `POST /pools/{slug}/signing-keys {"alg"}`: rotate, as `scangate keys rotate` does.
+async fn signing_keys_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+    Json(body): Json<Rotation>,
+) -> AppResult<Response> {
+    let alg = crate::tokens::KeyAlg::parse(&body.alg)
+        .ok_or_else(|| AppError::invalid("alg must be RS256, ES256 or EdDSA"))?;
+    let key = state.admin.rotate_signing_key(&actor, &slug, alg).await?;
+    Ok(respond(StatusCode::CREATED, None, views::signing_key(&key)))
+}
+
+/// `DELETE /pools/{slug}/signing-keys/{kid}`: withdraw a retired key from the JWKS now.
+async fn signing_key_delete(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path((slug, kid)): Path<(String, String)>,
+) -> AppResult<Response> {
+    state.admin.retire_signing_key(&actor, &slug, &kid).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // ---- users

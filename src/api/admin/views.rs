@@ -3,9 +3,13 @@
 use serde_json::{json, Value};
 
 use crate::admin::apps::WithSecret;
+use crate::admin::signing::KeyInfo;
 use crate::admin::users::UserDetail;
 use crate::clock::rfc3339;
-use crate::store::{admin_keys::ApiKey, apps::App, audit::Recorded, pools::Pool, users::User};
+use crate::store::{
+    admin_keys::ApiKey, apps::App, audit::Recorded, miniprograms::MiniProgram, pools::Pool,
+    users::User,
+};
 
 pub fn pool(p: &Pool) -> Value {
     json!({
@@ -98,5 +102,28 @@ pub fn key(k: &ApiKey) -> Value {
         "created_at": rfc3339(k.created_at),
         "last_used_at": k.last_used_at.map(rfc3339),
         "revoked_at": k.revoked_at.map(rfc3339),
+    })
+}
+
+/// A Mini Program: never its AppSecret, sealed or not.
+pub fn miniprogram(m: &MiniProgram) -> Value {
+    json!({
+        "appid": m.appid,
+        "pool": m.pool,
+        "name": m.name,
+        "managed_by": m.managed_by,
+        "version": m.version,
+        "created_at": rfc3339(m.created_at),
+        "updated_at": rfc3339(m.updated_at),
+    })
+}
+
+pub fn signing_key(k: &KeyInfo) -> Value {
+    json!({
+        "kid": k.kid,
+        "alg": k.alg,
+        "state": k.state,
+        "created_at": rfc3339(k.created_at),
+        "retires_at": k.retires_at.map(rfc3339),
     })
 }
