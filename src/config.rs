@@ -41,6 +41,9 @@ pub struct Config {
     pub miniprograms: Vec<MiniProgramConfig>,
     pub apps: Vec<AppConfig>,
     pub rate_limits: RateLimits,
+    /// Networks of load balancers on other hosts whose `X-Forwarded-For` is believed (a
+    /// loopback peer always is); a list, or one comma-separated string from the environment.
+    pub trusted_proxies: crate::proxies::TrustedProxies,
     /// Set by `scangate dev`: mounts `/_dev/`. Never read from a file.
     #[serde(skip)]
     pub dev_mode: bool,
@@ -286,6 +289,7 @@ impl Default for Config {
             miniprograms: Vec::new(),
             apps: Vec::new(),
             rate_limits: RateLimits::default(),
+            trusted_proxies: crate::proxies::TrustedProxies::default(),
             dev_mode: false,
             clock: Clock::System,
         }

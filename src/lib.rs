@@ -30,6 +30,7 @@ pub mod mp;
 pub mod oidc;
 pub mod ops;
 pub mod pc;
+pub mod proxies;
 pub mod published;
 pub mod qr;
 pub mod ratelimit;

@@ -264,7 +264,14 @@ async fn confirm_post(
     Path(random): Path<String>,
     OptionalJson(body): OptionalJson<ConfirmRequest>,
 ) -> AppResult<Response> {
-    let qr = load_for(&state, &who, &random).await?;
+    let mut qr = load_for(&state, &who, &random).await?;
+    // The phone's scan may have gone through another instance, whose notification has not
+    // reached this instance's near cache yet: a pending copy is read again from the store.
+    if qr.status == QrStatus::Pending {
+        if let Some(fresh) = state.tickets.get_fresh(&qr.random).await? {
+            qr = fresh;
+        }
+    }
     // Fail before any WeChat call when the transition cannot succeed anyway.
     match (qr.status, &qr.scanner) {
         (QrStatus::Scanned, Some(s)) if s.user_id == who.user.id => {}
