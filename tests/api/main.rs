@@ -7,6 +7,7 @@ mod helpers;
 mod js;
 mod landing;
 
+mod backup;
 mod bad_input;
 mod cli;
 mod compat;
