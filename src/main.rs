@@ -52,6 +52,21 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (file + environment) with secrets masked and every
+    /// problem found; exit 1 if there is any.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +156,18 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Config {
+        command: ConfigCommand::Check { config },
+    } = &cli.command
+    {
+        let report = scangate::ops::config_check::check(config.as_deref());
+        print!("{}", report.render());
+        return if report.is_ok() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        };
+    }
     let (config_path, dev) = match &cli.command {
         Command::Dev { config } => (config.clone(), true),
         Command::Serve { config } | Command::Migrate { config } => (config.clone(), false),
@@ -156,6 +183,7 @@ async fn main() -> std::process::ExitCode {
         Command::App {
             command: AppCommand::Create(args),
         } => (args.config.clone(), false),
+        Command::Config { .. } => unreachable!("answered above"),
     };
     let mut config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
@@ -186,6 +214,7 @@ async fn main() -> std::process::ExitCode {
                 },
         } => admin_create(&config, &username, password_stdin).await,
         Command::Dev { .. } | Command::Serve { .. } => serve(config).await,
+        Command::Config { .. } => unreachable!("answered above"),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

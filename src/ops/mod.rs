@@ -1,4 +1,7 @@
-//! Operational endpoints: liveness and readiness.
+//! Operational endpoints: liveness and readiness; `config_check` checks a configuration
+//! without starting.
+
+pub mod config_check;
 
 use axum::extract::State;
 use axum::http::StatusCode;

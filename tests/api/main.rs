@@ -11,6 +11,7 @@ mod backup;
 mod bad_input;
 mod cli;
 mod compat;
+mod config_check;
 mod deploy;
 mod images;
 mod limits;
