@@ -50,11 +50,15 @@ pub struct AppState {
     pub apps: Arc<store::apps::Cache>,
     /// Responses kept whole and answered before routing.
     pub published: Arc<Published>,
+    /// Prometheus metrics of this process.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A built application: a bound listener and the router to serve on it.
 pub struct App {
     listener: TcpListener,
+    /// The `metrics_listen` listener, bound at build so a taken address stops start-up.
+    metrics_listener: Option<TcpListener>,
     router: Front,
     state: AppState,
     drain: DrainSignal,
@@ -75,11 +79,20 @@ impl App {
         if config.dev_mode {
             crate::dev::prepare_config(&mut config);
         }
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics_listen {addr}"))?,
+            ),
+            None => None,
+        };
         let (drain, draining) = crate::server::draining();
         let state = build_state(config, simulator, draining).await?;
         let router = front(state.clone());
         Ok(App {
             listener,
+            metrics_listener,
             router,
             state,
             drain,
@@ -100,6 +113,19 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tokio::spawn(housekeeping(self.state.clone()));
+        if let Some(listener) = self.metrics_listener {
+            let router = crate::ops::metrics::listener_router(self.state.clone());
+            let draining = self.state.draining.clone();
+            tokio::spawn(async move {
+                let stopped = async move { draining.started().await };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         let drain = self.drain;
         let shutdown = async move {
             shutdown.await;
@@ -136,23 +162,29 @@ async fn housekeeping(state: AppState) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or ctrl-c. The SIGTERM handler is installed here, before serving, so a
+/// SIGTERM that arrives right after start-up drains like any other.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down");
+    }
 }
 
 /// The key that seals secrets: configured, or for the embedded default generated once and kept
@@ -217,11 +249,15 @@ async fn build_state(
     let db = Db::connect(&config.database_url, config.database_max_connections).await?;
     db.migrate().await.context("applying database migrations")?;
     let tickets = connect_tickets(&config).await?;
-    let wechat = Arc::new(WechatClient::new(
-        config.wechat.api_base.clone(),
-        config.wechat_timeout(),
-        Arc::clone(&tickets),
-    ));
+    let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics));
+    let wechat = Arc::new(
+        WechatClient::new(
+            config.wechat.api_base.clone(),
+            config.wechat_timeout(),
+            Arc::clone(&tickets),
+        )
+        .with_metrics(Arc::clone(&metrics)),
+    );
     let clock = config.clock.clone();
     let published = Arc::new(Published::new(clock.clone()));
     let keys = Arc::new(Keys::new(
@@ -245,6 +281,7 @@ async fn build_state(
         draining,
         apps,
         published,
+        metrics,
     };
     bootstrap(&state).await?;
     Ok(state)
@@ -384,10 +421,12 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn front(state: AppState) -> Front {
     let ids = RequestIds::new();
     let published = Arc::clone(&state.published);
+    let metrics = Arc::clone(&state.metrics);
     Front {
         router: router(state, ids.clone()),
         published,
         ids,
+        metrics,
     }
 }
 
@@ -402,9 +441,13 @@ fn router(state: AppState, ids: RequestIds) -> Router {
     if state.config.dev_mode {
         app = app.merge(crate::dev::router(&state));
     }
+    let metrics = Arc::clone(&state.metrics);
     app.fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(ids, envelope))
+        .layer(axum::middleware::from_fn_with_state(
+            (ids, metrics),
+            envelope,
+        ))
 }
 
 /// Answers a `GET` of a published document (see [`crate::published`]) itself, with the same
@@ -414,6 +457,7 @@ pub struct Front {
     router: Router,
     published: Arc<Published>,
     ids: RequestIds,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl tower::Service<Request> for Front {
@@ -437,6 +481,8 @@ impl tower::Service<Request> for Front {
                 let id = self.ids.of(&req);
                 let span = request_span(&req, req.uri().path(), &id);
                 span.in_scope(|| tracing::debug!(status = 200, latency_us = 0, "response"));
+                self.metrics
+                    .http(req.uri().path(), 200, std::time::Duration::ZERO);
                 finish(&mut res, id);
                 return futures::future::Either::Left(std::future::ready(Ok(res)));
             }
@@ -448,7 +494,11 @@ impl tower::Service<Request> for Front {
 /// What every routed request and response passes through, in one step: a request id (the
 /// caller's `x-request-id`, or a new one) on both, a tracing span naming the method, the
 /// matched route and the id, a panic turned into a 500 error, and the default security headers.
-async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
+async fn envelope(
+    State((ids, metrics)): State<(RequestIds, Arc<crate::metrics::Metrics>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = ids.of(&req);
     req.headers_mut().insert(X_REQUEST_ID, id.clone());
     let path = req
@@ -456,17 +506,25 @@ async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -
         .get::<MatchedPath>()
         .map_or("-", MatchedPath::as_str);
     let span = request_span(&req, path, &id);
+    let route = metrics.enabled().then(|| path.to_owned());
     let mut res = async move {
         let start = Instant::now();
         let res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
             Ok(res) => res,
             Err(_) => AppError::Internal(anyhow::anyhow!("handler panicked")).into_response(),
         };
+        let elapsed = start.elapsed();
         tracing::debug!(
             status = res.status().as_u16(),
-            latency_us = start.elapsed().as_micros() as u64,
+            latency_us = elapsed.as_micros() as u64,
             "response"
         );
+        if let Some(route) = route {
+            metrics.http(&route, res.status().as_u16(), elapsed);
+            if let Some(failure) = res.extensions().get::<crate::metrics::StorageFailure>() {
+                metrics.storage_error(*failure);
+            }
+        }
         res
     }
     .instrument(span)
@@ -557,7 +615,10 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn_with_state(
-                RequestIds::new(),
+                (
+                    RequestIds::new(),
+                    Arc::new(crate::metrics::Metrics::new(true)),
+                ),
                 envelope,
             ))
     }

@@ -44,6 +44,12 @@ pub struct Config {
     /// Networks of load balancers on other hosts whose `X-Forwarded-For` is believed (a
     /// loopback peer always is); a list, or one comma-separated string from the environment.
     pub trusted_proxies: crate::proxies::TrustedProxies,
+    /// Prometheus metrics: recorded and served at `/metrics` (to loopback peers on `listen`,
+    /// to anyone on `metrics_listen`); `false` records nothing.
+    pub metrics: bool,
+    /// A second listener that serves only `/metrics`, for a scraper on another host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Set by `scangate dev`: mounts `/_dev/`. Never read from a file.
     #[serde(skip)]
     pub dev_mode: bool,
@@ -290,6 +296,8 @@ impl Default for Config {
             apps: Vec::new(),
             rate_limits: RateLimits::default(),
             trusted_proxies: crate::proxies::TrustedProxies::default(),
+            metrics: true,
+            metrics_listen: None,
             dev_mode: false,
             clock: Clock::System,
         }

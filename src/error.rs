@@ -105,6 +105,15 @@ impl IntoResponse for AppError {
         }
         let body = json!({ "error": self.code(), "message": self.message() });
         let mut res = (self.status(), Json(body)).into_response();
+        if let AppError::Unavailable(e) = &self {
+            let backend = if e.downcast_ref::<sqlx::Error>().is_some() {
+                "database"
+            } else {
+                "redis"
+            };
+            res.extensions_mut()
+                .insert(crate::metrics::StorageFailure(backend));
+        }
         if let AppError::RateLimited(_) = self {
             res.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -26,6 +26,7 @@ pub mod dev;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod mp;
 pub mod oidc;
 pub mod ops;

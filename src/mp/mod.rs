@@ -227,6 +227,9 @@ async fn scan_post(
         .tickets
         .scan(&qr.random, &scanner, state.clock.now())
         .await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Scanned);
     let app = state.apps.get(&qr.client_id).await?;
     let (name, logo) = app
         .map(|a| (a.name.clone(), a.logo.clone()))
@@ -315,6 +318,9 @@ async fn confirm_post(
         expires_at: now + TICKET_TTL.as_millis() as i64,
     };
     let qr = state.tickets.confirm(&qr.random, &ticket, now).await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Confirmed);
     audit::record(
         &state.db,
         audit::Event {
@@ -342,5 +348,8 @@ async fn cancel_post(
         .tickets
         .cancel(&qr.random, &who.user.id, state.clock.now())
         .await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Cancelled);
     Ok((StatusCode::OK, axum::Json(json!({ "status": qr.status }))).into_response())
 }

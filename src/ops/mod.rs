@@ -1,7 +1,8 @@
-//! Operational endpoints: liveness and readiness; `config_check` checks a configuration
-//! without starting.
+//! Operational endpoints: liveness, readiness and Prometheus metrics; `config_check` checks a
+//! configuration without starting.
 
 pub mod config_check;
+pub mod metrics;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz_get))
         .route("/readyz", get(readyz_get))
+        .merge(metrics::router())
 }
 
 /// Liveness: the process answers.

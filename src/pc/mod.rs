@@ -105,6 +105,9 @@ pub async fn create_qrcode(
         ticket: None,
     };
     state.tickets.insert(&qr).await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Created);
     Ok(Created {
         qr,
         bind_token,

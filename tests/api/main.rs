@@ -15,6 +15,7 @@ mod config_check;
 mod deploy;
 mod images;
 mod limits;
+mod metrics;
 mod mp;
 mod multi_instance;
 mod oidc;

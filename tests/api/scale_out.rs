@@ -688,6 +688,18 @@ async fn nginx_in_front_of_three_instances_loses_no_login_when_instances_stop() 
         drain.as_secs_f64()
     ));
     cluster.start(&mut instances[0]).await;
+    let served_before = instances[0].served.load(Ordering::Relaxed);
+    let back = crate::helpers::eventually(Duration::from_secs(30), || {
+        let served = Arc::clone(&instances[0].served);
+        let site = site.clone();
+        async move {
+            // Traffic through nginx until the restarted instance has answered some of it.
+            let _ = site.create(&browser()).await;
+            served.load(Ordering::Relaxed) > served_before
+        }
+    })
+    .await;
+    assert!(back, "the stopped instance serves again after its restart");
 
     // 3. A rolling restart of every instance under load: no login fails.
     let stop = Arc::new(AtomicBool::new(false));
