@@ -191,8 +191,34 @@ async fn metrics_listen_serves_them_on_their_own_address(backend: Backend) {
     assert_eq!(other.status(), StatusCode::NOT_FOUND, "only /metrics there");
 }
 
+async fn token_grants_are_counted_by_type(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, tokens) =
+        crate::oidc::login(&app, "web", "openid offline_access", "o-metrics-grant").await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let res = crate::oidc::token_request(
+        &app,
+        "web",
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let samples = scrape(&app).await;
+    for grant in ["authorization_code", "refresh_token"] {
+        assert_eq!(
+            value(
+                &samples,
+                &format!(r#"scangate_token_grants_total{{grant_type="{grant}"}}"#)
+            ),
+            1.0,
+            "{grant} in {samples:?}"
+        );
+    }
+}
+
 both_backends!(
     counters_move_as_a_login_proceeds,
     metrics_are_not_served_through_a_proxy_or_when_turned_off,
     metrics_listen_serves_them_on_their_own_address,
+    token_grants_are_counted_by_type,
 );
