@@ -52,6 +52,14 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Copy the SQLite database, consistently, while ScanGate serves (PostgreSQL: use pg_dump).
+    Backup {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The new file to write.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -183,6 +191,7 @@ async fn main() -> std::process::ExitCode {
         Command::App {
             command: AppCommand::Create(args),
         } => (args.config.clone(), false),
+        Command::Backup { config, .. } => (config.clone(), false),
         Command::Config { .. } => unreachable!("answered above"),
     };
     let mut config = match Config::load(config_path.as_deref()) {
@@ -214,6 +223,7 @@ async fn main() -> std::process::ExitCode {
                 },
         } => admin_create(&config, &username, password_stdin).await,
         Command::Dev { .. } | Command::Serve { .. } => serve(config).await,
+        Command::Backup { to, .. } => backup(&config, &to).await,
         Command::Config { .. } => unreachable!("answered above"),
     };
     match result {
@@ -235,6 +245,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         eprintln!("\n  ScanGate dev mode is running.\n  Demo site:       {url}_dev/\n  Phone simulator: {url}_dev/phone\n");
     }
     app.run_until_stopped().await
+}
+
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    let done = scangate::ops::backup::backup(config, to).await?;
+    println!(
+        "backup written: {} ({} bytes)",
+        done.path.display(),
+        done.bytes
+    );
+    if let Some(key) = done.key_file {
+        println!(
+            "keep {} with it: the backup cannot be opened without that key",
+            key.display()
+        );
+    }
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

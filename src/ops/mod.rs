@@ -1,6 +1,7 @@
-//! Operational endpoints: liveness, readiness and Prometheus metrics; `config_check` checks a
-//! configuration without starting.
+//! Operational endpoints: liveness, readiness and Prometheus metrics; and the operator
+//! commands `config check` (`config_check`) and `backup`.
 
+pub mod backup;
 pub mod config_check;
 pub mod metrics;
 

@@ -201,3 +201,51 @@ async fn a_pg_dump_taken_while_serving_restores_every_login_with_psql() {
         .execute(&mut admin)
         .await;
 }
+
+/// `scangate backup` with `DATABASE_URL` set; its exit status and output.
+async fn scangate_backup(database_url: &str, to: &std::path::Path) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["backup", "--to"])
+        .arg(to)
+        .env("DATABASE_URL", database_url)
+        .env_remove("REDIS_URL")
+        .output()
+        .await
+        .expect("scangate backup");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scangate_backup_taken_while_serving_restores_every_login() {
+    let app = Arc::new(TestApp::spawn(Backend::Embedded).await);
+    let before = logins(&app, "command", 10).await;
+    let (stop, task) = load(Arc::clone(&app));
+    let dir = tempdir::Dir::new();
+    let file = dir.0.join("scangate-backup.db");
+    let (ok, text) = scangate_backup(&app.config.database_url, &file).await;
+    stop.store(true, Ordering::Relaxed);
+    let during = task.await.expect("load");
+    assert!(ok, "scangate backup: {text}");
+    assert!(text.contains("backup written"), "{text}");
+    eprintln!("scangate backup taken during {during} logins");
+    let (ok, text) = scangate_backup(&app.config.database_url, &file).await;
+    assert!(
+        !ok && text.contains("exists already"),
+        "no overwrite: {text}"
+    );
+    restored_instance_serves(&app, format!("sqlite://{}", file.display()), &before).await;
+}
+
+#[tokio::test]
+async fn scangate_backup_sends_postgresql_to_pg_dump() {
+    let dir = tempdir::Dir::new();
+    let (ok, text) = scangate_backup(&postgres_url(), &dir.0.join("x.db")).await;
+    assert!(!ok, "refused: {text}");
+    assert!(text.contains("pg_dump"), "{text}");
+    assert!(!dir.0.join("x.db").exists());
+}
