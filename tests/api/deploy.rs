@@ -2,8 +2,10 @@
 //! compose file against the Compose Specification's JSON schema (vendored in
 //! `tests/schemas/`), the Kubernetes manifests by `kubernetes-validate` (strict, the API
 //! schemas of the Kubernetes release it names), the Dockerfile by `hadolint`, the systemd unit
-//! by `systemd-analyze verify` and the nginx configuration by `nginx -t`. `.ci/run` installs
-//! every one; with `CI` set a missing one fails its test instead of skipping it.
+//! by `systemd-analyze verify` (the nginx configuration is checked by `nginx -t` in the
+//! scale-out test, which runs it), and the example configuration by `scangate config check`.
+//! `.ci/run` installs every tool; with `CI` set a missing one fails its test instead of
+//! skipping it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -243,5 +245,37 @@ fn the_systemd_unit_verifies() {
     assert!(
         ok && text.trim().is_empty(),
         "systemd-analyze verify: {text}"
+    );
+}
+
+#[test]
+fn the_example_configuration_passes_config_check() {
+    let env = std::fs::read_to_string(repo_path("deploy/scangate.env.example")).unwrap();
+    let key = scangate::crypto::SecretBox::generate_key();
+    let vars: Vec<(String, String)> = env
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            let v = if k == "SCANGATE_SECRET_KEY" {
+                key.as_str()
+            } else {
+                v
+            };
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_scangate"))
+        .args(["config", "check", "--config"])
+        .arg(repo_path("deploy/scangate.toml.example"))
+        .env_clear()
+        .envs(vars)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "config check of the examples: {text}");
+    assert!(
+        text.contains("\"metrics_listen\": \"0.0.0.0:9090\""),
+        "{text}"
     );
 }
