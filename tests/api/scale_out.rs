@@ -601,6 +601,59 @@ async fn nginx_in_front_of_three_instances_loses_no_login_when_instances_stop() 
         cpu * 1000.0 / logins as f64
     ));
 
+    // One hop believed: a browser's own X-Forwarded-For is replaced by the address nginx saw,
+    // and the metrics stay inside.
+    let spoofing = browser();
+    let res = spoofing
+        .post(format!("{lb}/api/v1/qrcodes"))
+        .header("x-forwarded-for", "203.0.113.66")
+        .json(&json!({ "app_id": "web" }))
+        .send()
+        .await
+        .expect("create");
+    let random = expect_json("create", res, StatusCode::CREATED)
+        .await
+        .expect("create")["random"]
+        .as_str()
+        .expect("random")
+        .to_owned();
+    let code = sim.login_code(APPID, "o-spoofing", None);
+    let res = site
+        .phone
+        .post(format!("{lb}/api/mp/v1/session"))
+        .json(&json!({ "appid": APPID, "code": code }))
+        .send()
+        .await
+        .expect("session");
+    let session = expect_json("session", res, StatusCode::OK)
+        .await
+        .expect("session");
+    let res = site
+        .phone
+        .post(format!("{lb}/api/mp/v1/qrcodes/{random}/scan"))
+        .bearer_auth(session["token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("scan");
+    let scan = expect_json("scan", res, StatusCode::OK)
+        .await
+        .expect("scan");
+    assert_eq!(
+        scan["requester"]["ip"], "127.0.0.1",
+        "the requester is the address nginx saw, not the one the browser claimed"
+    );
+    let metrics = site
+        .phone
+        .get(format!("{lb}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(
+        metrics.status(),
+        StatusCode::NOT_FOUND,
+        "no metrics through nginx"
+    );
+
     // 2. 200 browsers wait on events; one instance stops; every browser gets its login.
     let waiters = 200;
     let browsers: Vec<Client> = (0..waiters).map(|_| browser()).collect();
