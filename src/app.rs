@@ -34,6 +34,8 @@ impl Default for Runtime {
 /// A built application: a bound listener and the router to serve on it.
 pub struct App {
     listener: TcpListener,
+    /// The `metrics_listen` listener, bound at build so a taken address stops start-up.
+    metrics_listener: Option<TcpListener>,
     router: Front,
     state: AppState,
     drain: DrainSignal,
@@ -56,11 +58,20 @@ impl App {
             let _ = config.public_url.set_port(Some(port));
         }
         let simulator = runtime.dev.then(|| crate::dev::prepare(&mut config));
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics_listen {addr}"))?,
+            ),
+            None => None,
+        };
         let (drain, draining) = crate::server::draining();
         let state = crate::bootstrap::state(config, runtime.clock, draining, runtime.dev).await?;
         let router = crate::router::front(state.clone(), simulator);
         Ok(App {
             listener,
+            metrics_listener,
             router,
             state,
             drain,
@@ -81,6 +92,19 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tokio::spawn(housekeeping(self.state.clone()));
+        if let Some(listener) = self.metrics_listener {
+            let router = crate::ops::metrics::listener_router(self.state.clone());
+            let draining = self.state.draining.clone();
+            tokio::spawn(async move {
+                let stopped = async move { draining.started().await };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         let drain = self.drain;
         let shutdown = async move {
             shutdown.await;
@@ -117,21 +141,27 @@ async fn housekeeping(state: AppState) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or ctrl-c. The SIGTERM handler is installed here, before serving, so a
+/// SIGTERM that arrives right after start-up drains like any other.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down");
+    }
 }

@@ -59,11 +59,15 @@ pub async fn state(
     if dev {
         tickets = crate::dev::latest::noting(tickets);
     }
-    let wechat = Arc::new(WechatClient::new(
-        config.wechat.api_base.clone(),
-        config.wechat_timeout(),
-        Arc::clone(&tickets),
-    ));
+    let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics));
+    let wechat = Arc::new(
+        WechatClient::new(
+            config.wechat.api_base.clone(),
+            config.wechat_timeout(),
+            Arc::clone(&tickets),
+        )
+        .with_metrics(Arc::clone(&metrics)),
+    );
     let published = Arc::new(Published::new(clock.clone()));
     let keys = Arc::new(Keys::new(
         db.clone(),
@@ -104,6 +108,7 @@ pub async fn state(
         apps,
         published,
         limiter,
+        metrics,
     };
     upsert_configured(&state).await?;
     Ok(state)

@@ -39,6 +39,15 @@ pub struct Config {
     pub miniprograms: Vec<MiniProgramConfig>,
     pub apps: Vec<AppConfig>,
     pub rate_limits: RateLimits,
+    /// Networks of load balancers on other hosts whose `X-Forwarded-For` is believed (a
+    /// loopback peer always is); a list, or one comma-separated string from the environment.
+    pub trusted_proxies: crate::proxies::TrustedProxies,
+    /// Prometheus metrics: recorded and served at `/metrics` (to loopback peers on `listen`,
+    /// to anyone on `metrics_listen`); `false` records nothing.
+    pub metrics: bool,
+    /// A second listener that serves only `/metrics`, for a scraper on another host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -274,6 +283,9 @@ impl Default for Config {
             miniprograms: Vec::new(),
             apps: Vec::new(),
             rate_limits: RateLimits::default(),
+            trusted_proxies: crate::proxies::TrustedProxies::default(),
+            metrics: true,
+            metrics_listen: None,
         }
     }
 }

@@ -130,7 +130,7 @@ impl AppError {
             (en, &detail),
         );
         let mut res = page.respond(self.status());
-        self.retry_after(&mut res);
+        self.finish(&mut res);
         res
     }
 
@@ -163,7 +163,18 @@ impl AppError {
         }
     }
 
-    fn retry_after(&self, res: &mut Response) {
+    /// What both renderings carry besides the body: `Retry-After`, and for the metrics which
+    /// storage failed.
+    fn finish(&self, res: &mut Response) {
+        if let AppError::Unavailable(e) = self {
+            let backend = if e.downcast_ref::<sqlx::Error>().is_some() {
+                "database"
+            } else {
+                "redis"
+            };
+            res.extensions_mut()
+                .insert(crate::metrics::StorageFailure(backend));
+        }
         if let AppError::RateLimited(_) = self {
             res.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -181,7 +192,7 @@ impl IntoResponse for AppError {
             body["fields"] = fields.to_json();
         }
         let mut res = (self.status(), Json(body)).into_response();
-        self.retry_after(&mut res);
+        self.finish(&mut res);
         res
     }
 }

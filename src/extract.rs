@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::crypto::sha256_hex;
 use crate::error::AppError;
+use crate::proxies::TrustedProxies;
 use crate::tickets::Binding;
 
 /// JSON body. Malformed JSON, a wrong content type or a missing field is `invalid_request`.
@@ -110,30 +111,34 @@ pub struct Requester {
     pub user_agent: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Requester {
+impl<S: Send + Sync> FromRequestParts<S> for Requester
+where
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         Ok(Requester {
-            ip: client_ip(peer, &parts.headers),
+            ip: client_ip(peer, &parts.headers, &TrustedProxies::from_ref(state)),
             user_agent: header_str(&parts.headers, header::USER_AGENT.as_str()),
         })
     }
 }
 
-/// The client's address. Behind a reverse proxy on this host (a loopback peer), the nearest
-/// `X-Forwarded-For` hop that is not itself such a proxy: proxies append the address they saw,
-/// so the hops on the left are whatever the client chose to send and are never believed. A
-/// remote peer is the client itself, whatever it claims.
-fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap) -> String {
+/// The client's address. Behind a reverse proxy on this host (a loopback peer) or in a
+/// `trusted_proxies` network, the nearest `X-Forwarded-For` hop that is not itself such a
+/// proxy: proxies append the address they saw, so the hops on the left are whatever the client
+/// chose to send and are never believed. Any other peer is the client itself, whatever it
+/// claims.
+fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, proxies: &TrustedProxies) -> String {
     let Some(peer) = peer else {
         return "unknown".into();
     };
-    if !peer.is_loopback() {
+    if !proxies.trusts(peer) {
         return peer.to_string();
     }
     let mut hops: Vec<IpAddr> = Vec::new();
@@ -151,7 +156,7 @@ fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap) -> String {
     }
     hops.into_iter()
         .rev()
-        .find(|ip| !ip.is_loopback())
+        .find(|ip| !proxies.trusts(*ip))
         .unwrap_or(peer)
         .to_string()
 }
@@ -259,7 +264,26 @@ mod tests {
         for f in forwarded {
             headers.append("x-forwarded-for", f.parse().unwrap());
         }
-        client_ip(Some(peer.parse().unwrap()), &headers)
+        client_ip(
+            Some(peer.parse().unwrap()),
+            &headers,
+            &TrustedProxies::default(),
+        )
+    }
+
+    #[test]
+    fn a_listed_proxy_network_is_believed_and_skipped() {
+        let proxies = TrustedProxies::new(vec![
+            crate::proxies::Network::parse("172.16.0.0/12").unwrap()
+        ]);
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            "10.9.9.9, 198.51.100.1, 172.18.0.3".parse().unwrap(),
+        );
+        let from = |peer: &str| client_ip(Some(peer.parse().unwrap()), &headers, &proxies);
+        assert_eq!(from("172.18.0.2"), "198.51.100.1");
+        assert_eq!(from("203.0.113.9"), "203.0.113.9");
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! - `mp`: the Mini Program's backend API.
 //! - `oidc`: discovery, JWKS, token, userinfo, revocation, introspection, logout.
 //! - `login`: the hosted login page behind the authorization endpoint.
-//! - `ops`: liveness and readiness.
+//! - `ops`: liveness, readiness, `/metrics`; the `config check` and `backup` commands.
+//! - `api`: the management REST API (`/api/admin/v1`).
 //! - `dev`: the `/_dev/` demo and simulators of `scangate dev`.
 //!
 //! Services:
@@ -37,6 +38,8 @@
 //! - `cors`: cross-origin grants for the PC APIs and the relying parties' endpoints.
 //! - `ratelimit`: per-address limits counted across instances.
 //! - `published`: documents answered whole before routing.
+//! - `metrics`: the Prometheus registry and what is recorded in it.
+//! - `admin`: the management service layer: operator changes, authorised and audited.
 //!
 //! Base:
 //! - `config`: typed configuration (file + environment), validated at start.
@@ -45,6 +48,7 @@
 //! - `pages`: rendering pages, language choice, message pages, redirects.
 //! - `assets`: static files under `/static`.
 //! - `clock`: the only reader of the wall clock.
+//! - `proxies`: which peers may speak for the client (`trusted_proxies`).
 //! - `domain`: values parsed once at the edge.
 //! - `crypto`: random tokens, hashing, secrets at rest.
 
@@ -64,12 +68,14 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod login;
+pub mod metrics;
 pub mod mp;
 pub mod oauth;
 pub mod oidc;
 pub mod ops;
 pub mod pages;
 pub mod pc;
+pub mod proxies;
 pub mod published;
 pub mod qr;
 pub mod ratelimit;

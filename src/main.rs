@@ -53,6 +53,29 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Copy the SQLite database, consistently, while ScanGate serves (PostgreSQL: use pg_dump).
+    Backup {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The new file to write.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (file + environment) with secrets masked and every
+    /// problem found; exit 1 if there is any.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +193,18 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Config {
+        command: ConfigCommand::Check { config },
+    } = &cli.command
+    {
+        let report = scangate::ops::config_check::check(config.as_deref());
+        print!("{}", report.render());
+        return if report.is_ok() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        };
+    }
     let (config_path, dev) = match &cli.command {
         Command::Dev { config } => (config.clone(), true),
         Command::Serve { config } | Command::Migrate { config } => (config.clone(), false),
@@ -191,6 +226,8 @@ async fn main() -> std::process::ExitCode {
         Command::App {
             command: AppCommand::Create(args),
         } => (args.config.clone(), false),
+        Command::Backup { config, .. } => (config.clone(), false),
+        Command::Config { .. } => unreachable!("answered above"),
     };
     let config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
@@ -229,6 +266,8 @@ async fn main() -> std::process::ExitCode {
                 },
         } => admin_key_create(&config, &name, &role, pool.as_deref()).await,
         Command::Dev { .. } | Command::Serve { .. } => serve(config, dev).await,
+        Command::Backup { to, .. } => backup(&config, &to).await,
+        Command::Config { .. } => unreachable!("answered above"),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -260,6 +299,22 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
         );
     }
     app.run_until_stopped().await
+}
+
+async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    let done = scangate::ops::backup::backup(config, to).await?;
+    println!(
+        "backup written: {} ({} bytes)",
+        done.path.display(),
+        done.bytes
+    );
+    if let Some(key) = done.key_file {
+        println!(
+            "keep {} with it: the backup cannot be opened without that key",
+            key.display()
+        );
+    }
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ use futures::FutureExt as _;
 use tracing::Instrument as _;
 
 use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::published::Published;
 use crate::state::AppState;
 use crate::wechat::Simulator;
@@ -44,10 +45,12 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn front(state: AppState, dev: Option<Simulator>) -> Front {
     let ids = RequestIds::new();
     let published = Arc::clone(&state.published);
+    let metrics = Arc::clone(&state.metrics);
     Front {
         router: router(state, dev, ids.clone()),
         published,
         ids,
+        metrics,
     }
 }
 
@@ -55,7 +58,7 @@ fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
     let cors = state.cors();
     let issuer = || crate::oidc::router(&cors).merge(crate::login::router());
     let mut app = Router::new()
-        .merge(crate::ops::router::<AppState>())
+        .merge(crate::ops::router())
         .merge(crate::pc::router(&cors))
         .merge(crate::mp::router())
         .merge(crate::api::admin::router())
@@ -70,9 +73,13 @@ fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
             .merge(crate::dev::router(simulator)),
         None => app.route("/q/{random}", get(crate::pc::scan_landing_get)),
     };
+    let metrics = Arc::clone(&state.metrics);
     app.fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(ids, envelope))
+        .layer(axum::middleware::from_fn_with_state(
+            (ids, metrics),
+            envelope,
+        ))
 }
 
 /// Answers a `GET` of a published document (see [`crate::published`]) itself, with the same
@@ -82,6 +89,7 @@ pub struct Front {
     router: Router,
     published: Arc<Published>,
     ids: RequestIds,
+    metrics: Arc<Metrics>,
 }
 
 impl tower::Service<Request> for Front {
@@ -105,6 +113,8 @@ impl tower::Service<Request> for Front {
                 let id = self.ids.of(&req);
                 let span = request_span(&req, req.uri().path(), &id);
                 span.in_scope(|| tracing::debug!(status = 200, latency_us = 0, "response"));
+                self.metrics
+                    .http(req.uri().path(), 200, std::time::Duration::ZERO);
                 finish(&mut res, id);
                 return futures::future::Either::Left(std::future::ready(Ok(res)));
             }
@@ -116,7 +126,11 @@ impl tower::Service<Request> for Front {
 /// What every routed request and response passes through, in one step: a request id (the
 /// caller's `x-request-id`, or a new one) on both, a tracing span naming the method, the
 /// matched route and the id, a panic turned into a 500 error, and the default security headers.
-async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
+async fn envelope(
+    State((ids, metrics)): State<(RequestIds, Arc<Metrics>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = ids.of(&req);
     req.headers_mut().insert(X_REQUEST_ID, id.clone());
     let path = req
@@ -124,17 +138,25 @@ async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -
         .get::<MatchedPath>()
         .map_or("-", MatchedPath::as_str);
     let span = request_span(&req, path, &id);
+    let route = metrics.enabled().then(|| path.to_owned());
     let mut res = async move {
         let start = Instant::now();
         let res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
             Ok(res) => res,
             Err(_) => AppError::Internal(anyhow::anyhow!("handler panicked")).into_response(),
         };
+        let elapsed = start.elapsed();
         tracing::debug!(
             status = res.status().as_u16(),
-            latency_us = start.elapsed().as_micros() as u64,
+            latency_us = elapsed.as_micros() as u64,
             "response"
         );
+        if let Some(route) = route {
+            metrics.http(&route, res.status().as_u16(), elapsed);
+            if let Some(failure) = res.extensions().get::<crate::metrics::StorageFailure>() {
+                metrics.storage_error(*failure);
+            }
+        }
         res
     }
     .instrument(span)
@@ -225,7 +247,7 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn_with_state(
-                RequestIds::new(),
+                (RequestIds::new(), Arc::new(Metrics::new(true))),
                 envelope,
             ))
     }

@@ -55,6 +55,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// The management layer: every operator change, authorised and audited.
     pub admin: Admin,
+    /// Prometheus metrics of this process.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -69,6 +71,12 @@ impl AppState {
             tickets: Arc::clone(&self.tickets),
             apps: Arc::clone(&self.apps),
         }
+    }
+}
+
+impl FromRef<AppState> for crate::proxies::TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.trusted_proxies.clone()
     }
 }
 

@@ -149,7 +149,12 @@ async fn finish(
     let binding = binding(headers, &jar);
     let taken =
         match state.tickets.take_ticket(ticket, &binding, now).await? {
-            Take::Taken(t) => t,
+            Take::Taken(t) => {
+                state
+                    .metrics
+                    .qr(&t.client_id, crate::metrics::QrOutcome::Exchanged);
+                t
+            }
             Take::NotBound => return Ok(MessagePage::error(
                 lang,
                 "forbidden",

@@ -162,6 +162,9 @@ async fn show_page(
     let now = state.clock.now();
     let (qr, _) =
         crate::tickets::create(state.tickets.as_ref(), app, &browser, requester, now).await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Created);
     let pending = Pending {
         random: qr.random.clone(),
         expires_at: qr.expires_at + TICKET_TTL.as_millis() as i64,

@@ -212,6 +212,9 @@ async fn scan_post(
         .tickets
         .scan(&qr.random, &scanner, state.clock.now())
         .await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Scanned);
     let app = state.apps.get(&qr.client_id).await?;
     let (name, logo) = app
         .map(|a| (a.name.clone(), a.logo.clone()))
@@ -249,7 +252,14 @@ async fn confirm_post(
     Path(random): Path<Random>,
     OptionalJson(body): OptionalJson<ConfirmRequest>,
 ) -> AppResult<Response> {
-    let qr = load_for(&state, &who, &random).await?;
+    let mut qr = load_for(&state, &who, &random).await?;
+    // The phone's scan may have gone through another instance, whose notification has not
+    // reached this instance's near cache yet: a pending copy is read again from the store.
+    if qr.status == QrStatus::Pending {
+        if let Some(fresh) = state.tickets.get_fresh(&qr.random).await? {
+            qr = fresh;
+        }
+    }
     // Fail before any WeChat call when the transition cannot succeed anyway.
     match (qr.status, &qr.scanner) {
         (QrStatus::Scanned, Some(s)) if s.user_id == who.user.id => {}
@@ -293,6 +303,9 @@ async fn confirm_post(
         expires_at: now + TICKET_TTL.as_millis() as i64,
     };
     let qr = state.tickets.confirm(&qr.random, &ticket, now).await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Confirmed);
     audit::record(
         &state.db,
         audit::Event {
@@ -320,5 +333,8 @@ async fn cancel_post(
         .tickets
         .cancel(&qr.random, &who.user.id, state.clock.now())
         .await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Cancelled);
     Ok((StatusCode::OK, axum::Json(json!({ "status": qr.status }))).into_response())
 }

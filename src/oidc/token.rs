@@ -53,8 +53,16 @@ async fn token(
     let app = authenticate(state, issuer, headers, &form).await?;
     let response = match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
-        Some("authorization_code") => authorization_code(state, issuer, &app, &form).await?,
-        Some("refresh_token") => refresh(state, issuer, &app, &form).await?,
+        Some("authorization_code") => {
+            let granted = authorization_code(state, issuer, &app, &form).await?;
+            state.metrics.token_grant("authorization_code");
+            granted
+        }
+        Some("refresh_token") => {
+            let granted = refresh(state, issuer, &app, &form).await?;
+            state.metrics.token_grant("refresh_token");
+            granted
+        }
         Some(_) => {
             return Err(OAuthError::unsupported_grant_type(
                 "grant_type must be authorization_code or refresh_token",

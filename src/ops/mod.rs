@@ -1,4 +1,9 @@
-//! Operational endpoints: liveness and readiness.
+//! Operational endpoints: liveness, readiness and Prometheus metrics; and the operator
+//! commands `config check` (`config_check`) and `backup`.
+
+pub mod backup;
+pub mod config_check;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -29,14 +34,11 @@ impl FromRef<AppState> for Dependencies {
     }
 }
 
-pub fn router<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Dependencies: FromRef<S>,
-{
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz_get))
         .route("/readyz", get(readyz_get))
+        .merge(metrics::router())
 }
 
 /// Liveness: the process answers.

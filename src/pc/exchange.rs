@@ -70,7 +70,12 @@ pub async fn redeem(
     }
     let now = state.clock.now();
     let t = match state.tickets.take_ticket(ticket, binding, now).await? {
-        Take::Taken(t) => t,
+        Take::Taken(t) => {
+            state
+                .metrics
+                .qr(&t.client_id, crate::metrics::QrOutcome::Exchanged);
+            t
+        }
         Take::Missing => return Err(AppError::invalid("the ticket is unknown, used or expired")),
         Take::NotBound => {
             return Err(AppError::Forbidden(

@@ -97,6 +97,9 @@ pub async fn create_qrcode(
         state.clock.now(),
     )
     .await?;
+    state
+        .metrics
+        .qr(&qr.client_id, crate::metrics::QrOutcome::Created);
     Ok(Created {
         qr,
         bind_token,

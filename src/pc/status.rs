@@ -90,6 +90,9 @@ pub async fn qrcode_get(
     };
     // Subscribe before reading so no change can slip between the read and the wait.
     let mut sub = (!wait.is_zero()).then(|| state.tickets.subscribe(random.as_str()));
+    let _waiting = sub
+        .is_some()
+        .then(|| state.metrics.waiting(crate::metrics::WaitKind::LongPoll));
     let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
     let mut view = status_view(&qr, state.clock.now(), &binding);
     if let Some(sub) = sub.as_mut() {
@@ -152,6 +155,8 @@ struct Follow {
     sub: Subscription,
     last: Option<QrStatus>,
     done: bool,
+    /// Counts this stream among the open ones while it lives.
+    _open: crate::metrics::Waiting,
 }
 
 /// What one look at the code calls for: an event to send, or a wait of at most this long.
@@ -197,7 +202,9 @@ pub fn status_events(
     binding: Binding,
     sub: Subscription,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
+    let open = state.metrics.waiting(crate::metrics::WaitKind::Sse);
     let follow = Follow {
+        _open: open,
         tickets: state.tickets,
         clock: state.clock,
         draining: state.draining,

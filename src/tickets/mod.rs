@@ -277,6 +277,12 @@ pub trait TicketStore: Send + Sync + 'static {
 
     async fn get(&self, random: &str) -> Result<Option<QrCode>, StoreError>;
 
+    /// As [`TicketStore::get`], past any near cache: for a decision that a copy lagging another
+    /// instance's change (by its notification's delay) would get wrong.
+    async fn get_fresh(&self, random: &str) -> Result<Option<QrCode>, StoreError> {
+        self.get(random).await
+    }
+
     /// pending → scanned by `scanner`. Scanning again by the same user is allowed (the page may
     /// reload); by another user it is a conflict.
     async fn scan(

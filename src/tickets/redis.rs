@@ -538,6 +538,17 @@ impl TicketStore for RedisStore {
         Ok(qr)
     }
 
+    async fn get_fresh(&self, random: &str) -> Result<Option<QrCode>, StoreError> {
+        let key = self.keys.qr(random);
+        let fields: HashMap<String, String> = self
+            .read(|mut conn| {
+                let key = key.clone();
+                async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
+            })
+            .await?;
+        decode_qr(fields)
+    }
+
     async fn scan(
         &self,
         random: &str,

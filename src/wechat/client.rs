@@ -343,6 +343,8 @@ pub struct WechatClient {
     /// One async mutex per appid, so that concurrent requests on this instance make at most
     /// one token fetch at a time. Grows with the configured Mini Programs only.
     token_fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Where calls are counted, when the app records metrics.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for WechatClient {
@@ -378,7 +380,14 @@ impl WechatClient {
             timeout,
             store,
             token_fetches: Mutex::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts every call in `metrics` (by endpoint and errcode, with its latency).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// code2Session (`GET /sns/jscode2session`): a `wx.login` code → the user's openid,
@@ -640,6 +649,7 @@ impl WechatClient {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
+        let started = std::time::Instant::now();
         let result = async {
             let response = request
                 .send()
@@ -659,6 +669,14 @@ impl WechatClient {
             parse_reply(status, &content_type, &body, &call.secrets)
         }
         .await;
+        if let Some(metrics) = &self.metrics {
+            let errcode = match &result {
+                Ok(_) => Some(0),
+                Err(WechatError::Api { errcode, .. }) => Some(*errcode),
+                Err(_) => None,
+            };
+            metrics.wechat(call.path, errcode, started.elapsed());
+        }
         match &result {
             Ok(_) => tracing::debug!(path = call.path, errcode = 0, "WeChat call"),
             Err(WechatError::Api { errcode, .. }) => {

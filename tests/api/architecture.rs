@@ -21,6 +21,8 @@ const BELOW: &[&str] = &[
     "cors",
     "ratelimit",
     "published",
+    "metrics",
+    "proxies",
     "config",
     "error",
     "extract",

@@ -1,0 +1,340 @@
+//! Prometheus metrics: what an operator graphs and alerts on, kept per process in one registry
+//! (no global recorder, so tests that run several instances in one process stay apart).
+//!
+//! Recorded: HTTP requests by matched route and status with a latency histogram; QR codes by
+//! app and outcome (created, scanned, confirmed, cancelled, exchanged — an expiry is no event
+//! and is not counted); open event streams and long polls; WeChat calls by endpoint and errcode
+//! with latency; token grants by type; database and Redis failures; build info. Every label
+//! takes its values from a small fixed set (routes are the router's patterns, never raw paths),
+//! so the series stay few. With `metrics = false` nothing is recorded and `/metrics` is a 404.
+//! The HTTP endpoint is `ops::metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// The media type of the OpenMetrics text format, which Prometheus scrapes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QrLabels {
+    app: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WaitLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WechatLabels {
+    endpoint: String,
+    errcode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrantLabels {
+    grant_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latency buckets from 0.25 ms to about 8 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// What a QR code went through, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QrOutcome {
+    Created,
+    Scanned,
+    Confirmed,
+    Cancelled,
+    Exchanged,
+}
+
+impl QrOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            QrOutcome::Created => "created",
+            QrOutcome::Scanned => "scanned",
+            QrOutcome::Confirmed => "confirmed",
+            QrOutcome::Cancelled => "cancelled",
+            QrOutcome::Exchanged => "exchanged",
+        }
+    }
+}
+
+/// Set on an error response by `AppError` when the database or Redis failed, for the envelope
+/// to count.
+#[derive(Clone, Copy, Debug)]
+pub struct StorageFailure(pub &'static str);
+
+pub struct Metrics {
+    enabled: bool,
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_seconds: Histograms<RouteLabels>,
+    qr_codes: Family<QrLabels, Counter>,
+    waiting: Family<WaitLabels, Gauge>,
+    wechat_calls: Family<WechatLabels, Counter>,
+    wechat_seconds: Histograms<EndpointLabels>,
+    token_grants: Family<GrantLabels, Counter>,
+    storage_errors: Family<BackendLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new(enabled: bool) -> Self {
+        let mut registry = Registry::with_prefix("scangate");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by matched route and status",
+            http_requests.clone(),
+        );
+        let http_seconds = Histograms::<RouteLabels>::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (a stream: until its head), by matched route",
+            http_seconds.clone(),
+        );
+        let qr_codes = Family::<QrLabels, Counter>::default();
+        registry.register(
+            "qr_codes",
+            "QR codes by app (client_id) and outcome",
+            qr_codes.clone(),
+        );
+        let waiting = Family::<WaitLabels, Gauge>::default();
+        registry.register(
+            "waiting_browsers",
+            "Open event streams (kind=sse) and long polls (kind=long_poll)",
+            waiting.clone(),
+        );
+        let wechat_calls = Family::<WechatLabels, Counter>::default();
+        registry.register(
+            "wechat_calls",
+            "Calls to WeChat's API by endpoint and errcode (0: success, transport: no answer)",
+            wechat_calls.clone(),
+        );
+        let wechat_seconds = Histograms::<EndpointLabels>::new_with_constructor(latency_histogram);
+        registry.register(
+            "wechat_call_duration_seconds",
+            "Time of one call to WeChat's API, by endpoint",
+            wechat_seconds.clone(),
+        );
+        let token_grants = Family::<GrantLabels, Counter>::default();
+        registry.register(
+            "token_grants",
+            "Tokens issued by the token endpoint, by grant type",
+            token_grants.clone(),
+        );
+        let storage_errors = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "storage_errors",
+            "Requests that failed because the database or Redis did",
+            storage_errors.clone(),
+        );
+        registry.register(
+            "build",
+            "The running build",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("name", env!("CARGO_PKG_NAME")),
+            ]),
+        );
+        Self {
+            enabled,
+            registry,
+            http_requests,
+            http_seconds,
+            qr_codes,
+            waiting,
+            wechat_calls,
+            wechat_seconds,
+            token_grants,
+            storage_errors,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// One answered request; `route` is the matched pattern (`/api/v1/qrcodes/{random}`).
+    pub fn http(&self, route: &str, status: u16, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.http_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn qr(&self, app: &str, outcome: QrOutcome) {
+        if !self.enabled {
+            return;
+        }
+        self.qr_codes
+            .get_or_create(&QrLabels {
+                app: app.to_owned(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts an open event stream or long poll until the returned guard is dropped.
+    pub fn waiting(&self, kind: WaitKind) -> Waiting {
+        if !self.enabled {
+            return Waiting(None);
+        }
+        let gauge = self
+            .waiting
+            .get_or_create(&WaitLabels {
+                kind: kind.as_str(),
+            })
+            .clone();
+        gauge.inc();
+        Waiting(Some(gauge))
+    }
+
+    /// One call to WeChat; `errcode` is `None` when no answer came (timeout, connection).
+    pub fn wechat(&self, endpoint: &str, errcode: Option<i64>, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
+        let errcode = errcode.map_or_else(|| "transport".to_owned(), |c| c.to_string());
+        self.wechat_calls
+            .get_or_create(&WechatLabels {
+                endpoint: endpoint.to_owned(),
+                errcode,
+            })
+            .inc();
+        self.wechat_seconds
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A grant the token endpoint issued: `authorization_code` or `refresh_token`.
+    pub fn token_grant(&self, grant_type: &'static str) {
+        if self.enabled {
+            self.token_grants
+                .get_or_create(&GrantLabels { grant_type })
+                .inc();
+        }
+    }
+
+    pub fn storage_error(&self, failure: StorageFailure) {
+        if self.enabled {
+            self.storage_errors
+                .get_or_create(&BackendLabels { backend: failure.0 })
+                .inc();
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitKind {
+    Sse,
+    LongPoll,
+}
+
+impl WaitKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            WaitKind::Sse => "sse",
+            WaitKind::LongPoll => "long_poll",
+        }
+    }
+}
+
+/// Holds one count of `scangate_waiting_browsers` while it lives.
+pub struct Waiting(Option<Gauge>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.0 {
+            gauge.dec();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disabled_registry_records_nothing() {
+        let m = Metrics::new(false);
+        m.http("/healthz", 200, Duration::from_millis(1));
+        m.qr("web", QrOutcome::Created);
+        let _open = m.waiting(WaitKind::Sse);
+        assert!(!m.encode().contains("route=\"/healthz\""));
+    }
+
+    #[test]
+    fn a_waiter_counts_while_it_waits() {
+        let m = Metrics::new(true);
+        let open = m.waiting(WaitKind::Sse);
+        assert!(m
+            .encode()
+            .contains("scangate_waiting_browsers{kind=\"sse\"} 1"));
+        drop(open);
+        assert!(m
+            .encode()
+            .contains("scangate_waiting_browsers{kind=\"sse\"} 0"));
+    }
+}
