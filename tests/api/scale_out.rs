@@ -69,7 +69,7 @@ impl Cluster {
             .env("REDIS_URL", &self.redis)
             .env("SCANGATE_REDIS_PREFIX", &self.prefix)
             .env("SCANGATE_SECRET_KEY", &self.secret)
-            .env("RUST_LOG", "warn,scangate=info,scangate::app=debug")
+            .env("RUST_LOG", "warn,scangate=info,scangate::router=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
