@@ -32,3 +32,11 @@ CREATE INDEX users_pool_nickname_idx ON users (pool, nickname);
 CREATE INDEX users_pool_phone_idx ON users (pool, phone);
 CREATE INDEX identities_pool_openid_idx ON identities (pool, openid);
 CREATE INDEX audit_events_pool_id_idx ON audit_events (pool, id);
+
+-- Logos ScanGate serves at /media/logos/{digest}.png: normalised PNGs (base64, portable across
+-- both databases), named by their SHA-256.
+CREATE TABLE logos (
+    digest      TEXT PRIMARY KEY,
+    data        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);

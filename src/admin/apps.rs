@@ -10,6 +10,7 @@ use crate::config::{AppConfig, Secret};
 use crate::crypto::SecretBox;
 use crate::domain::{AppId, ClientId, PoolSlug};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::qr::logo::{media_path, Logo, LogoSource};
 use crate::store::{self, apps::App, apps::ManagedBy, Db};
 
 /// A new app as an operator describes it.
@@ -124,6 +125,7 @@ impl Admin {
             require_binding: new.require_binding,
             ..AppConfig::default()
         };
+        refuse_file_logo(config.logo.as_deref())?;
         check(&config)?;
         self.require_miniprogram_of(&config.miniprogram, &config.pool)
             .await?;
@@ -191,14 +193,23 @@ impl Admin {
         if let Some(v) = change.require_binding {
             config.require_binding = v;
         }
+        refuse_file_logo(config.logo.as_deref())?;
         check(&config)?;
+        let logo = match &config.logo {
+            Some(value) if Some(value) != old.logo.as_ref() => Some(
+                keep_logo(&self.db, value, self.clock.now())
+                    .await
+                    .map_err(|e| field("logo", format!("{e:#}")))?,
+            ),
+            other => other.clone(),
+        };
         if config.miniprogram != old.miniprogram.as_str() {
             self.require_miniprogram_of(&config.miniprogram, &config.pool)
                 .await?;
         }
         let new = App {
             name: config.name.clone(),
-            logo: config.logo.clone(),
+            logo,
             redirect_uris: config.redirect_uris.clone(),
             post_logout_redirect_uris: config.post_logout_redirect_uris.clone(),
             allowed_origins: config.allowed_origins.clone(),
@@ -281,6 +292,27 @@ impl Admin {
         })
     }
 
+    /// Gives an app an uploaded logo (PNG, JPEG, WebP, or SVG, which is rasterised), stored
+    /// as a PNG of at most 512 px and served at its media path.
+    pub async fn set_logo(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+        image: Vec<u8>,
+        if_match: Option<i64>,
+    ) -> AppResult<App> {
+        actor.require(Role::Admin)?;
+        self.writable_app(actor, client_id).await?;
+        let path = keep_logo_bytes(&self.db, image, self.clock.now())
+            .await
+            .map_err(|e| field("logo", format!("{e:#}")))?;
+        let change = AppChange {
+            logo: Some(Some(path)),
+            ..AppChange::default()
+        };
+        self.update_app(actor, client_id, change, if_match).await
+    }
+
     /// An app the actor may change: in scope and not declared by the config file.
     async fn writable_app(&self, actor: &Actor, client_id: &str) -> AppResult<App> {
         let app = self.app(actor, client_id).await?;
@@ -312,6 +344,17 @@ fn field(name: &str, message: String) -> AppError {
     let mut fields = FieldErrors::new();
     fields.add(name, message);
     AppError::Fields(fields)
+}
+
+/// The API takes a logo as a URL or a `data:` URI; a path would read the server's own files.
+fn refuse_file_logo(logo: Option<&str>) -> AppResult<()> {
+    match logo.map(LogoSource::parse) {
+        Some(Ok(LogoSource::File(_))) => Err(field(
+            "logo",
+            "must be an https:// URL or a data:image/…;base64, URI (or upload the image with PUT /apps/{client_id}/logo)".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The checks of `[[apps]]`, reported against the field they concern.
@@ -365,6 +408,25 @@ fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Value {
     Value::Object(changed)
 }
 
+/// Where a logo value is shown from: a URL stays as it is; a file or `data:` logo is checked,
+/// normalised to a PNG, stored, and from then on served by ScanGate at its media path, so
+/// the hosted page, the phone and the widget can all show it.
+pub async fn keep_logo(db: &Db, value: &str, now: i64) -> anyhow::Result<String> {
+    let source = LogoSource::parse(value)?;
+    let Some(bytes) = source.read()? else {
+        return Ok(value.trim().to_owned());
+    };
+    keep_logo_bytes(db, bytes, now).await
+}
+
+/// Checks, normalises and stores a logo; its media path.
+async fn keep_logo_bytes(db: &Db, bytes: Vec<u8>, now: i64) -> anyhow::Result<String> {
+    let png = tokio::task::spawn_blocking(move || Logo::load(&bytes).map(|l| l.to_png())).await??;
+    let digest = crate::crypto::sha256_hex(&png);
+    store::logos::put(db, &digest, &png, now).await?;
+    Ok(media_path(&digest))
+}
+
 /// The stored form of an app described as in `[[apps]]`: its Mini Program must already be
 /// stored and serve the app's pool (created here if new); a client secret is hashed with
 /// Argon2id, unless the stored app has this very secret already (its keyed fingerprint
@@ -394,6 +456,10 @@ pub async fn record(
         );
     }
     store::pools::ensure(db, &app.pool, &app.pool, now).await?;
+    let logo = match &app.logo {
+        Some(value) => Some(keep_logo(db, value, now).await?),
+        None => None,
+    };
     let fingerprint = app
         .client_secret
         .as_ref()
@@ -421,7 +487,7 @@ pub async fn record(
         client_id: ClientId::parse(&app.client_id).map_err(anyhow::Error::msg)?,
         pool: PoolSlug::parse(&app.pool).map_err(anyhow::Error::msg)?,
         name: app.name.clone(),
-        logo: app.logo.clone(),
+        logo,
         client_secret_hash,
         client_secret_fingerprint: fingerprint,
         redirect_uris: app.redirect_uris.clone(),

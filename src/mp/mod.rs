@@ -220,7 +220,14 @@ async fn scan_post(
         .map(|a| (a.name.clone(), a.logo.clone()))
         .unwrap_or_default();
     // A logo given as a file or `data:` URI is for QR images; only a URL is one to show.
-    let logo_url = logo.filter(|l| l.starts_with("https://") || l.starts_with("http://"));
+    let logo_url = logo.and_then(|l| {
+        if l.starts_with("https://") || l.starts_with("http://") {
+            Some(l)
+        } else {
+            // A logo ScanGate stores, served from its own media path.
+            crate::qr::logo::stored_digest(&l).map(|_| state.config.url(&l))
+        }
+    });
     Ok(axum::Json(json!({
         "app": { "name": name, "logo_url": logo_url },
         "requester": {

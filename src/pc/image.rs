@@ -63,7 +63,7 @@ async fn image(
         }
     }
     let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
-    let branding = state.qr.branding(&qr.client_id);
+    let branding = branding(&state, &qr).await?;
     let size = q.size.unwrap_or(branding.size);
     let now = state.clock.now();
     let key = ImageKey {
@@ -106,6 +106,49 @@ async fn image(
             (header::CACHE_CONTROL, cache_control),
         ],
         image.bytes.clone(),
+    )
+        .into_response())
+}
+
+/// The app's branding: the config file's, or for an app made through the management API its
+/// stored logo on plain colours.
+async fn branding(state: &AppState, qr: &QrCode) -> AppResult<Arc<Branding>> {
+    if let Some(b) = state.qr.configured(&qr.client_id) {
+        return Ok(b);
+    }
+    let app = state.apps.get(&qr.client_id).await?;
+    let Some(digest) = app
+        .as_ref()
+        .and_then(|a| a.logo.as_deref())
+        .and_then(crate::qr::logo::stored_digest)
+    else {
+        return Ok(state.qr.branding(&qr.client_id));
+    };
+    let png = crate::store::logos::get(&state.db, digest).await?;
+    Ok(state.qr.with_stored_logo(digest, || png))
+}
+
+/// `GET /media/logos/{digest}.png`: a logo ScanGate stores. Its name is its content's
+/// SHA-256, so it is cached for a year and never revalidated.
+pub async fn logo_get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> AppResult<Response> {
+    let path = format!("{}{name}", crate::qr::logo::MEDIA_PREFIX);
+    let not_found = || AppError::NotFound("no such logo".into());
+    let digest = crate::qr::logo::stored_digest(&path).ok_or_else(not_found)?;
+    let png = crate::store::logos::get(&state.db, digest)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+        ],
+        png,
     )
         .into_response())
 }

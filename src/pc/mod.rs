@@ -46,7 +46,8 @@ pub fn router(cors: &Cors) -> Router<AppState> {
         .route(
             "/api/v1/qrcodes/{random}/image.svg",
             get(image::image_svg_get),
-        );
+        )
+        .route("/media/logos/{name}", get(image::logo_get));
     crate::cors::apply(native.merge(compat::router()), cors)
 }
 

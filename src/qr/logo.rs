@@ -21,7 +21,7 @@ pub const MAX_LOGO_BYTES: usize = 1024 * 1024;
 pub const MAX_LOGO_EDGE: u32 = 4096;
 /// Raster logos are kept at most this large once decoded; a plate is never bigger than 30 % of
 /// a 1280-pixel image.
-const KEEP_EDGE: u32 = 512;
+pub const KEEP_EDGE: u32 = 512;
 /// Plates kept per logo (one per pixel size asked for); the oldest go when this is reached.
 const MAX_PLATES: usize = 64;
 
@@ -54,6 +54,25 @@ pub enum LogoSource {
     Data(Vec<u8>),
     /// A file path, relative to the working directory.
     File(String),
+    /// A logo ScanGate stores and serves itself at [`media_path`]; named by the SHA-256 of
+    /// its PNG. Its bytes are in the database, not in the `logo` value.
+    Stored(String),
+}
+
+/// The path ScanGate serves a stored logo at: content-addressed, so it can be cached forever.
+pub fn media_path(digest: &str) -> String {
+    format!("{MEDIA_PREFIX}{digest}.png")
+}
+
+/// Where stored logos are served.
+pub const MEDIA_PREFIX: &str = "/media/logos/";
+
+/// The digest a stored logo's path names, if `value` is one.
+pub fn stored_digest(value: &str) -> Option<&str> {
+    value
+        .strip_prefix(MEDIA_PREFIX)
+        .and_then(|rest| rest.strip_suffix(".png"))
+        .filter(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 impl LogoSource {
@@ -61,6 +80,9 @@ impl LogoSource {
         let value = value.trim();
         if value.starts_with("http://") || value.starts_with("https://") {
             return Ok(LogoSource::Remote);
+        }
+        if let Some(digest) = stored_digest(value) {
+            return Ok(LogoSource::Stored(digest.to_owned()));
         }
         if let Some(rest) = value.strip_prefix("data:") {
             let (meta, payload) = rest
@@ -86,7 +108,7 @@ impl LogoSource {
     /// The logo's bytes, refusing an oversized file before reading it.
     pub fn read(&self) -> Result<Option<Vec<u8>>, LogoError> {
         match self {
-            LogoSource::Remote => Ok(None),
+            LogoSource::Remote | LogoSource::Stored(_) => Ok(None),
             LogoSource::Data(bytes) => Ok(Some(bytes.clone())),
             LogoSource::File(path) => {
                 let unreadable = |e: std::io::Error| LogoError::Unreadable {
@@ -170,6 +192,20 @@ impl Logo {
             digest,
             plates: Mutex::new(PlateCache::default()),
         })
+    }
+
+    /// The logo as ScanGate stores and serves it: a PNG whose longer side is at most
+    /// [`KEEP_EDGE`] pixels, whatever was sent (an SVG is rasterised, so no script or
+    /// reference of it survives).
+    pub fn to_png(&self) -> Vec<u8> {
+        let art = match &self.art {
+            Art::Raster(img) => img.clone(),
+            Art::Svg(tree) => rasterise_svg(tree, KEEP_EDGE),
+        };
+        let mut out = Vec::new();
+        // An in-memory PNG of an image we made cannot fail to encode.
+        let _ = art.write_to(&mut Cursor::new(&mut out), ImageFormat::Png);
+        out
     }
 
     pub fn digest(&self) -> &[u8; 32] {

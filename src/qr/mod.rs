@@ -23,7 +23,7 @@ pub use brand::{Branding, BrandingError, Rgb};
 pub use cache::{Image, ImageCache, ImageKey};
 pub use render::Format;
 
-use crate::config::Config;
+use crate::config::{AppConfig, Config};
 
 /// Smallest and largest image edge a caller may ask for.
 pub const MIN_SIZE: u32 = 128;
@@ -38,6 +38,9 @@ pub const CACHE_ENTRIES: usize = 100_000;
 /// Every app's branding and the cache of rendered images.
 pub struct QrImages {
     brandings: RwLock<HashMap<String, Arc<Branding>>>,
+    /// The branding of apps made through the management API, whose logo ScanGate stores:
+    /// plain colours and that logo, made once per logo (by digest).
+    stored: RwLock<HashMap<String, Arc<Branding>>>,
     default: Arc<Branding>,
     pub cache: ImageCache,
 }
@@ -63,6 +66,7 @@ impl QrImages {
     pub fn new() -> QrImages {
         QrImages {
             brandings: RwLock::new(HashMap::new()),
+            stored: RwLock::new(HashMap::new()),
             default: Arc::new(Branding::default()),
             cache: ImageCache::new(CACHE_BYTES, CACHE_ENTRIES),
         }
@@ -79,12 +83,55 @@ impl QrImages {
 
     /// An app's branding; plain black on white for apps configured elsewhere.
     pub fn branding(&self, client_id: &str) -> Arc<Branding> {
+        self.configured(client_id)
+            .unwrap_or_else(|| Arc::clone(&self.default))
+    }
+
+    /// The branding the config file gives an app, if it is configured there.
+    pub fn configured(&self, client_id: &str) -> Option<Arc<Branding>> {
         self.brandings
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(client_id)
             .cloned()
-            .unwrap_or_else(|| Arc::clone(&self.default))
+    }
+
+    /// Plain colours with the stored logo `digest` (whose PNG `png` reads), made once.
+    pub fn with_stored_logo(
+        &self,
+        digest: &str,
+        png: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Arc<Branding> {
+        if let Some(b) = self
+            .stored
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+        {
+            return Arc::clone(b);
+        }
+        let branding = png()
+            .and_then(|bytes| {
+                use base64::Engine as _;
+                let app = AppConfig {
+                    logo: Some(format!(
+                        "data:image/png;base64,{}",
+                        base64::engine::general_purpose::STANDARD.encode(bytes)
+                    )),
+                    ..AppConfig::default()
+                };
+                Branding::from_app(&app).ok()
+            })
+            .map(Arc::new)
+            .unwrap_or_else(|| Arc::clone(&self.default));
+        let mut stored = self.stored.write().unwrap_or_else(|p| p.into_inner());
+        // A handful of logos per installation; a flood of digests cannot exist (each is a
+        // stored logo), but stay bounded anyway.
+        if stored.len() >= 1024 {
+            stored.clear();
+        }
+        stored.insert(digest.to_owned(), Arc::clone(&branding));
+        branding
     }
 }
 

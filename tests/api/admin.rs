@@ -22,6 +22,7 @@ both_backends!(
     bad_input_gets_its_documented_error,
     a_mini_program_registered_through_the_api_is_checked_and_signs_people_in,
     signing_keys_are_rotated_and_withdrawn,
+    an_uploaded_logo_is_served_and_shown_everywhere,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1325,6 +1326,155 @@ async fn signing_keys_are_rotated_and_withdrawn(backend: Backend) {
         .await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
+    )
+    .await;
+}
+
+/// A solid red square PNG, `side` pixels.
+fn red_png(side: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(side, side, image::Rgb([220, 20, 20]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+async fn an_uploaded_logo_is_served_and_shown_everywhere(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    json_ok(
+        call(&app, &key, Method::POST, "/apps", Some(shop("logoed"))).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let upload = |body: Vec<u8>, kind: &'static str| {
+        let req = app
+            .client
+            .put(app.url("/api/admin/v1/apps/logoed/logo"))
+            .bearer_auth(&key)
+            .header("content-type", kind)
+            .body(body);
+        async move { req.send().await.unwrap() }
+    };
+    let res = upload(red_png(900), "image/png").await;
+    let changed = json_ok(res, StatusCode::OK).await;
+    let path = changed["logo"].as_str().unwrap().to_owned();
+    assert!(
+        path.starts_with("/media/logos/") && path.ends_with(".png"),
+        "{path}"
+    );
+
+    // Served at a stable, cacheable URL, normalised to at most 512 px.
+    let res = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert!(res.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let stored = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!((stored.width(), stored.height()), (512, 512));
+
+    // The hosted page shows it, the phone gets its absolute URL, the QR code carries it.
+    let url = format!(
+        "{}?response_type=code&client_id=logoed&redirect_uri={}&scope=openid&state=s",
+        app.url("/oidc/auth"),
+        url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>(),
+    );
+    let page = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&path), "the hosted page shows the logo");
+    let qr = app.create_qr_for(&app.client, "logoed").await;
+    let random = qr["random"].as_str().unwrap();
+    let token = app.mp_login(APPID, "o-logo").await;
+    let scanned: Value = app.scan(&token, random).await.json().await.unwrap();
+    assert_eq!(scanned["app"]["logo_url"], app.url(&path));
+    let png = app
+        .client
+        .get(app.url(&format!("/api/v1/qrcodes/{random}/image.png?size=300")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let centre = image::load_from_memory(&png).unwrap().to_rgb8();
+    let p = centre.get_pixel(150, 150).0;
+    assert!(
+        p[0] > 180 && p[1] < 80 && p[2] < 80,
+        "the logo's red at the centre: {p:?}"
+    );
+
+    // What is refused, and how.
+    assert_error(
+        upload(b"not an image".to_vec(), "image/png").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        upload(red_png(10), "text/plain").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        upload(vec![0u8; 2 * 1024 * 1024], "image/png").await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script><rect width="10" height="10" fill="red"/></svg>"#;
+    let res = upload(svg.to_vec(), "image/svg+xml").await;
+    let body = json_ok(res, StatusCode::OK).await;
+    let served = app
+        .client
+        .get(app.url(body["logo"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        served.starts_with(b"\x89PNG"),
+        "an SVG is stored as a PNG, without its script"
+    );
+    let refused = assert_error(
+        call(
+            &app,
+            &key,
+            Method::PATCH,
+            "/apps/logoed",
+            Some(json!({ "logo": "/etc/passwd" })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert!(refused["fields"]["logo"].is_string(), "{refused}");
+    let removed = json_ok(
+        call(&app, &key, Method::DELETE, "/apps/logoed/logo", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(removed["logo"].is_null());
+    assert_error(
+        app.client
+            .get(app.url("/media/logos/nope.png"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
     )
     .await;
 }

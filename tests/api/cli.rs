@@ -358,6 +358,7 @@ crate::both_backends!(
     migrate_says_how_many_migrations_it_applied,
     keys_rotate_says_when_the_new_key_takes_effect,
     an_api_key_is_printed_once_and_opens_the_management_api,
+    a_logo_file_given_to_app_create_is_shown,
 );
 
 #[tokio::test]
@@ -689,5 +690,41 @@ async fn an_api_key_is_printed_once_and_opens_the_management_api(backend: crate:
         stderr(&unknown).contains("no pool `nope`"),
         "{}",
         stderr(&unknown)
+    );
+}
+
+async fn a_logo_file_given_to_app_create_is_shown(backend: crate::helpers::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = crate::helpers::tempdir::Dir::new();
+    let file = dir.0.join("logo.png");
+    let img = image::RgbImage::from_pixel(40, 40, image::Rgb([0, 120, 255]));
+    img.save(&file).unwrap();
+    let out = create_shop(&app, &["--logo", file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stored = scangate::store::apps::get(&app.state.db, "shop")
+        .await
+        .unwrap()
+        .unwrap();
+    let path = stored.logo.unwrap();
+    assert!(path.starts_with("/media/logos/"), "{path}");
+    let res = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the logo is served");
+    let url = format!(
+        "{}?response_type=code&client_id=shop&redirect_uri={}&scope=openid&state=s",
+        app.url("/oidc/auth"),
+        url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>(),
+    );
+    let page = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&path),
+        "the hosted page shows the logo, not a broken file path"
     );
 }

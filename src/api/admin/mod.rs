@@ -66,6 +66,14 @@ pub fn router() -> Router<AppState> {
             "/api/admin/v1/apps/{client_id}/secret",
             post(app_secret_post),
         )
+        .route(
+            "/api/admin/v1/apps/{client_id}/logo",
+            axum::routing::put(app_logo_put)
+                .delete(app_logo_delete)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::qr::logo::MAX_LOGO_BYTES + 1,
+                )),
+        )
         .route("/api/admin/v1/users/{id}", get(user_get))
         .route("/api/admin/v1/users/{id}/block", post(user_block_post))
         .route("/api/admin/v1/users/{id}/unblock", post(user_unblock_post))
@@ -297,6 +305,59 @@ async fn app_delete(
 ) -> AppResult<Response> {
     state.admin.delete_app(&actor, &client_id, version).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PUT /apps/{client_id}/logo` with the image as the body (`Content-Type: image/png`,
+/// `image/jpeg`, `image/webp` or `image/svg+xml`, at most 1 MiB).
+async fn app_logo_put(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(client_id): Path<String>,
+    IfMatch(version): IfMatch,
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> AppResult<Response> {
+    let image = body.map_err(|_| {
+        AppError::PayloadTooLarge(format!(
+            "a logo is at most {} bytes",
+            crate::qr::logo::MAX_LOGO_BYTES
+        ))
+    })?;
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !["image/png", "image/jpeg", "image/webp", "image/svg+xml"]
+        .iter()
+        .any(|t| kind.starts_with(t))
+    {
+        return Err(AppError::invalid(
+            "send the logo as image/png, image/jpeg, image/webp or image/svg+xml",
+        ));
+    }
+    let app = state
+        .admin
+        .set_logo(&actor, &client_id, image.to_vec(), version)
+        .await?;
+    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+}
+
+/// `DELETE /apps/{client_id}/logo`: the app shows no logo.
+async fn app_logo_delete(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(client_id): Path<String>,
+    IfMatch(version): IfMatch,
+) -> AppResult<Response> {
+    let change = admin::apps::AppChange {
+        logo: Some(None),
+        ..Default::default()
+    };
+    let app = state
+        .admin
+        .update_app(&actor, &client_id, change, version)
+        .await?;
+    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
 }
 
 /// `POST /apps/{client_id}/secret`: a new client secret, shown once.
