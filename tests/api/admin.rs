@@ -23,6 +23,7 @@ both_backends!(
     a_mini_program_registered_through_the_api_is_checked_and_signs_people_in,
     signing_keys_are_rotated_and_withdrawn,
     an_uploaded_logo_is_served_and_shown_everywhere,
+    the_audit_log_exports_whole_as_json_lines,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1477,4 +1478,64 @@ async fn an_uploaded_logo_is_served_and_shown_everywhere(backend: Backend) {
         "not_found",
     )
     .await;
+}
+
+async fn the_audit_log_exports_whole_as_json_lines(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.admin_key("owner", None).await;
+    let scoped = app.admin_key("viewer", Some("other")).await;
+    let now = app.clock.now();
+    // More than one batch, and a subject that tries to break the line format.
+    for i in 0..1_100 {
+        let (pool, subject) = if i % 10 == 0 {
+            ("other", "o\"ther\n{\"x\":1}".to_owned())
+        } else {
+            ("default", format!("s-{i}"))
+        };
+        scangate::store::audit::record(
+            &app.state.db,
+            scangate::store::audit::Event {
+                pool: Some(pool),
+                actor: Some("seed"),
+                action: "seed.event",
+                subject: Some(&subject),
+                ip: None,
+                detail: None,
+            },
+            now + i,
+        )
+        .await
+        .unwrap();
+    }
+    let export = |key: String, query: &'static str| {
+        let req = app
+            .client
+            .get(app.url(&format!("/api/admin/v1/audit/export{query}")))
+            .bearer_auth(key);
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+            res.text().await.unwrap()
+        }
+    };
+    let all = export(owner.clone(), "?action=seed.event").await;
+    let lines: Vec<Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    assert_eq!(lines.len(), 1_100);
+    let ids: std::collections::HashSet<&str> =
+        lines.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1_100, "no event twice");
+    assert!(lines[0]["at"].as_str().unwrap() >= lines[1_099]["at"].as_str().unwrap());
+    let other = export(scoped, "?action=seed.event").await;
+    assert_eq!(
+        other.lines().count(),
+        110,
+        "a pool-scoped key exports its pool only"
+    );
+    assert!(other
+        .lines()
+        .all(|l| serde_json::from_str::<Value>(l).unwrap()["pool"] == "other"));
 }

@@ -82,6 +82,7 @@ pub fn router() -> Router<AppState> {
             post(user_sign_out_post),
         )
         .route("/api/admin/v1/audit", get(audit_get))
+        .route("/api/admin/v1/audit/export", get(audit_export_get))
         .route("/api/admin/v1/keys", get(keys_get).post(keys_post))
         .route("/api/admin/v1/keys/{id}", axum::routing::delete(key_delete))
 }
@@ -616,6 +617,59 @@ async fn audit_get(
     Ok(ok(
         json!({ "items": items, "next_cursor": page.next_cursor }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    pool: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    subject: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /audit/export`: the whole (filtered) log as JSON lines, streamed newest first.
+async fn audit_export_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Query(q): Query<ExportQuery>,
+) -> AppResult<Response> {
+    let filter = admin::audit::OwnedFilter {
+        since: instant("since", q.since.as_deref())?,
+        until: instant("until", q.until.as_deref())?,
+        pool: q.pool,
+        actor: q.actor,
+        action: q.action,
+        subject: q.subject,
+    };
+    let batches = state.admin.export_audit(&actor, filter).await?;
+    let lines = futures::StreamExt::map(batches, |batch| {
+        batch.map(|events| {
+            events.iter().fold(String::new(), |mut out, e| {
+                out.push_str(&views::audit_event(e).to_string());
+                out.push('\n');
+                out
+            })
+        })
+    });
+    let body = axum::body::Body::from_stream(lines);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"scangate-audit.jsonl\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 // ---- API keys
