@@ -80,6 +80,18 @@ impl Admin {
         self.user(actor, id).await
     }
 
+    /// Erases a user and everything that signs them in. The audit event names only the id.
+    pub async fn delete_user(&self, actor: &Actor, id: &str) -> AppResult<()> {
+        actor.require(Role::Admin)?;
+        let user = self.user(actor, id).await?.user;
+        if !store::users::delete(&self.db, id).await? {
+            return Err(AppError::NotFound(format!("no user `{id}`")));
+        }
+        self.record(actor, Some(&user.pool), "admin.user.delete", id, None)
+            .await?;
+        Ok(())
+    }
+
     /// Ends every session and token of a user; they must scan again everywhere.
     pub async fn sign_out_user(&self, actor: &Actor, id: &str) -> AppResult<u64> {
         actor.require(Role::Admin)?;

@@ -172,6 +172,30 @@ pub async fn sign_out_everywhere(db: &Db, id: &str, now: i64) -> Result<u64, sql
     Ok(grants.rows_affected())
 }
 
+/// Erases a user: profile, identities, avatars, sessions, grants and their tokens. `false`
+/// when there is no such user. The audit log keeps the id, and nothing else of them.
+pub async fn delete(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let grants = "SELECT id FROM oidc_grants WHERE user_id = $1";
+    for statement in [
+        format!("DELETE FROM oidc_codes WHERE grant_id IN ({grants})"),
+        format!("DELETE FROM oidc_refresh_tokens WHERE grant_id IN ({grants})"),
+        "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
+        "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
+        "DELETE FROM mp_sessions WHERE user_id = $1".to_owned(),
+        "DELETE FROM avatars WHERE user_id = $1".to_owned(),
+        "DELETE FROM identities WHERE user_id = $1".to_owned(),
+    ] {
+        sqlx::query(&statement).bind(id).execute(&mut *tx).await?;
+    }
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(crate) fn from_row(r: &Row) -> Result<User, sqlx::Error> {
     Ok(User {
         id: r.try_get("id")?,

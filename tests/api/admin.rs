@@ -24,6 +24,7 @@ both_backends!(
     signing_keys_are_rotated_and_withdrawn,
     an_uploaded_logo_is_served_and_shown_everywhere,
     the_audit_log_exports_whole_as_json_lines,
+    a_deleted_user_is_erased_and_signs_up_afresh,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1538,4 +1539,53 @@ async fn the_audit_log_exports_whole_as_json_lines(backend: Backend) {
     assert!(other
         .lines()
         .all(|l| serde_json::from_str::<Value>(l).unwrap()["pool"] == "other"));
+}
+
+async fn a_deleted_user_is_erased_and_signs_up_afresh(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    let exchanged = app.exchanged("o-forget-me").await;
+    let id = exchanged["user"]["id"].as_str().unwrap().to_owned();
+    let access = exchanged["access_token"].as_str().unwrap().to_owned();
+    let mp_token = app.mp_login(APPID, "o-forget-me").await;
+    let res = call(&app, &key, Method::DELETE, &format!("/users/{id}"), None).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        call(&app, &key, Method::GET, &format!("/users/{id}"), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let userinfo = app
+        .client
+        .get(app.url("/oidc/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
+    let qr = app.create_qr().await;
+    assert_eq!(
+        app.scan(&mp_token, qr["random"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app.mp_login_full(APPID, "o-forget-me", None).await;
+    assert_eq!(again["user"]["is_new"], true);
+    assert_ne!(again["user"]["id"], id.as_str());
+    let audit = json_ok(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            &format!("/audit?subject={id}&action=admin.user.delete"),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+    assert!(audit["items"][0]["detail"].is_null());
 }

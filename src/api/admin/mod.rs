@@ -74,7 +74,10 @@ pub fn router() -> Router<AppState> {
                     crate::qr::logo::MAX_LOGO_BYTES + 1,
                 )),
         )
-        .route("/api/admin/v1/users/{id}", get(user_get))
+        .route(
+            "/api/admin/v1/users/{id}",
+            get(user_get).delete(user_delete),
+        )
         .route("/api/admin/v1/users/{id}/block", post(user_block_post))
         .route("/api/admin/v1/users/{id}/unblock", post(user_unblock_post))
         .route(
@@ -540,6 +543,15 @@ async fn user_get(
 ) -> AppResult<Response> {
     let detail = state.admin.user(&actor, &id).await?;
     Ok(ok(views::user_detail(&detail)))
+}
+
+async fn user_delete(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    state.admin.delete_user(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn user_block_post(
