@@ -58,6 +58,10 @@ impl TicketStore for Noting {
         self.inner.get(random).await
     }
 
+    async fn get_fresh(&self, random: &str) -> Result<Option<QrCode>, StoreError> {
+        self.inner.get_fresh(random).await
+    }
+
     async fn scan(
         &self,
         random: &str,
