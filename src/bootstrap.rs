@@ -84,6 +84,11 @@ pub async fn state(
         Arc::clone(&tickets),
         clock.clone(),
     );
+    let funnel = Arc::new(crate::funnel::Funnel::new(
+        Arc::clone(&tickets),
+        clock.clone(),
+        Arc::clone(&metrics),
+    ));
     let admin = Admin::new(Services {
         db: db.clone(),
         secrets: secrets.clone(),
@@ -91,6 +96,7 @@ pub async fn state(
         tickets: Arc::clone(&tickets),
         wechat: Arc::clone(&wechat),
         keys: Arc::clone(&keys),
+        funnel: Arc::clone(&funnel),
     });
     let state = AppState {
         admin,
@@ -108,6 +114,7 @@ pub async fn state(
         apps,
         published,
         limiter,
+        funnel,
         metrics,
     };
     upsert_configured(&state).await?;

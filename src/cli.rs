@@ -178,6 +178,11 @@ pub async fn create_api_key(
             config.wechat_timeout(),
             std::sync::Arc::clone(&quiet),
         )),
+        funnel: std::sync::Arc::new(crate::funnel::Funnel::new(
+            std::sync::Arc::clone(&quiet),
+            Clock::System,
+            std::sync::Arc::new(crate::metrics::Metrics::new(false)),
+        )),
         db,
         secrets,
         clock: Clock::System,

@@ -39,6 +39,7 @@
 //! - `ratelimit`: per-address limits counted across instances.
 //! - `published`: documents answered whole before routing.
 //! - `metrics`: the Prometheus registry and what is recorded in it.
+//! - `funnel`: the scan funnel per app and hour, counted in the ticket store.
 //! - `admin`: the management service layer: operator changes, authorised and audited.
 //!
 //! Base:
@@ -67,6 +68,7 @@ pub mod dev;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod funnel;
 pub mod login;
 pub mod metrics;
 pub mod mp;

@@ -57,6 +57,8 @@ pub struct AppState {
     pub admin: Admin,
     /// Prometheus metrics of this process.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Counts each step of a QR login, per app and hour, for the scan funnel (and the metrics).
+    pub funnel: Arc<crate::funnel::Funnel>,
 }
 
 impl AppState {

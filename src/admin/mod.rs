@@ -11,6 +11,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod funnel;
 pub mod keys;
 pub mod miniprograms;
 pub mod pools;
@@ -27,6 +28,7 @@ use crate::clock::Clock;
 use crate::crypto::SecretBox;
 use crate::domain::PoolSlug;
 use crate::error::{AppError, AppResult};
+use crate::funnel::Funnel;
 use crate::store::{audit as events, Db};
 use crate::tickets::TicketStore;
 use crate::tokens::Keys;
@@ -116,6 +118,8 @@ pub struct Admin {
     wechat: Arc<WechatClient>,
     /// Rotates signing keys.
     keys: Arc<Keys>,
+    /// Reads the scan funnel.
+    funnel: Arc<Funnel>,
 }
 
 /// What the management layer works with.
@@ -126,6 +130,7 @@ pub struct Services {
     pub tickets: Arc<dyn TicketStore>,
     pub wechat: Arc<WechatClient>,
     pub keys: Arc<Keys>,
+    pub funnel: Arc<Funnel>,
 }
 
 impl Admin {
@@ -137,6 +142,7 @@ impl Admin {
             tickets: s.tickets,
             wechat: s.wechat,
             keys: s.keys,
+            funnel: s.funnel,
         }
     }
 

@@ -130,6 +130,14 @@ impl TicketStore for Noting {
         self.inner.ping().await
     }
 
+    async fn tally(&self, key: &str, bucket: i64, keep: Duration) -> Result<(), StoreError> {
+        self.inner.tally(key, bucket, keep).await
+    }
+
+    async fn tallies(&self, key: &str, buckets: &[i64]) -> Result<Vec<u64>, StoreError> {
+        self.inner.tallies(key, buckets).await
+    }
+
     async fn announce_config_change(&self) -> Result<(), StoreError> {
         self.inner.announce_config_change().await
     }

@@ -151,8 +151,9 @@ async fn finish(
         match state.tickets.take_ticket(ticket, &binding, now).await? {
             Take::Taken(t) => {
                 state
-                    .metrics
-                    .qr(&t.client_id, crate::metrics::QrOutcome::Exchanged);
+                    .funnel
+                    .step(&t.client_id, crate::funnel::Step::Exchanged)
+                    .await;
                 t
             }
             Take::NotBound => return Ok(MessagePage::error(

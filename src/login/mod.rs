@@ -163,8 +163,9 @@ async fn show_page(
     let (qr, _) =
         crate::tickets::create(state.tickets.as_ref(), app, &browser, requester, now).await?;
     state
-        .metrics
-        .qr(&qr.client_id, crate::metrics::QrOutcome::Created);
+        .funnel
+        .step(&qr.client_id, crate::funnel::Step::Created)
+        .await;
     let pending = Pending {
         random: qr.random.clone(),
         expires_at: qr.expires_at + TICKET_TTL.as_millis() as i64,

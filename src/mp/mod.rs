@@ -20,6 +20,7 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::domain::{AppId, Random};
 use crate::error::{AppError, AppResult};
 use crate::extract::{bearer, Json, OptionalJson, Path, Requester};
+use crate::funnel::Step;
 use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store::{self, audit, identities::Identity, users::User};
@@ -212,9 +213,7 @@ async fn scan_post(
         .tickets
         .scan(&qr.random, &scanner, state.clock.now())
         .await?;
-    state
-        .metrics
-        .qr(&qr.client_id, crate::metrics::QrOutcome::Scanned);
+    state.funnel.scanned(&qr.client_id, &qr.random).await;
     let app = state.apps.get(&qr.client_id).await?;
     let (name, logo) = app
         .map(|a| (a.name.clone(), a.logo.clone()))
@@ -295,6 +294,10 @@ async fn confirm_post(
     }
     if let Some(p) = &body.phone {
         profile::apply_phone(&state, &who, p).await?;
+        if p.code.is_some() {
+            // A phone code costs the Mini Program's owner a call WeChat charges for.
+            state.funnel.step(&qr.client_id, Step::PhoneLookup).await;
+        }
     }
     let now = state.clock.now();
     let ticket = ExchangeTicket {
@@ -310,9 +313,7 @@ async fn confirm_post(
         expires_at: now + TICKET_TTL.as_millis() as i64,
     };
     let qr = state.tickets.confirm(&qr.random, &ticket, now).await?;
-    state
-        .metrics
-        .qr(&qr.client_id, crate::metrics::QrOutcome::Confirmed);
+    state.funnel.confirmed(&qr.client_id, &qr.random).await;
     audit::record(
         &state.db,
         audit::Event {
@@ -340,8 +341,6 @@ async fn cancel_post(
         .tickets
         .cancel(&qr.random, &who.user.id, state.clock.now())
         .await?;
-    state
-        .metrics
-        .qr(&qr.client_id, crate::metrics::QrOutcome::Cancelled);
+    state.funnel.step(&qr.client_id, Step::Cancelled).await;
     Ok((StatusCode::OK, axum::Json(json!({ "status": qr.status }))).into_response())
 }

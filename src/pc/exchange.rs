@@ -12,6 +12,7 @@ use crate::clock::rfc3339;
 use crate::domain::ClientId;
 use crate::error::{AppError, AppResult};
 use crate::extract::{binding, Json, Requester};
+use crate::funnel::Step;
 use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store::users::User;
@@ -71,9 +72,7 @@ pub async fn redeem(
     let now = state.clock.now();
     let t = match state.tickets.take_ticket(ticket, binding, now).await? {
         Take::Taken(t) => {
-            state
-                .metrics
-                .qr(&t.client_id, crate::metrics::QrOutcome::Exchanged);
+            state.funnel.step(&t.client_id, Step::Exchanged).await;
             t
         }
         Take::Missing => return Err(AppError::invalid("the ticket is unknown, used or expired")),

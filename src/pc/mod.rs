@@ -99,8 +99,9 @@ pub async fn create_qrcode(
     )
     .await?;
     state
-        .metrics
-        .qr(&qr.client_id, crate::metrics::QrOutcome::Created);
+        .funnel
+        .step(&qr.client_id, crate::funnel::Step::Created)
+        .await;
     Ok(Created {
         qr,
         bind_token,

@@ -937,6 +937,20 @@ async fn a_configuration_change_moves_the_counter_at_once(b: Backend) {
     assert_ne!(*changes.borrow(), before);
 }
 
+async fn tallies_count_per_key_and_bucket_until_they_are_dropped(b: Backend) {
+    let key = format!("funnel:{}", random_token(6));
+    for bucket in [7, 7, 7, 8] {
+        b.store
+            .tally(&key, bucket, Duration::from_secs(3600))
+            .await
+            .unwrap();
+    }
+    let counts = b.store.tallies(&key, &[6, 7, 8]).await.unwrap();
+    assert_eq!(counts, [0, 3, 1]);
+    assert_eq!(b.store.tallies("other", &[7]).await.unwrap(), [0]);
+    assert!(b.store.tallies(&key, &[]).await.unwrap().is_empty());
+}
+
 macro_rules! conformance_suite {
     ($($check:ident),+ $(,)?) => {
         mod memory_backend {
@@ -991,6 +1005,7 @@ conformance_suite!(
     concurrent_hits_are_all_counted,
     a_reachable_backend_answers_ping,
     a_configuration_change_moves_the_counter_at_once,
+    tallies_count_per_key_and_bucket_until_they_are_dropped,
 );
 
 /// What only the Redis backend has: a fleet sharing one server, and a server that can be away.

@@ -248,6 +248,34 @@ impl TicketStore for MemoryStore {
         Ok(counter.0)
     }
 
+    async fn tally(&self, key: &str, bucket: i64, keep: Duration) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let until = now + keep.as_millis() as i64;
+        let counter = state
+            .counters
+            .entry((format!("tally:{key}"), bucket))
+            .or_insert((0, until));
+        counter.0 += 1;
+        Ok(())
+    }
+
+    async fn tallies(&self, key: &str, buckets: &[i64]) -> Result<Vec<u64>, StoreError> {
+        let now = self.clock.now();
+        let state = self.state();
+        let key = format!("tally:{key}");
+        Ok(buckets
+            .iter()
+            .map(|b| {
+                state
+                    .counters
+                    .get(&(key.clone(), *b))
+                    .filter(|(_, until)| *until > now)
+                    .map_or(0, |(n, _)| *n)
+            })
+            .collect())
+    }
+
     async fn announce_config_change(&self) -> Result<(), StoreError> {
         self.hub.config_changed();
         Ok(())

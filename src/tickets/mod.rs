@@ -344,6 +344,13 @@ pub trait TicketStore: Send + Sync + 'static {
     /// Fails when the backend cannot be reached.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Adds one to the tally of `key` in `bucket` (an hour, say), kept for `keep` after its
+    /// first count: counts for reports, shared by every instance.
+    async fn tally(&self, key: &str, bucket: i64, keep: Duration) -> Result<(), StoreError>;
+
+    /// The tallies of `key` in each of `buckets` (0 where none was counted or it is gone).
+    async fn tallies(&self, key: &str, buckets: &[i64]) -> Result<Vec<u64>, StoreError>;
+
     /// Tells every instance (this one included) that configuration changed: apps, pools or
     /// Mini Programs. Their caches drop what they hold.
     async fn announce_config_change(&self) -> Result<(), StoreError>;

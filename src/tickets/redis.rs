@@ -10,6 +10,7 @@
 //! | `{prefix}:cache:{key}` | string | the TTL given to `cache_set` |
 //! | `{prefix}:lock:{key}` | string: the holder's random token | the TTL given to `lock` |
 //! | `{prefix}:rate:{key}:{window}` | integer: events counted by `hit` in that window | the window's end |
+//! | `{prefix}:tally:{key}:{bucket}` | integer: events counted by `tally` in that bucket | the `keep` given at its first count |
 //! | `{prefix}:events` | pub/sub channel: the `random` of each changed code, or `config:` after an operator changed configuration | — |
 //!
 //! The hash keeps the fields a transition reads or writes apart from the immutable rest of the
@@ -239,6 +240,10 @@ impl Keys {
 
     fn rate(&self, key: &str, window: i64) -> String {
         format!("{}:rate:{key}:{window}", self.prefix)
+    }
+
+    fn tally(&self, key: &str, bucket: i64) -> String {
+        format!("{}:tally:{key}:{bucket}", self.prefix)
     }
 
     fn events(&self) -> String {
@@ -699,6 +704,29 @@ impl TicketStore for RedisStore {
         call.key(self.keys.rate(key, index)).arg((end - now).max(1));
         self.run(|mut conn| async move { call.invoke_async::<u64>(&mut conn).await })
             .await
+    }
+
+    async fn tally(&self, key: &str, bucket: i64, keep: Duration) -> Result<(), StoreError> {
+        let mut call = self.scripts.hit.prepare_invoke();
+        call.key(self.keys.tally(key, bucket))
+            .arg(millis(keep).max(1));
+        self.run(|mut conn| async move { call.invoke_async::<u64>(&mut conn).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn tallies(&self, key: &str, buckets: &[i64]) -> Result<Vec<u64>, StoreError> {
+        if buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = buckets.iter().map(|b| self.keys.tally(key, *b)).collect();
+        let values: Vec<Option<u64>> = self
+            .read(|mut conn| {
+                let keys = keys.clone();
+                async move { redis::cmd("MGET").arg(keys).query_async(&mut conn).await }
+            })
+            .await?;
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     async fn announce_config_change(&self) -> Result<(), StoreError> {

@@ -25,6 +25,7 @@ both_backends!(
     an_uploaded_logo_is_served_and_shown_everywhere,
     the_audit_log_exports_whole_as_json_lines,
     a_deleted_user_is_erased_and_signs_up_afresh,
+    the_scan_funnel_counts_each_step_per_hour,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1588,4 +1589,131 @@ async fn a_deleted_user_is_erased_and_signs_up_afresh(backend: Backend) {
     .await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1);
     assert!(audit["items"][0]["detail"].is_null());
+}
+
+async fn the_scan_funnel_counts_each_step_per_hour(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("viewer", None).await;
+    // Start just after a day begins, so every step falls in one daily bucket.
+    let day = 24 * 3_600_000;
+    let into_day = app.clock.now().rem_euclid(day);
+    app.clock
+        .advance(Duration::from_millis((day - into_day + 60_000) as u64));
+    // Two logins (each scanned 7 s before it was confirmed), one cancel, one left pending.
+    for openid in ["o-f1", "o-f2"] {
+        let qr = app.create_qr().await;
+        let random = qr["random"].as_str().unwrap();
+        let token = app.mp_login(APPID, openid).await;
+        assert_eq!(app.scan(&token, random).await.status(), StatusCode::OK);
+        app.clock.advance(Duration::from_secs(7));
+        assert_eq!(
+            app.confirm(&token, random, None).await.status(),
+            StatusCode::OK
+        );
+        let ticket = app.status(&app.client, random).await["ticket"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            app.exchange(&app.client, &ticket).await.status(),
+            StatusCode::OK
+        );
+    }
+    let qr = app.create_qr().await;
+    let token = app.mp_login(APPID, "o-f3").await;
+    let cancel = app
+        .mp_post(
+            &token,
+            &format!(
+                "/api/mp/v1/qrcodes/{}/cancel",
+                qr["random"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status(), StatusCode::OK);
+    app.create_qr().await;
+    // Polls count nothing.
+    for _ in 0..5 {
+        app.status(&app.client, qr["random"].as_str().unwrap())
+            .await;
+    }
+    let report = json_ok(
+        call(&app, &key, Method::GET, "/apps/web/funnel?bucket=day", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let rows = report["items"].as_array().unwrap();
+    let total = |field: &str| rows.iter().map(|r| r[field].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(
+        (
+            total("created"),
+            total("scanned"),
+            total("confirmed"),
+            total("cancelled"),
+            total("exchanged")
+        ),
+        (4, 2, 2, 1, 2),
+        "{report}"
+    );
+    let today = rows
+        .iter()
+        .rev()
+        .find(|r| r["confirmed"].as_u64() == Some(2))
+        .unwrap();
+    assert_eq!(
+        today["median_scan_to_confirm_secs"], 10,
+        "7 s falls in the 5–10 s bucket"
+    );
+    assert!(
+        today["expired"].is_null(),
+        "a bucket still open does not guess its expiries"
+    );
+    // The next day the bucket is closed: one code expired.
+    app.clock.advance(Duration::from_secs(26 * 3600));
+    let later = json_ok(
+        call(&app, &key, Method::GET, "/apps/web/funnel?bucket=day", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let closed = later["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["created"].as_u64() == Some(4))
+        .unwrap()
+        .clone();
+    assert_eq!(closed["expired"], 1, "{later}");
+    assert_error(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            "/apps/web/funnel?bucket=week",
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            "/apps/web/funnel?since=2026-01-01T00:00:00Z",
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        call(&app, &key, Method::GET, "/apps/nope/funnel", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }

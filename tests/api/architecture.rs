@@ -22,6 +22,7 @@ const BELOW: &[&str] = &[
     "ratelimit",
     "published",
     "metrics",
+    "funnel",
     "proxies",
     "config",
     "error",

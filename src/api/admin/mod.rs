@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
             "/api/admin/v1/apps/{client_id}/secret",
             post(app_secret_post),
         )
+        .route("/api/admin/v1/apps/{client_id}/funnel", get(app_funnel_get))
         .route(
             "/api/admin/v1/apps/{client_id}/logo",
             axum::routing::put(app_logo_put)
@@ -362,6 +363,41 @@ async fn app_logo_delete(
         .update_app(&actor, &client_id, change, version)
         .await?;
     Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunnelQuery {
+    /// `hour` (default) or `day`.
+    bucket: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /apps/{client_id}/funnel`: created → scanned → confirmed → exchanged per bucket.
+async fn app_funnel_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(client_id): Path<String>,
+    Query(q): Query<FunnelQuery>,
+) -> AppResult<Response> {
+    let bucket = match q.bucket.as_deref() {
+        None | Some("hour") => crate::funnel::Bucket::Hour,
+        Some("day") => crate::funnel::Bucket::Day,
+        Some(_) => return Err(AppError::invalid("bucket must be hour or day")),
+    };
+    let rows = state
+        .admin
+        .funnel(
+            &actor,
+            &client_id,
+            bucket,
+            instant("since", q.since.as_deref())?,
+            instant("until", q.until.as_deref())?,
+        )
+        .await?;
+    let items: Vec<_> = rows.iter().map(views::funnel_row).collect();
+    Ok(ok(json!({ "items": items, "next_cursor": null })))
 }
 
 /// `POST /apps/{client_id}/secret`: a new client secret, shown once.

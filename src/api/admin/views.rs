@@ -127,3 +127,17 @@ pub fn signing_key(k: &KeyInfo) -> Value {
         "retires_at": k.retires_at.map(rfc3339),
     })
 }
+
+pub fn funnel_row(r: &crate::funnel::Row) -> Value {
+    json!({
+        "start": rfc3339(r.start),
+        "created": r.created,
+        "scanned": r.scanned,
+        "confirmed": r.confirmed,
+        "cancelled": r.cancelled,
+        "exchanged": r.exchanged,
+        "expired": r.expired,
+        "phone_lookups": r.phone_lookups,
+        "median_scan_to_confirm_secs": r.median_scan_to_confirm_secs,
+    })
+}
