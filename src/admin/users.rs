@@ -6,12 +6,20 @@ use serde_json::json;
 
 use super::{Actor, Admin, Page, PageRequest, Role};
 use crate::error::{AppError, AppResult};
-use crate::store::{self, identities::Identity, users::User};
+use crate::store::audit::{Filter, Recorded};
+use crate::store::{self, grants::Grant, identities::Identity, users::User};
 
-/// A user with the identities they sign in with.
+/// A user with the identities they sign in with, what they are signed in to, and their last
+/// logins.
 pub struct UserDetail {
     pub user: User,
     pub identities: Vec<Identity>,
+    /// Live grants: the apps that hold their tokens.
+    pub grants: Vec<Grant>,
+    /// Live browser (single sign-on) and Mini Program sessions.
+    pub sessions: (i64, i64),
+    /// The most recent logins, newest first, from the audit log.
+    pub last_logins: Vec<Recorded>,
 }
 
 impl Admin {
@@ -42,7 +50,27 @@ impl Admin {
             .filter(|u| actor.sees(&u.pool))
             .ok_or_else(|| AppError::NotFound(format!("no user `{id}`")))?;
         let identities = store::identities::of_user(&self.db, &user.id).await?;
-        Ok(UserDetail { user, identities })
+        let grants = store::grants::live_of_user(&self.db, &user.id).await?;
+        let sessions =
+            store::browser_sessions::live_counts(&self.db, &user.id, self.clock.now()).await?;
+        let mut last_logins = Vec::new();
+        for action in ["login.exchange", "login.oidc", "login.sso"] {
+            let filter = Filter {
+                actor: Some(&user.id),
+                action: Some(action),
+                ..Filter::default()
+            };
+            last_logins.extend(store::audit::page(&self.db, &filter, None, 10).await?);
+        }
+        last_logins.sort_by(|a, b| b.id.cmp(&a.id));
+        last_logins.truncate(10);
+        Ok(UserDetail {
+            user,
+            identities,
+            grants,
+            sessions,
+            last_logins,
+        })
     }
 
     /// Blocks or unblocks a user. Blocking also signs them out everywhere.
@@ -90,6 +118,37 @@ impl Admin {
         self.record(actor, Some(&user.pool), "admin.user.delete", id, None)
             .await?;
         Ok(())
+    }
+
+    /// Merges `absorbed` into `kept` (same pool): identities move, `absorbed`'s tokens and
+    /// sessions end and it is erased; `kept` keeps its own profile and takes what it lacks.
+    pub async fn merge_users(
+        &self,
+        actor: &Actor,
+        kept: &str,
+        absorbed: &str,
+    ) -> AppResult<UserDetail> {
+        actor.require(Role::Admin)?;
+        if kept == absorbed {
+            return Err(AppError::invalid("a user cannot be merged into itself"));
+        }
+        let into = self.user(actor, kept).await?.user;
+        let from = self.user(actor, absorbed).await?.user;
+        if into.pool != from.pool {
+            return Err(AppError::Conflict(
+                "users of different pools cannot be merged".into(),
+            ));
+        }
+        let moved = store::users::merge(&self.db, kept, absorbed, self.clock.now()).await?;
+        self.record(
+            actor,
+            Some(&into.pool),
+            "admin.user.merge",
+            kept,
+            Some(json!({ "absorbed": absorbed, "identities_moved": moved })),
+        )
+        .await?;
+        self.user(actor, kept).await
     }
 
     /// Ends every session and token of a user; they must scan again everywhere.

@@ -64,3 +64,17 @@ pub async fn end(db: &Db, id_hash: &str, now: i64) -> Result<(), sqlx::Error> {
         .await?;
     Ok(())
 }
+
+/// How many live browser and Mini Program sessions a user has: (browser, Mini Program).
+pub async fn live_counts(db: &Db, user_id: &str, now: i64) -> Result<(i64, i64), sqlx::Error> {
+    use sqlx::Row as _;
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM oidc_sessions WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2) AS browser,
+                (SELECT COUNT(*) FROM mp_sessions WHERE user_id = $1 AND expires_at > $2) AS mp",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok((row.try_get("browser")?, row.try_get("mp")?))
+}

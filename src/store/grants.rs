@@ -257,3 +257,15 @@ pub async fn revoke_refresh(db: &Db, token_hash: &str, now: i64) -> Result<(), s
     .await?;
     Ok(())
 }
+
+/// A user's live grants (not revoked), newest first.
+pub async fn live_of_user(db: &Db, user_id: &str) -> Result<Vec<Grant>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {GRANT_COLUMNS} FROM oidc_grants g WHERE g.user_id = $1 AND g.revoked_at IS NULL
+         ORDER BY g.created_at DESC"
+    ))
+    .bind(user_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(grant_from_row).collect()
+}

@@ -196,6 +196,52 @@ pub async fn delete(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
     Ok(done.rows_affected() == 1)
 }
 
+/// Moves everything `absorbed` signs in with to `kept` (same pool): its identities, and any
+/// profile field `kept` lacks; ends all of `absorbed`'s sessions and grants and erases it.
+/// Returns how many identities moved.
+pub async fn merge(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let moved =
+        sqlx::query("UPDATE identities SET user_id = $1, updated_at = $3 WHERE user_id = $2")
+            .bind(kept)
+            .bind(absorbed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    sqlx::query(
+        "UPDATE users SET
+             nickname = COALESCE(nickname, (SELECT nickname FROM users WHERE id = $2)),
+             avatar_url = COALESCE(avatar_url, (SELECT avatar_url FROM users WHERE id = $2)),
+             phone_country = CASE WHEN phone IS NULL THEN (SELECT phone_country FROM users WHERE id = $2) ELSE phone_country END,
+             phone = COALESCE(phone, (SELECT phone FROM users WHERE id = $2)),
+             updated_at = $3
+         WHERE id = $1",
+    )
+    .bind(kept)
+    .bind(absorbed)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let grants = "SELECT id FROM oidc_grants WHERE user_id = $1";
+    for statement in [
+        format!("DELETE FROM oidc_codes WHERE grant_id IN ({grants})"),
+        format!("DELETE FROM oidc_refresh_tokens WHERE grant_id IN ({grants})"),
+        "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
+        "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
+        "DELETE FROM mp_sessions WHERE user_id = $1".to_owned(),
+        "DELETE FROM avatars WHERE user_id = $1".to_owned(),
+        "DELETE FROM users WHERE id = $1".to_owned(),
+    ] {
+        sqlx::query(&statement)
+            .bind(absorbed)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(moved)
+}
+
 pub(crate) fn from_row(r: &Row) -> Result<User, sqlx::Error> {
     Ok(User {
         id: r.try_get("id")?,

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{assert_error, Backend, TestApp, APPID, APPID_OTHER};
+use crate::helpers::{assert_error, Backend, TestApp, APPID, APPID_2, APPID_OTHER};
 
 both_backends!(
     an_app_made_through_the_api_logs_people_in_at_once,
@@ -26,6 +26,7 @@ both_backends!(
     the_audit_log_exports_whole_as_json_lines,
     a_deleted_user_is_erased_and_signs_up_afresh,
     the_scan_funnel_counts_each_step_per_hour,
+    two_users_merge_into_one,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1714,6 +1715,91 @@ async fn the_scan_funnel_counts_each_step_per_hour(backend: Backend) {
         call(&app, &key, Method::GET, "/apps/nope/funnel", None).await,
         StatusCode::NOT_FOUND,
         "not_found",
+    )
+    .await;
+}
+
+async fn two_users_merge_into_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    let kept = app.exchanged("o-kept").await;
+    let kept_id = kept["user"]["id"].as_str().unwrap().to_owned();
+    let other = app.mp_login_full(APPID_2, "o-second-phone", None).await;
+    let absorbed_id = other["user"]["id"].as_str().unwrap().to_owned();
+    let absorbed_token = other["token"].as_str().unwrap().to_owned();
+    assert_ne!(kept_id, absorbed_id);
+
+    let merged = json_ok(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            &format!("/users/{kept_id}/merge"),
+            Some(json!({ "absorb": absorbed_id })),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let appids: Vec<&str> = merged["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["appid"].as_str().unwrap())
+        .collect();
+    assert_eq!(appids.len(), 2, "{merged}");
+    assert!(appids.contains(&APPID) && appids.contains(&APPID_2));
+    assert_eq!(merged["last_logins"][0]["how"], "login.exchange");
+    assert_eq!(merged["sessions"]["miniprogram"], 1, "{merged}");
+    assert_error(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            &format!("/users/{absorbed_id}"),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // The absorbed user's session is over; signing in again lands on the kept user.
+    let qr = app.create_qr().await;
+    assert_eq!(
+        app.scan(&absorbed_token, qr["random"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app.mp_login_full(APPID_2, "o-second-phone", None).await;
+    assert_eq!(again["user"]["id"], kept_id.as_str());
+    assert_eq!(again["user"]["is_new"], false);
+    assert_error(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            &format!("/users/{kept_id}/merge"),
+            Some(json!({ "absorb": kept_id })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let elsewhere = app.mp_login_full(APPID_OTHER, "o-other-pool", None).await;
+    assert_error(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            &format!("/users/{kept_id}/merge"),
+            Some(json!({ "absorb": elsewhere["user"]["id"] })),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "conflict",
     )
     .await;
 }

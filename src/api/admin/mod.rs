@@ -85,6 +85,7 @@ pub fn router() -> Router<AppState> {
             "/api/admin/v1/users/{id}/sign-out",
             post(user_sign_out_post),
         )
+        .route("/api/admin/v1/users/{id}/merge", post(user_merge_post))
         .route("/api/admin/v1/audit", get(audit_get))
         .route("/api/admin/v1/audit/export", get(audit_export_get))
         .route("/api/admin/v1/keys", get(keys_get).post(keys_post))
@@ -588,6 +589,24 @@ async fn user_delete(
 ) -> AppResult<Response> {
     state.admin.delete_user(&actor, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Merge {
+    /// The user to absorb into the one in the path.
+    absorb: String,
+}
+
+/// `POST /users/{id}/merge {"absorb"}`.
+async fn user_merge_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Merge>,
+) -> AppResult<Response> {
+    let detail = state.admin.merge_users(&actor, &id, &body.absorb).await?;
+    Ok(ok(views::user_detail(&detail)))
 }
 
 async fn user_block_post(

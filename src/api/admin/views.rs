@@ -77,6 +77,24 @@ pub fn user_detail(d: &UserDetail) -> Value {
             })
         })
         .collect();
+    v["grants"] = d
+        .grants
+        .iter()
+        .map(|g| {
+            json!({
+                "id": g.id,
+                "client_id": g.client_id,
+                "scope": g.scope,
+                "created_at": rfc3339(g.created_at),
+            })
+        })
+        .collect();
+    v["sessions"] = json!({ "browser": d.sessions.0, "miniprogram": d.sessions.1 });
+    v["last_logins"] = d
+        .last_logins
+        .iter()
+        .map(|e| json!({ "at": rfc3339(e.at), "app": e.subject, "ip": e.ip, "how": e.action }))
+        .collect();
     v
 }
 
