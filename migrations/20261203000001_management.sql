@@ -40,3 +40,14 @@ CREATE TABLE logos (
     data        TEXT NOT NULL,
     created_at  BIGINT NOT NULL
 );
+
+-- Linking before creating: users an operator provisions ahead of their first scan, keyed by
+-- phone number and/or unionid, with the id the site knows them by; and which apps let a
+-- stranger sign up.
+ALTER TABLE users ADD COLUMN external_id TEXT;
+ALTER TABLE users ADD COLUMN provisioned_unionid TEXT;
+ALTER TABLE users ADD COLUMN provisioned_at BIGINT;
+CREATE UNIQUE INDEX users_pool_external_id_key ON users (pool, external_id);
+CREATE INDEX users_pool_provisioned_unionid_idx ON users (pool, provisioned_unionid);
+-- 'open' (a first scan creates a user) or 'existing_only'.
+ALTER TABLE apps ADD COLUMN signup TEXT NOT NULL DEFAULT 'open';

@@ -108,6 +108,10 @@ pub struct AppConfig {
     pub qr_ttl_secs: u64,
     #[serde(default = "default_true")]
     pub require_binding: bool,
+    /// `open` (a stranger's first scan creates a user) or `existing_only` (only provisioned
+    /// users, linked by unionid or phone, may sign in).
+    #[serde(default)]
+    pub signup: crate::store::apps::Signup,
     /// Colour of the QR code's dark modules, `#rrggbb`.
     #[serde(default = "default_qr_foreground")]
     pub qr_foreground: String,
@@ -174,6 +178,7 @@ impl Default for AppConfig {
             miniprogram: String::new(),
             qr_ttl_secs: default_qr_ttl(),
             require_binding: true,
+            signup: crate::store::apps::Signup::Open,
             qr_foreground: default_qr_foreground(),
             qr_background: default_qr_background(),
             qr_size: default_qr_size(),

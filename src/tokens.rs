@@ -401,6 +401,10 @@ pub struct IdClaims<'a> {
     pub name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub picture: Option<&'a str>,
+    /// The id the site knows this person by, when an operator provisioned them
+    /// (`profile` scope).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -434,6 +438,7 @@ impl<'a> IdClaims<'a> {
             nickname: user.nickname.as_deref().filter(|_| profile),
             name: user.nickname.as_deref().filter(|_| profile),
             picture: user.avatar_url.as_deref().filter(|_| profile),
+            preferred_username: user.external_id.as_deref().filter(|_| profile),
             phone_number: user.phone.as_deref().filter(|_| phone),
             phone_number_verified: user.phone.as_ref().filter(|_| phone).map(|_| true),
         }

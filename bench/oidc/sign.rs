@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
             nickname: Some("Alice"),
             name: Some("Alice"),
             picture: None,
+            preferred_username: None,
             phone_number: None,
             phone_number_verified: None,
         };

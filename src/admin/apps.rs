@@ -11,7 +11,7 @@ use crate::crypto::SecretBox;
 use crate::domain::{AppId, ClientId, PoolSlug};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::qr::logo::{media_path, Logo, LogoSource};
-use crate::store::{self, apps::App, apps::ManagedBy, Db};
+use crate::store::{self, apps::App, apps::ManagedBy, apps::Signup, Db};
 
 /// A new app as an operator describes it.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -37,6 +37,8 @@ pub struct NewApp {
     /// A public client (PKCE, no secret); by default an app is confidential and gets a secret.
     #[serde(default)]
     pub public: bool,
+    #[serde(default)]
+    pub signup: Signup,
 }
 
 fn default_pool() -> String {
@@ -63,6 +65,7 @@ pub struct AppChange {
     pub miniprogram: Option<String>,
     pub qr_ttl_secs: Option<u64>,
     pub require_binding: Option<bool>,
+    pub signup: Option<Signup>,
 }
 
 /// `"logo": null` (remove) apart from an absent `logo` (keep).
@@ -123,6 +126,7 @@ impl Admin {
             miniprogram: new.miniprogram,
             qr_ttl_secs: new.qr_ttl_secs,
             require_binding: new.require_binding,
+            signup: new.signup,
             ..AppConfig::default()
         };
         refuse_file_logo(config.logo.as_deref())?;
@@ -193,6 +197,9 @@ impl Admin {
         if let Some(v) = change.require_binding {
             config.require_binding = v;
         }
+        if let Some(v) = change.signup {
+            config.signup = v;
+        }
         refuse_file_logo(config.logo.as_deref())?;
         check(&config)?;
         let logo = match &config.logo {
@@ -216,6 +223,7 @@ impl Admin {
             miniprogram: AppId::parse(&config.miniprogram).map_err(AppError::invalid)?,
             qr_ttl_secs: config.qr_ttl_secs as i64,
             require_binding: config.require_binding,
+            signup: config.signup,
             ..old.clone()
         };
         if !store::apps::update(&self.db, &new, version, self.clock.now()).await? {
@@ -376,6 +384,7 @@ fn as_config(app: &App) -> AppConfig {
         miniprogram: app.miniprogram.to_string(),
         qr_ttl_secs: app.qr_ttl_secs.max(0) as u64,
         require_binding: app.require_binding,
+        signup: app.signup,
         ..AppConfig::default()
     }
 }
@@ -394,6 +403,7 @@ fn view_fields(app: &App) -> Map<String, Value> {
     m.insert("miniprogram".into(), json!(app.miniprogram));
     m.insert("qr_ttl_secs".into(), json!(app.qr_ttl_secs));
     m.insert("require_binding".into(), json!(app.require_binding));
+    m.insert("signup".into(), json!(app.signup));
     m.insert("public".into(), json!(app.client_secret_hash.is_none()));
     m
 }
@@ -496,6 +506,7 @@ pub async fn record(
         miniprogram: AppId::parse(&app.miniprogram).map_err(anyhow::Error::msg)?,
         qr_ttl_secs: app.qr_ttl_secs as i64,
         require_binding: app.require_binding,
+        signup: app.signup,
         managed_by,
         version: 1,
         created_at: now,

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::{Actor, Admin, Page, PageRequest, Role};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, FieldErrors};
 use crate::store::audit::{Filter, Recorded};
 use crate::store::{self, grants::Grant, identities::Identity, users::User};
 
@@ -22,7 +22,158 @@ pub struct UserDetail {
     pub last_logins: Vec<Recorded>,
 }
 
+/// A person an operator provisions before their first scan: known by phone number and/or
+/// unionid, with the id the site knows them by.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The national number, digits only (`13800000000`).
+    pub phone: Option<String>,
+    /// The country calling code, digits only; `86` when absent.
+    pub phone_country: Option<String>,
+    pub unionid: Option<String>,
+    pub external_id: Option<String>,
+    pub nickname: Option<String>,
+}
+
+/// What an import did: how many users it created, and each line it refused and why.
+#[derive(Debug, serde::Serialize)]
+pub struct Imported {
+    pub created: u64,
+    pub failed: Vec<ImportFailure>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ImportFailure {
+    /// 1-based.
+    pub line: usize,
+    pub error: String,
+}
+
+/// The most lines one import takes.
+pub const MAX_IMPORT_LINES: usize = 10_000;
+
+fn check_new_user(u: &NewUser) -> AppResult<()> {
+    let mut fields = FieldErrors::new();
+    let digits = |s: &str, lo: usize, hi: usize| {
+        (lo..=hi).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if u.phone.is_none() && u.unionid.is_none() {
+        fields.add(
+            "phone",
+            "give a phone number or a unionid (or both) to link the person by",
+        );
+    }
+    if u.phone.as_deref().is_some_and(|p| !digits(p, 5, 20)) {
+        fields.add("phone", "must be the national number, 5 to 20 digits");
+    }
+    if u.phone_country.as_deref().is_some_and(|c| !digits(c, 1, 4)) {
+        fields.add(
+            "phone_country",
+            "must be the country calling code, 1 to 4 digits",
+        );
+    }
+    let token = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if u.unionid.as_deref().is_some_and(|v| !token(v)) {
+        fields.add("unionid", "must be 1 to 64 of A-Z a-z 0-9 - _");
+    }
+    if u.external_id
+        .as_deref()
+        .is_some_and(|v| v.is_empty() || v.chars().count() > 128 || v.chars().any(char::is_control))
+    {
+        fields.add(
+            "external_id",
+            "must be 1 to 128 characters, none of them control characters",
+        );
+    }
+    if u.nickname
+        .as_deref()
+        .is_some_and(|v| v.trim().is_empty() || v.chars().count() > 64)
+    {
+        fields.add("nickname", "must be 1 to 64 characters");
+    }
+    fields.into_result()
+}
+
 impl Admin {
+    /// Provisions a user in `pool`: linked to the person at their first login when the
+    /// unionid matches, or when the phone number they share does.
+    pub async fn provision_user(
+        &self,
+        actor: &Actor,
+        pool: &str,
+        new: &NewUser,
+    ) -> AppResult<UserDetail> {
+        actor.require(Role::Admin)?;
+        self.pool(actor, pool).await?;
+        check_new_user(new)?;
+        let id = store::new_id();
+        let record = store::users::Provisioned {
+            phone: new.phone.as_deref(),
+            phone_country: new
+                .phone
+                .as_ref()
+                .map(|_| new.phone_country.as_deref().unwrap_or("86")),
+            unionid: new.unionid.as_deref(),
+            external_id: new.external_id.as_deref(),
+            nickname: new.nickname.as_deref(),
+        };
+        if !store::users::provision(&self.db, &id, pool, &record, self.clock.now()).await? {
+            return Err(AppError::Conflict(format!(
+                "pool `{pool}` already has a user with this external_id"
+            )));
+        }
+        self.record(
+            actor,
+            Some(pool),
+            "admin.user.provision",
+            &id,
+            Some(json!({ "external_id": new.external_id })),
+        )
+        .await?;
+        self.user(actor, &id).await
+    }
+
+    /// Provisions one user per JSON line of `body` (each as [`NewUser`]); a bad line is
+    /// reported and the others go ahead.
+    pub async fn import_users(&self, actor: &Actor, pool: &str, body: &str) -> AppResult<Imported> {
+        actor.require(Role::Admin)?;
+        self.pool(actor, pool).await?;
+        let lines: Vec<(usize, &str)> = body
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .collect();
+        if lines.len() > MAX_IMPORT_LINES {
+            return Err(AppError::PayloadTooLarge(format!(
+                "an import takes at most {MAX_IMPORT_LINES} lines; split it"
+            )));
+        }
+        let mut imported = Imported {
+            created: 0,
+            failed: Vec::new(),
+        };
+        for (i, line) in lines {
+            let outcome = match serde_json::from_str::<NewUser>(line) {
+                Ok(new) => self.provision_user(actor, pool, &new).await.map(|_| ()),
+                Err(e) => Err(AppError::invalid(format!("not a user: {e}"))),
+            };
+            match outcome {
+                Ok(()) => imported.created += 1,
+                Err(e @ (AppError::Unavailable(_) | AppError::Internal(_))) => return Err(e),
+                Err(e) => imported.failed.push(ImportFailure {
+                    line: i + 1,
+                    error: e.message(),
+                }),
+            }
+        }
+        Ok(imported)
+    }
+
     /// One page of a pool's users in creation order; with `prefix`, only those whose id,
     /// nickname, phone, openid or unionid starts with it.
     pub async fn list_users(

@@ -23,7 +23,7 @@ use crate::extract::{bearer, Json, OptionalJson, Path, Requester};
 use crate::funnel::Step;
 use crate::ratelimit::Limit;
 use crate::state::AppState;
-use crate::store::{self, audit, identities::Identity, users::User};
+use crate::store::{self, apps::Signup, audit, identities::Identity, users::User};
 use crate::tickets::{ExchangeTicket, QrStatus, Scanner, TICKET_TTL};
 
 /// Lifetime of a Mini Program bearer session.
@@ -204,6 +204,14 @@ async fn scan_post(
     Path(random): Path<Random>,
 ) -> AppResult<Response> {
     let qr = load_for(&state, &who, &random).await?;
+    let signup = state.apps.get(&qr.client_id).await?.map(|a| a.signup);
+    if signup == Some(Signup::ExistingOnly) && !who.user.provisioned {
+        return Err(AppError::Forbidden(
+            "this site signs in existing accounts only: share your phone number to link your \
+             account (POST /api/mp/v1/me/phone), or ask the site to add you"
+                .into(),
+        ));
+    }
     let scanner = Scanner {
         user_id: who.user.id.clone(),
         nickname: who.user.nickname.clone(),

@@ -171,7 +171,9 @@ pub async fn apply_user_info(
 }
 
 /// A phone number by `getPhoneNumber` code (new way) or encrypted data (legacy).
-pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> AppResult<()> {
+/// Sets the caller's phone number from a `getPhoneNumber` code or legacy encrypted data;
+/// returns the number.
+pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> AppResult<String> {
     let (phone, country) = match (&input.code, &input.encrypted_data, &input.iv) {
         (Some(code), None, None) => {
             if code.is_empty() || code.len() > 256 {
@@ -214,6 +216,37 @@ pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> 
         }
     };
     store::users::set_phone(&state.db, &who.user.id, &phone, &country, state.clock.now()).await?;
+    Ok(phone)
+}
+
+/// Links the caller to the user an operator provisioned with this phone number, if there is
+/// one and the caller is not provisioned itself (its account was made by its first scan).
+/// The phone stays signed in, now as that user.
+async fn link_by_phone(state: &AppState, who: &MpUser, phone: &str) -> AppResult<()> {
+    if who.user.provisioned {
+        return Ok(());
+    }
+    let found =
+        store::users::provisioned_with_phone(&state.db, &who.user.pool, phone, &who.user.id)
+            .await?;
+    let Some(kept) = found else {
+        return Ok(());
+    };
+    let now = state.clock.now();
+    store::users::link_into(&state.db, &kept, &who.user.id, now).await?;
+    store::audit::record(
+        &state.db,
+        store::audit::Event {
+            pool: Some(&who.user.pool),
+            actor: Some(&kept),
+            action: "mp.link.phone",
+            subject: Some(&who.identity.appid),
+            ip: None,
+            detail: Some(json!({ "absorbed": who.user.id })),
+        },
+        now,
+    )
+    .await?;
     Ok(())
 }
 
@@ -223,8 +256,16 @@ async fn phone_post(
     who: MpUser,
     Json(input): Json<PhoneInput>,
 ) -> AppResult<Response> {
-    apply_phone(&state, &who, &input).await?;
-    Ok(axum::Json(me_json(&reload(&state, &who).await?)).into_response())
+    let phone = apply_phone(&state, &who, &input).await?;
+    link_by_phone(&state, &who, &phone).await?;
+    // The identity's user, which linking may have changed.
+    let identity = store::identities::get(&state.db, &who.identity.id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("invalid or expired token".into()))?;
+    let user = store::users::get(&state.db.pool, &identity.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))?;
+    Ok(axum::Json(me_json(&user)).into_response())
 }
 
 /// `POST /api/mp/v1/me/avatar` (multipart, one image part): stores the image and makes it the

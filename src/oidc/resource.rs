@@ -100,6 +100,7 @@ async fn userinfo(
         put("nickname", user.nickname.as_deref());
         put("name", user.nickname.as_deref());
         put("picture", user.avatar_url.as_deref());
+        put("preferred_username", user.external_id.as_deref());
     }
     if has_scope(&claims.scope, "phone") {
         put("phone_number", user.phone.as_deref());

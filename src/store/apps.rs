@@ -36,6 +36,34 @@ impl ManagedBy {
     }
 }
 
+/// Whether a first scan by a stranger creates a user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signup {
+    /// A stranger's first scan creates a user.
+    #[default]
+    Open,
+    /// Only users an operator provisioned (and linked by unionid or phone) may sign in.
+    ExistingOnly,
+}
+
+impl Signup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signup::Open => "open",
+            Signup::ExistingOnly => "existing_only",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == "existing_only" {
+            Signup::ExistingOnly
+        } else {
+            Signup::Open
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct App {
     pub client_id: ClientId,
@@ -53,6 +81,7 @@ pub struct App {
     pub miniprogram: AppId,
     pub qr_ttl_secs: i64,
     pub require_binding: bool,
+    pub signup: Signup,
     pub managed_by: ManagedBy,
     /// Moves with every change: the management API's ETag. Ignored on insert (a new app is 1).
     pub version: i64,
@@ -72,7 +101,7 @@ impl std::fmt::Debug for App {
 const COLUMNS: &str =
     "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
                        miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris, \
-                       client_secret_fingerprint, managed_by, version, created_at, updated_at";
+                       client_secret_fingerprint, managed_by, version, created_at, updated_at, signup";
 
 /// Inserts or, for a known client id, replaces an app (the config bootstrap).
 pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
@@ -86,7 +115,7 @@ pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
              allowed_origins = excluded.allowed_origins, miniprogram = excluded.miniprogram,
              qr_ttl_secs = excluded.qr_ttl_secs, require_binding = excluded.require_binding,
              post_logout_redirect_uris = excluded.post_logout_redirect_uris,
-             managed_by = excluded.managed_by, version = apps.version + 1,
+             managed_by = excluded.managed_by, signup = excluded.signup, version = apps.version + 1,
              updated_at = excluded.updated_at",
     )
     .await
@@ -105,8 +134,8 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
     sqlx::query(&format!(
         "INSERT INTO apps (client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins,
              miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris, client_secret_fingerprint,
-             managed_by, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $11, $11)
+             managed_by, created_at, updated_at, signup)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $11, $11, $15)
          {on_conflict}"
     ))
     .bind(app.client_id.as_str())
@@ -123,6 +152,7 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
     .bind(to_json_list(&app.post_logout_redirect_uris))
     .bind(&app.client_secret_fingerprint)
     .bind(app.managed_by.as_str())
+    .bind(app.signup.as_str())
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -135,7 +165,7 @@ pub async fn update(db: &Db, app: &App, version: i64, now: i64) -> Result<bool, 
         "UPDATE apps SET name = $3, logo = $4, client_secret_hash = $5, redirect_uris = $6,
              allowed_origins = $7, miniprogram = $8, qr_ttl_secs = $9, require_binding = $10,
              post_logout_redirect_uris = $11, client_secret_fingerprint = $12,
-             version = version + 1, updated_at = $13
+             signup = $14, version = version + 1, updated_at = $13
          WHERE client_id = $1 AND version = $2",
     )
     .bind(app.client_id.as_str())
@@ -151,6 +181,7 @@ pub async fn update(db: &Db, app: &App, version: i64, now: i64) -> Result<bool, 
     .bind(to_json_list(&app.post_logout_redirect_uris))
     .bind(&app.client_secret_fingerprint)
     .bind(now)
+    .bind(app.signup.as_str())
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -235,6 +266,7 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
         miniprogram: AppId::stored(r.try_get("miniprogram")?)?,
         qr_ttl_secs: r.try_get("qr_ttl_secs")?,
         require_binding: r.try_get::<i64, _>("require_binding")? != 0,
+        signup: Signup::parse(&r.try_get::<String, _>("signup")?),
         managed_by: ManagedBy::parse(&r.try_get::<String, _>("managed_by")?),
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,

@@ -99,14 +99,22 @@ pub async fn upsert_login(
             });
         }
 
+        // The person's user: that of another identity with this unionid, else one an operator
+        // provisioned for it.
         let linked: Option<String> = match unionid {
-            Some(u) => sqlx::query("SELECT user_id FROM identities WHERE pool = $1 AND unionid = $2 ORDER BY created_at LIMIT 1")
-                .bind(pool)
-                .bind(u)
-                .fetch_optional(&db.pool)
-                .await?
-                .map(|r| r.try_get("user_id"))
-                .transpose()?,
+            Some(u) => sqlx::query(
+                "SELECT user_id FROM (
+                     SELECT user_id, 0 AS rank, created_at FROM identities WHERE pool = $1 AND unionid = $2
+                     UNION ALL
+                     SELECT id AS user_id, 1 AS rank, created_at FROM users WHERE pool = $1 AND provisioned_unionid = $2
+                 ) found ORDER BY rank, created_at LIMIT 1",
+            )
+            .bind(pool)
+            .bind(u)
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| r.try_get("user_id"))
+            .transpose()?,
             None => None,
         };
 

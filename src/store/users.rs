@@ -18,11 +18,16 @@ pub struct User {
     pub blocked: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The id the site knows this person by, set when an operator provisioned them.
+    pub external_id: Option<String>,
+    /// Provisioned by an operator (rather than created by a first scan): an existing account
+    /// for apps with `signup = "existing_only"`.
+    pub provisioned: bool,
 }
 
 const COLUMNS: &str =
     "id, pool, nickname, avatar_url, phone, phone_country, login_count, last_login_at, \
-                       last_ip, blocked, created_at, updated_at";
+                       last_ip, blocked, created_at, updated_at, external_id, provisioned_at";
 
 pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     db: E,
@@ -135,6 +140,116 @@ pub async fn page(
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Who an operator provisions ahead of their first scan.
+#[derive(Clone, Debug, Default)]
+pub struct Provisioned<'a> {
+    pub phone: Option<&'a str>,
+    pub phone_country: Option<&'a str>,
+    pub unionid: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+    pub nickname: Option<&'a str>,
+}
+
+/// Creates a provisioned user; `false` when the pool already has a user with this external id.
+pub async fn provision(
+    db: &Db,
+    id: &str,
+    pool: &str,
+    p: &Provisioned<'_>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO users (id, pool, nickname, phone, phone_country, external_id, provisioned_unionid,
+             provisioned_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)",
+    )
+    .bind(id)
+    .bind(pool)
+    .bind(p.nickname)
+    .bind(p.phone)
+    .bind(p.phone_country)
+    .bind(p.external_id)
+    .bind(p.unionid)
+    .bind(now)
+    .execute(&db.pool)
+    .await;
+    match done {
+        Ok(_) => Ok(true),
+        Err(e) if super::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The provisioned user of `pool` waiting for this phone number (none of whose identities
+/// exist yet), other than `except`.
+pub async fn provisioned_with_phone(
+    db: &Db,
+    pool: &str,
+    phone: &str,
+    except: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT u.id FROM users u
+         WHERE u.pool = $1 AND u.phone = $2 AND u.provisioned_at IS NOT NULL AND u.id <> $3
+           AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id)
+         ORDER BY u.created_at LIMIT 1",
+    )
+    .bind(pool)
+    .bind(phone)
+    .bind(except)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| r.try_get("id")).transpose()
+}
+
+/// Links the person signed in as `absorbed` (a user a first scan just made) to the
+/// provisioned `kept`: identities and Mini Program sessions move, so the phone stays signed
+/// in; the rest of `absorbed` is erased. Returns how many identities moved.
+pub async fn link_into(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let moved =
+        sqlx::query("UPDATE identities SET user_id = $1, updated_at = $3 WHERE user_id = $2")
+            .bind(kept)
+            .bind(absorbed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    sqlx::query("UPDATE mp_sessions SET user_id = $1 WHERE user_id = $2")
+        .bind(kept)
+        .bind(absorbed)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE users SET
+             nickname = COALESCE(nickname, (SELECT nickname FROM users WHERE id = $2)),
+             avatar_url = COALESCE(avatar_url, (SELECT avatar_url FROM users WHERE id = $2)),
+             updated_at = $3
+         WHERE id = $1",
+    )
+    .bind(kept)
+    .bind(absorbed)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let grants = "SELECT id FROM oidc_grants WHERE user_id = $1";
+    for statement in [
+        format!("DELETE FROM oidc_codes WHERE grant_id IN ({grants})"),
+        format!("DELETE FROM oidc_refresh_tokens WHERE grant_id IN ({grants})"),
+        "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
+        "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
+        "DELETE FROM avatars WHERE user_id = $1".to_owned(),
+        "DELETE FROM users WHERE id = $1".to_owned(),
+    ] {
+        sqlx::query(&statement)
+            .bind(absorbed)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(moved)
 }
 
 /// Blocks or unblocks a user; `false` when there is no such user.
@@ -256,5 +371,7 @@ pub(crate) fn from_row(r: &Row) -> Result<User, sqlx::Error> {
         blocked: r.try_get::<i64, _>("blocked")? != 0,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        external_id: r.try_get("external_id")?,
+        provisioned: r.try_get::<Option<i64>, _>("provisioned_at")?.is_some(),
     })
 }

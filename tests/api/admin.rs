@@ -27,6 +27,7 @@ both_backends!(
     a_deleted_user_is_erased_and_signs_up_afresh,
     the_scan_funnel_counts_each_step_per_hour,
     two_users_merge_into_one,
+    a_provisioned_person_is_linked_not_created_and_strangers_are_refused,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1802,4 +1803,128 @@ async fn two_users_merge_into_one(backend: Backend) {
         "conflict",
     )
     .await;
+}
+
+/// The claims of a JWT, unverified (the tests of `tokens` verify them).
+fn claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn a_provisioned_person_is_linked_not_created_and_strangers_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("admin", None).await;
+    let by_unionid = json_ok(
+        call(
+            &app,
+            &key,
+            Method::POST,
+            "/pools/default/users",
+            Some(json!({ "unionid": "u-ann", "external_id": "crm-7", "nickname": "Ann" })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(by_unionid["provisioned"], true);
+    let imported = json_ok(
+        app.client
+            .post(app.url("/api/admin/v1/pools/default/users/import"))
+            .bearer_auth(&key)
+            .header("content-type", "application/x-ndjson")
+            .body("{\"phone\":\"13900000042\",\"external_id\":\"crm-8\"}\nnot json\n{\"external_id\":\"crm-9\"}\n{\"phone\":\"13900000043\",\"external_id\":\"crm-7\"}\n")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(imported["created"], 1, "{imported}");
+    let failed: Vec<u64> = imported["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [2, 3, 4],
+        "bad JSON, nothing to link by, a taken external id"
+    );
+    let mut members = shop("members");
+    members["signup"] = json!("existing_only");
+    json_ok(
+        call(&app, &key, Method::POST, "/apps", Some(members)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let qr = || async {
+        app.create_qr_for(&app.client, "members").await["random"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // A stranger is refused, with a message that says what to do.
+    let stranger = app.mp_login(APPID, "o-stranger").await;
+    let refused = assert_error(
+        app.scan(&stranger, &qr().await).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert!(refused["message"]
+        .as_str()
+        .unwrap()
+        .contains("phone number"));
+
+    // Linked by unionid at the first login: the provisioned user, with the site's id.
+    let ann = app.mp_login_full(APPID, "o-ann", Some("u-ann")).await;
+    assert_eq!(ann["user"]["id"], by_unionid["id"]);
+    assert_eq!(ann["user"]["is_new"], false);
+    let random = qr().await;
+    let token = ann["token"].as_str().unwrap();
+    assert_eq!(app.scan(token, &random).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm(token, &random, None).await.status(),
+        StatusCode::OK
+    );
+    let ticket = app.status(&app.client, &random).await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let exchanged: Value = app
+        .exchange(&app.client, &ticket)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims(exchanged["id_token"].as_str().unwrap())["preferred_username"],
+        "crm-7"
+    );
+
+    // Linked by the phone number the person shares: the phone stays signed in, as them.
+    let bob = app.mp_login_full(APPID, "o-bob", None).await;
+    let bob_token = bob["token"].as_str().unwrap();
+    let code = app.sim.phone_code(APPID, "o-bob", "13900000042", "86");
+    let me: Value = app
+        .mp_post(
+            bob_token,
+            "/api/mp/v1/me/phone",
+            Some(json!({ "code": code })),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(me["id"], bob["user"]["id"], "{me}");
+    let random = qr().await;
+    assert_eq!(app.scan(bob_token, &random).await.status(), StatusCode::OK);
+    let again = app.mp_login_full(APPID, "o-bob", None).await;
+    assert_eq!(again["user"]["id"], me["id"]);
 }

@@ -34,7 +34,14 @@ pub fn router() -> Router<AppState> {
             "/api/admin/v1/pools/{slug}",
             get(pool_get).patch(pool_patch).delete(pool_delete),
         )
-        .route("/api/admin/v1/pools/{slug}/users", get(users_get))
+        .route(
+            "/api/admin/v1/pools/{slug}/users",
+            get(users_get).post(users_post),
+        )
+        .route(
+            "/api/admin/v1/pools/{slug}/users/import",
+            post(users_import_post),
+        )
         .route(
             "/api/admin/v1/pools/{slug}/signing-keys",
             get(signing_keys_get).post(signing_keys_post),
@@ -571,6 +578,32 @@ async fn users_get(
     Ok(ok(
         json!({ "items": items, "next_cursor": page.next_cursor }),
     ))
+}
+
+/// `POST /pools/{slug}/users`: provision a person before their first scan.
+async fn users_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+    Json(body): Json<admin::users::NewUser>,
+) -> AppResult<Response> {
+    let detail = state.admin.provision_user(&actor, &slug, &body).await?;
+    Ok(respond(
+        StatusCode::CREATED,
+        None,
+        views::user_detail(&detail),
+    ))
+}
+
+/// `POST /pools/{slug}/users/import`: one user per JSON line (`application/x-ndjson`).
+async fn users_import_post(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+    body: String,
+) -> AppResult<Response> {
+    let imported = state.admin.import_users(&actor, &slug, &body).await?;
+    Ok(ok(json!(imported)))
 }
 
 async fn user_get(
