@@ -92,6 +92,7 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tokio::spawn(housekeeping(self.state.clone()));
+        tokio::spawn(follow_configuration(self.state.clone()));
         if let Some(listener) = self.metrics_listener {
             let router = crate::ops::metrics::listener_router(self.state.clone());
             let draining = self.state.draining.clone();
@@ -137,6 +138,25 @@ async fn housekeeping(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(deleted = n, "purged expired rows"),
             Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
+        }
+    }
+}
+
+/// Whenever configuration changes on any instance (a pool, app, Mini Program or signing key
+/// changed through the management API), forgets the signing keys and published documents held
+/// here, so discovery, JWKS and the key that signs are read afresh at once. The apps cache
+/// follows the same announcements by itself.
+async fn follow_configuration(state: AppState) {
+    let mut changes = state.tickets.config_changes();
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                state.keys.invalidate();
+            }
+            _ = state.draining.started() => return,
         }
     }
 }

@@ -28,6 +28,7 @@ both_backends!(
     the_scan_funnel_counts_each_step_per_hour,
     two_users_merge_into_one,
     a_provisioned_person_is_linked_not_created_and_strangers_are_refused,
+    a_deleted_pool_and_a_rotated_key_are_seen_at_once_everywhere,
 );
 
 const CALLBACK: &str = "https://shop.example/callback";
@@ -1927,4 +1928,63 @@ async fn a_provisioned_person_is_linked_not_created_and_strangers_are_refused(ba
     assert_eq!(app.scan(bob_token, &random).await.status(), StatusCode::OK);
     let again = app.mp_login_full(APPID, "o-bob", None).await;
     assert_eq!(again["user"]["id"], me["id"]);
+}
+
+async fn a_deleted_pool_and_a_rotated_key_are_seen_at_once_everywhere(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.admin_key("owner", None).await;
+    let peer = match backend {
+        Backend::Distributed => Some(app.peer().await),
+        Backend::Embedded => None,
+    };
+    let other = peer.as_ref().unwrap_or(&app);
+    json_ok(
+        call(
+            &app,
+            &owner,
+            Method::POST,
+            "/pools",
+            Some(json!({ "slug": "brief", "name": "Brief" })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let discovery = "/pools/brief/oidc/.well-known/openid-configuration";
+    let status = |who: &TestApp| {
+        let req = who.client.get(who.url(discovery));
+        async move { req.send().await.unwrap().status() }
+    };
+    // Served, and so kept in memory, on both instances.
+    assert_eq!(status(other).await, StatusCode::OK);
+    assert_eq!(status(&app).await, StatusCode::OK);
+    let kids = |who: &TestApp| {
+        let req = who.client.get(who.url("/oidc/jwks"));
+        async move {
+            let jwks: Value = req.send().await.unwrap().json().await.unwrap();
+            jwks["keys"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(kids(other).await, 1);
+    json_ok(
+        call(
+            &app,
+            &owner,
+            Method::POST,
+            "/pools/default/signing-keys",
+            Some(json!({ "alg": "EdDSA" })),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let res = call(&app, &owner, Method::DELETE, "/pools/brief", None).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // The other instance hears of both within its bounded wait, long before any cache expires.
+    let seen = crate::helpers::eventually(Duration::from_secs(5), || async {
+        status(other).await == StatusCode::NOT_FOUND && kids(other).await == 2
+    })
+    .await;
+    assert!(seen, "the other instance still serves the old documents");
+    assert_eq!(status(&app).await, StatusCode::NOT_FOUND);
 }
