@@ -53,7 +53,8 @@ pub fn router(cors: &Cors) -> Router<AppState> {
 
 #[derive(Deserialize)]
 pub struct CreateQrRequest {
-    pub app_id: ClientId,
+    /// Kept as sent: an id that is not a well-formed client id names no app (`not_found`).
+    pub app_id: String,
 }
 
 #[derive(Serialize)]
@@ -79,16 +80,17 @@ pub struct Created {
 /// absent) and to a fresh bind token.
 pub async fn create_qrcode(
     state: &AppState,
-    client_id: &ClientId,
+    client_id: &str,
     jar: CookieJar,
     requester: &Requester,
 ) -> AppResult<Created> {
     state.limiter.check(Limit::QrCodes, &requester.ip).await?;
-    let app = state
-        .apps
-        .get(client_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("unknown app_id `{client_id}`")))?;
+    let unknown = || {
+        let shown: String = client_id.chars().take(64).collect();
+        AppError::NotFound(format!("unknown app_id `{shown}`"))
+    };
+    let client_id = ClientId::parse(client_id).map_err(|_| unknown())?;
+    let app = state.apps.get(&client_id).await?.ok_or_else(unknown)?;
     let (jar, browser) = browser_cookie(jar, state.secure());
     let (qr, bind_token) = crate::tickets::create(
         state.tickets.as_ref(),

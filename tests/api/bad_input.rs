@@ -127,6 +127,15 @@ async fn every_endpoint_answers_bad_input_with_its_error_code(backend: Backend) 
             "not_found",
         ),
         case(
+            "create: an app id no app could have",
+            Method::POST,
+            "/api/v1/qrcodes",
+            None,
+            Json(json!({ "app_id": "no such app!" })),
+            S::NOT_FOUND,
+            "not_found",
+        ),
+        case(
             "status: unknown random",
             Method::GET,
             "/api/v1/qrcodes/AAAAAAAAAAAAAAAAAAAAAAAA",
