@@ -292,6 +292,13 @@ pub struct RateLimits {
     pub exchanges_per_minute: u64,
     /// Failed authentications at the management API; past it, a failing address gets 429.
     pub admin_auth_failures_per_minute: u64,
+    /// Client secrets checked with Argon2 at the token, revocation and introspection
+    /// endpoints (a wrong secret, or a new secret's first use), per address. A secret already
+    /// verified is not counted, so a working client is never slowed by it.
+    pub client_auth_failures_per_minute: u64,
+    /// The same, per `client_id` whatever the address: guessing one client's secret from many
+    /// addresses stays as slow as from one.
+    pub client_auth_failures_per_client_per_minute: u64,
 }
 
 impl Default for RateLimits {
@@ -301,6 +308,8 @@ impl Default for RateLimits {
             sessions_per_minute: 300,
             exchanges_per_minute: 600,
             admin_auth_failures_per_minute: 30,
+            client_auth_failures_per_minute: 30,
+            client_auth_failures_per_client_per_minute: 120,
         }
     }
 }

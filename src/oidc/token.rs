@@ -14,7 +14,10 @@ use sha2::Digest;
 use super::OAuthError;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
+use crate::extract::Requester;
+use crate::oauth::clients::Verdict;
 use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
+use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store::{self, apps::App, grants::Grant, users::User};
 use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
@@ -34,10 +37,11 @@ struct TokenResponse {
 pub async fn token_post(
     State(state): State<AppState>,
     issuer: Issuer,
+    requester: Requester,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match token(&state, &issuer, &headers, &body).await {
+    match token(&state, &issuer, &requester, &headers, &body).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
@@ -46,11 +50,12 @@ pub async fn token_post(
 async fn token(
     state: &AppState,
     issuer: &Issuer,
+    requester: &Requester,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let form = read_form(headers, body)?;
-    let app = authenticate(state, issuer, headers, &form).await?;
+    let app = authenticate(state, issuer, requester, headers, &form).await?;
     let response = match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
         Some("authorization_code") => authorization_code(state, issuer, &app, &form).await?,
@@ -94,9 +99,14 @@ pub fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError>
 
 /// Authenticates the calling client (RFC 6749 §2.3): HTTP Basic, or `client_id` and
 /// `client_secret` in the body, or for a public client `client_id` alone. One method only.
+///
+/// A secret already verified is accepted at once. Any other costs an Argon2 check, so it is
+/// counted against the caller's address and the client id first (`429` once over), and waits
+/// for one of the few verification slots (`503` with `Retry-After` if none frees up).
 pub async fn authenticate(
     state: &AppState,
     issuer: &Issuer,
+    requester: &Requester,
     headers: &HeaderMap,
     form: &Params,
 ) -> Result<std::sync::Arc<App>, OAuthError> {
@@ -135,12 +145,30 @@ pub async fn authenticate(
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
     match (&app.client_secret_hash, secret) {
         (Some(hash), Some(secret)) => {
-            if !state
+            if !state.client_secrets.is_known(&app.client_id, hash, &secret) {
+                state
+                    .limiter
+                    .check(Limit::ClientAuthFailures, &requester.ip)
+                    .await?;
+                state
+                    .limiter
+                    .check(Limit::ClientAuthFailuresPerClient, &app.client_id)
+                    .await?;
+            }
+            match state
                 .client_secrets
                 .verify(&app.client_id, hash, &secret)
                 .await
             {
-                return Err(OAuthError::invalid_client("client authentication failed"));
+                Verdict::Valid => {}
+                Verdict::Invalid => {
+                    return Err(OAuthError::invalid_client("client authentication failed"))
+                }
+                Verdict::Busy => {
+                    return Err(OAuthError::busy(
+                        "too many client authentications at once; retry in a moment",
+                    ))
+                }
             }
         }
         (Some(_), None) => {

@@ -13,6 +13,7 @@ mod bad_input;
 mod cli;
 mod compat;
 mod dev;
+mod exhaustion;
 mod images;
 mod limits;
 mod mp;

@@ -188,7 +188,7 @@ async fn scan_and_continue(app: &TestApp, browser: &Client, page: &str, openid: 
 
 /// A full login of `client_id` (with `CLIENT_SECRET`) by `openid` through the hosted page with
 /// a fresh browser; returns (browser, the token response JSON).
-async fn login(app: &TestApp, client_id: &str, scope: &str, openid: &str) -> (Client, Value) {
+pub async fn login(app: &TestApp, client_id: &str, scope: &str, openid: &str) -> (Client, Value) {
     let browser = browser();
     let (challenge, verifier) = pkce();
     let url = format!(
