@@ -104,6 +104,7 @@ pub async fn state(
         apps,
         published,
         limiter,
+        avatar_decodes: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     upsert_configured(&state).await?;
     Ok(state)

@@ -299,6 +299,8 @@ pub struct RateLimits {
     /// The same, per `client_id` whatever the address: guessing one client's secret from many
     /// addresses stays as slow as from one.
     pub client_auth_failures_per_client_per_minute: u64,
+    /// Avatar uploads per Mini Program user (not per address): each is decoded and stored.
+    pub avatar_uploads_per_minute: u64,
 }
 
 impl Default for RateLimits {
@@ -310,6 +312,7 @@ impl Default for RateLimits {
             admin_auth_failures_per_minute: 30,
             client_auth_failures_per_minute: 30,
             client_auth_failures_per_client_per_minute: 120,
+            avatar_uploads_per_minute: 5,
         }
     }
 }

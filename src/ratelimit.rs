@@ -1,8 +1,8 @@
 //! Per-client request limits: a fixed one-minute window per client address and kind of
 //! request, counted in the ticket store so that a fleet of instances shares one count.
 //!
-//! Limits guard what costs us something: stored QR codes, calls to WeChat, Argon2 checks of
-//! client secrets, and guesses at exchange tickets and secrets. Reading a status is not limited; it is what a waiting page does.
+//! Limits guard what costs us something: stored QR codes and avatars, calls to WeChat, Argon2
+//! checks of client secrets, and guesses at exchange tickets and secrets. Reading a status is not limited; it is what a waiting page does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,8 @@ pub enum Limit {
     ClientAuthFailures,
     /// Client secrets that needed an Argon2 check, per client id.
     ClientAuthFailuresPerClient,
+    /// Avatar uploads, per user.
+    AvatarUploads,
 }
 
 impl Limit {
@@ -36,6 +38,7 @@ impl Limit {
             Limit::AdminAuthFailures => "admin_auth_failures",
             Limit::ClientAuthFailures => "client_auth_failures",
             Limit::ClientAuthFailuresPerClient => "client_auth_failures_per_client",
+            Limit::AvatarUploads => "avatar_uploads",
         }
     }
 }
@@ -67,6 +70,7 @@ impl RateLimiter {
             Limit::ClientAuthFailuresPerClient => {
                 self.limits.client_auth_failures_per_client_per_minute
             }
+            Limit::AvatarUploads => self.limits.avatar_uploads_per_minute,
         }
     }
 
@@ -82,6 +86,7 @@ impl RateLimiter {
         if count > max {
             let whose = match limit {
                 Limit::ClientAuthFailuresPerClient => "for this client",
+                Limit::AvatarUploads => "by this user",
                 _ => "from this address",
             };
             return Err(AppError::RateLimited(format!(
