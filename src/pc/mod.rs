@@ -88,7 +88,7 @@ pub async fn create_qrcode(
         .get(client_id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("unknown app_id `{client_id}`")))?;
-    let (jar, browser) = browser_cookie(jar, state.secure());
+    let (jar, browser) = browser_cookie(jar, state.secure(), &state.secrets);
     let (qr, bind_token) = crate::tickets::create(
         state.tickets.as_ref(),
         &app,
