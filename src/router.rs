@@ -42,16 +42,19 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole HTTP surface: published documents first, then the router. `dev`: the WeChat
 /// simulator of `scangate dev`, whose `/_dev/` pages are mounted only then.
 pub fn front(state: AppState, dev: Option<Simulator>) -> Front {
-    let ids = RequestIds::new();
+    let envelope = Envelope {
+        ids: RequestIds::new(),
+        hsts: state.secure(),
+    };
     let published = Arc::clone(&state.published);
     Front {
-        router: router(state, dev, ids.clone()),
+        router: router(state, dev, envelope.clone()),
         published,
-        ids,
+        envelope,
     }
 }
 
-fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
+fn router(state: AppState, dev: Option<Simulator>, envelope_state: Envelope) -> Router {
     let cors = state.cors();
     let issuer = || crate::oidc::router(&cors).merge(crate::login::router());
     let mut app = Router::new()
@@ -72,7 +75,10 @@ fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
     };
     app.fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(ids, envelope))
+        .layer(axum::middleware::from_fn_with_state(
+            envelope_state,
+            envelope,
+        ))
 }
 
 /// Answers a `GET` of a published document (see [`crate::published`]) itself, with the same
@@ -81,7 +87,15 @@ fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
 pub struct Front {
     router: Router,
     published: Arc<Published>,
+    envelope: Envelope,
+}
+
+/// What the envelope needs: where request ids come from, and whether responses carry
+/// `Strict-Transport-Security` (the public URL is https).
+#[derive(Clone)]
+struct Envelope {
     ids: RequestIds,
+    hsts: bool,
 }
 
 impl tower::Service<Request> for Front {
@@ -102,10 +116,10 @@ impl tower::Service<Request> for Front {
     fn call(&mut self, req: Request) -> Self::Future {
         if req.method() == axum::http::Method::GET {
             if let Some(mut res) = self.published.response(req.uri().path()) {
-                let id = self.ids.of(&req);
+                let id = self.envelope.ids.of(&req);
                 let span = request_span(&req, req.uri().path(), &id);
                 span.in_scope(|| tracing::debug!(status = 200, latency_us = 0, "response"));
-                finish(&mut res, id);
+                finish(&mut res, id, self.envelope.hsts);
                 return futures::future::Either::Left(std::future::ready(Ok(res)));
             }
         }
@@ -116,8 +130,8 @@ impl tower::Service<Request> for Front {
 /// What every routed request and response passes through, in one step: a request id (the
 /// caller's `x-request-id`, or a new one) on both, a tracing span naming the method, the
 /// matched route and the id, a panic turned into a 500 error, and the default security headers.
-async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
-    let id = ids.of(&req);
+async fn envelope(State(env): State<Envelope>, mut req: Request, next: Next) -> Response {
+    let id = env.ids.of(&req);
     req.headers_mut().insert(X_REQUEST_ID, id.clone());
     let path = req
         .extensions()
@@ -139,7 +153,7 @@ async fn envelope(State(ids): State<RequestIds>, mut req: Request, next: Next) -
     }
     .instrument(span)
     .await;
-    finish(&mut res, id);
+    finish(&mut res, id, env.hsts);
     res
 }
 
@@ -152,10 +166,17 @@ fn request_span(req: &Request, path: &str, id: &HeaderValue) -> tracing::Span {
     )
 }
 
-/// The request id and the default headers, where the handler set none.
-fn finish(res: &mut Response, id: HeaderValue) {
+/// The request id and the default headers, where the handler set none; on https, HSTS
+/// (a year, this host only: sibling hosts may not all serve https).
+fn finish(res: &mut Response, id: HeaderValue, hsts: bool) {
     let headers = res.headers_mut();
     headers.entry(X_REQUEST_ID).or_insert(id);
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     for (name, value) in DEFAULT_HEADERS {
         headers
             .entry(name)
@@ -225,7 +246,10 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn_with_state(
-                RequestIds::new(),
+                Envelope {
+                    ids: RequestIds::new(),
+                    hsts: false,
+                },
                 envelope,
             ))
     }

@@ -22,6 +22,7 @@ both_backends!(
     a_cancelled_code_tells_the_browser,
     a_planted_browser_cookie_is_replaced_not_adopted,
     on_https_the_browser_cookie_is_a_host_only_secure_cookie,
+    a_mini_program_user_cancels_only_a_code_they_scanned,
 );
 
 async fn create_returns_every_contract_field(backend: Backend) {
@@ -543,4 +544,29 @@ async fn on_https_the_browser_cookie_is_a_host_only_secure_cookie(backend: Backe
         .await
         .unwrap();
     assert!(status["ticket"].is_string(), "{status}");
+}
+
+/// Knowing a pending code's `random` does not let a Mini Program user cancel it: only the
+/// user who scanned it may.
+async fn a_mini_program_user_cancels_only_a_code_they_scanned(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
+    let mallory = app.mp_login(APPID, "o-mallory").await;
+    let cancel =
+        |token: String| app.mp_post_owned(token, format!("/api/mp/v1/qrcodes/{random}/cancel"));
+    assert_error(
+        cancel(mallory.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(app.status(&app.client, &random).await["status"], "pending");
+    let alice = app.mp_login(APPID, "o-alice-cancels").await;
+    assert_eq!(app.scan(&alice, &random).await.status(), StatusCode::OK);
+    assert_error(cancel(mallory).await, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(cancel(alice).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.status(&app.client, &random).await["status"],
+        "cancelled"
+    );
 }
