@@ -237,6 +237,12 @@ async fn authorization_code(
             "the code was issued to another client",
         ));
     }
+    // The checks that the presenter holds the code legitimately come before it is used up:
+    // whoever intercepted a code but lacks the verifier must not be able to spend it and so
+    // block the real exchange. A used code skips them, to be treated as the replay it is.
+    if record.used_at.is_none() {
+        check_presenter(&record, form)?;
+    }
     if !store::codes::take(&state.db, &hash, now).await? {
         if record.used_at.is_some() || record.expires_at > now {
             // Used before (or by a concurrent request that won): whatever the code issued
@@ -249,6 +255,26 @@ async fn authorization_code(
         }
         return Err(OAuthError::invalid_grant("the code has expired"));
     }
+    if record.grant.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("the grant has been revoked"));
+    }
+    let user = usable(store::users::get(&state.db.pool, &record.grant.user_id).await?)?;
+    let scope = record.grant.scope.clone();
+    mint(
+        state,
+        issuer,
+        &record.grant,
+        &user,
+        &scope,
+        record.nonce.as_deref(),
+        true,
+    )
+    .await
+}
+
+/// Whether the token request matches the authorization request that issued the code: the
+/// same `redirect_uri` (RFC 6749 §4.1.3) and a verifier of its PKCE challenge (RFC 7636 §4.6).
+fn check_presenter(record: &store::codes::Code, form: &Params) -> Result<(), OAuthError> {
     if form.get("redirect_uri") != Some(record.redirect_uri.as_str()) {
         return Err(OAuthError::invalid_grant(
             "redirect_uri does not match the authorization request",
@@ -280,21 +306,7 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    if record.grant.revoked_at.is_some() {
-        return Err(OAuthError::invalid_grant("the grant has been revoked"));
-    }
-    let user = usable(store::users::get(&state.db.pool, &record.grant.user_id).await?)?;
-    let scope = record.grant.scope.clone();
-    mint(
-        state,
-        issuer,
-        &record.grant,
-        &user,
-        &scope,
-        record.nonce.as_deref(),
-        true,
-    )
-    .await
+    Ok(())
 }
 
 /// RFC 7636 §4.1: `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`, 43 to 128 characters.
