@@ -661,6 +661,23 @@ mod tests {
     }
 
     #[test]
+    fn an_allowed_origin_with_a_trailing_slash_stops_start_up_with_the_reason() {
+        let d = tmp();
+        let p = write(
+            &d,
+            "[[miniprograms]]\nappid = \"wx0123456789abcdef\"\nsecret = \"s\"\n\
+             [[apps]]\nclient_id = \"demo\"\nname = \"x\"\nminiprogram = \"wx0123456789abcdef\"\n\
+             redirect_uris = [\"http://127.0.0.1:3000/callback\"]\n\
+             allowed_origins = [\"http://127.0.0.1:3000/\"]\n",
+        );
+        let err = Config::load_from(Some(&p), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("apps[0].allowed_origins[0]"), "{err}");
+        assert!(err.contains("no trailing slash"), "{err}");
+    }
+
+    #[test]
     fn a_malformed_secret_key_is_refused() {
         let err = Config::load_from(None, vec![("SCANGATE_SECRET_KEY".into(), "short".into())])
             .unwrap_err()
