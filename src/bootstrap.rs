@@ -116,6 +116,7 @@ pub async fn state(
         limiter,
         funnel,
         metrics,
+        avatar_decodes: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     upsert_configured(&state).await?;
     Ok(state)

@@ -309,6 +309,15 @@ pub struct RateLimits {
     pub exchanges_per_minute: u64,
     /// Failed authentications at the management API; past it, a failing address gets 429.
     pub admin_auth_failures_per_minute: u64,
+    /// Client secrets checked with Argon2 at the token, revocation and introspection
+    /// endpoints (a wrong secret, or a new secret's first use), per address. A secret already
+    /// verified is not counted, so a working client is never slowed by it.
+    pub client_auth_failures_per_minute: u64,
+    /// The same, per `client_id` whatever the address: guessing one client's secret from many
+    /// addresses stays as slow as from one.
+    pub client_auth_failures_per_client_per_minute: u64,
+    /// Avatar uploads per Mini Program user (not per address): each is decoded and stored.
+    pub avatar_uploads_per_minute: u64,
 }
 
 impl Default for RateLimits {
@@ -318,6 +327,9 @@ impl Default for RateLimits {
             sessions_per_minute: 300,
             exchanges_per_minute: 600,
             admin_auth_failures_per_minute: 30,
+            client_auth_failures_per_minute: 30,
+            client_auth_failures_per_client_per_minute: 120,
+            avatar_uploads_per_minute: 5,
         }
     }
 }
@@ -663,6 +675,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("public_url"), "{err}");
+    }
+
+    #[test]
+    fn an_allowed_origin_with_a_trailing_slash_stops_start_up_with_the_reason() {
+        let d = tmp();
+        let p = write(
+            &d,
+            "[[miniprograms]]\nappid = \"wx0123456789abcdef\"\nsecret = \"s\"\n\
+             [[apps]]\nclient_id = \"demo\"\nname = \"x\"\nminiprogram = \"wx0123456789abcdef\"\n\
+             redirect_uris = [\"http://127.0.0.1:3000/callback\"]\n\
+             allowed_origins = [\"http://127.0.0.1:3000/\"]\n",
+        );
+        let err = Config::load_from(Some(&p), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("apps[0].allowed_origins[0]"), "{err}");
+        assert!(err.contains("no trailing slash"), "{err}");
     }
 
     #[test]

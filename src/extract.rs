@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
 
-use crate::crypto::sha256_hex;
+use crate::crypto::{sha256_hex, SecretBox};
 use crate::error::AppError;
 use crate::proxies::TrustedProxies;
 use crate::tickets::Binding;
@@ -181,23 +181,35 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The browser cookie a QR code is bound to.
+/// The browser cookie a QR code is bound to, on plain http (development).
 pub const BROWSER_COOKIE: &str = "scangate_browser";
+/// Its name on https: the `__Host-` prefix makes browsers refuse it from a sibling subdomain
+/// or a plain-http page (it must be Secure, Path=/ and carry no Domain), so nobody but this
+/// host can plant one.
+pub const SECURE_BROWSER_COOKIE: &str = "__Host-scangate_browser";
 /// The header a server-side caller proves binding with.
 pub const BIND_HEADER: &str = "x-scangate-bind";
 
-/// The browser id cookie: reused when present, else minted (`secure`: the public URL is
-/// https). Returns the jar to send back and the id.
-pub fn browser_cookie(jar: CookieJar, secure: bool) -> (CookieJar, String) {
+/// The browser id cookie (`secure`: the public URL is https): reused when the server minted
+/// it, else minted anew. A minted value is `{id}.{mac}`, the MAC keyed by `secret_key`, so a
+/// value someone chose for the browser (cookie tossing from a sibling subdomain) is never
+/// adopted as its binding. Returns the jar to send back and the value.
+pub fn browser_cookie(jar: CookieJar, secure: bool, secrets: &SecretBox) -> (CookieJar, String) {
+    let name = if secure {
+        SECURE_BROWSER_COOKIE
+    } else {
+        BROWSER_COOKIE
+    };
     if let Some(c) = jar
-        .get(BROWSER_COOKIE)
-        .filter(|c| c.value().len() >= 22 && c.value().len() <= 64)
+        .get(name)
+        .filter(|c| is_minted_browser_id(c.value(), secrets))
     {
         let v = c.value().to_owned();
         return (jar, v);
     }
-    let id = crate::crypto::random_token(32);
-    let cookie = Cookie::build((BROWSER_COOKIE, id.clone()))
+    let id = crate::crypto::random_token(24);
+    let value = format!("{id}.{}", browser_mac(&id, secrets));
+    let cookie = Cookie::build((name, value.clone()))
         .path("/")
         .http_only(true)
         .secure(secure)
@@ -211,7 +223,21 @@ pub fn browser_cookie(jar: CookieJar, secure: bool) -> (CookieJar, String) {
         })
         .max_age(time::Duration::days(365))
         .build();
-    (jar.add(cookie), id)
+    (jar.add(cookie), value)
+}
+
+/// The MAC of a browser id: 128 bits of an HMAC under a key derived from `secret_key`.
+fn browser_mac(id: &str, secrets: &SecretBox) -> String {
+    let mut data = b"scangate browser id\0".to_vec();
+    data.extend_from_slice(id.as_bytes());
+    secrets.fingerprint(&data)[..32].to_owned()
+}
+
+/// Whether `value` is a browser id this server (or one sharing its `secret_key`) minted.
+fn is_minted_browser_id(value: &str, secrets: &SecretBox) -> bool {
+    value.split_once('.').is_some_and(|(id, mac)| {
+        id.len() == 32 && crate::crypto::constant_time_eq(mac, &browser_mac(id, secrets))
+    })
 }
 
 /// The caller's proof of binding: its bind header and its browser cookie, hashed.
@@ -219,7 +245,8 @@ pub fn binding(headers: &HeaderMap, jar: &CookieJar) -> Binding {
     Binding {
         bind_hash: bind_hash(headers),
         browser_hash: jar
-            .get(BROWSER_COOKIE)
+            .get(SECURE_BROWSER_COOKIE)
+            .or_else(|| jar.get(BROWSER_COOKIE))
             .map(|c| sha256_hex(c.value().as_bytes())),
     }
 }
@@ -238,14 +265,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Binding {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let headers = &parts.headers;
-        let browser = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == BROWSER_COOKIE)
-            .map(|(_, value)| value.trim_matches('"'));
+        // The `__Host-` cookie first: on https it is the only one this host set itself.
+        let cookie = |wanted: &str| {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(name, _)| *name == wanted)
+                .map(|(_, value)| value.trim_matches('"'))
+        };
+        let browser = cookie(SECURE_BROWSER_COOKIE).or_else(|| cookie(BROWSER_COOKIE));
         Ok(Binding {
             bind_hash: bind_hash(headers),
             browser_hash: browser.map(|c| sha256_hex(c.as_bytes())),

@@ -1,8 +1,8 @@
 //! Per-client request limits: a fixed one-minute window per client address and kind of
 //! request, counted in the ticket store so that a fleet of instances shares one count.
 //!
-//! Limits guard what costs us something: stored QR codes, calls to WeChat, and guesses at
-//! exchange tickets. Reading a status is not limited; it is what a waiting page does.
+//! Limits guard what costs us something: stored QR codes and avatars, calls to WeChat, Argon2
+//! checks of client secrets, and guesses at exchange tickets and secrets. Reading a status is not limited; it is what a waiting page does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,12 @@ pub enum Limit {
     Exchanges,
     /// Failed management API authentications.
     AdminAuthFailures,
+    /// Client secrets that needed an Argon2 check, per address.
+    ClientAuthFailures,
+    /// Client secrets that needed an Argon2 check, per client id.
+    ClientAuthFailuresPerClient,
+    /// Avatar uploads, per user.
+    AvatarUploads,
 }
 
 impl Limit {
@@ -30,6 +36,9 @@ impl Limit {
             Limit::Sessions => "sessions",
             Limit::Exchanges => "exchanges",
             Limit::AdminAuthFailures => "admin_auth_failures",
+            Limit::ClientAuthFailures => "client_auth_failures",
+            Limit::ClientAuthFailuresPerClient => "client_auth_failures_per_client",
+            Limit::AvatarUploads => "avatar_uploads",
         }
     }
 }
@@ -57,10 +66,16 @@ impl RateLimiter {
             Limit::Sessions => self.limits.sessions_per_minute,
             Limit::Exchanges => self.limits.exchanges_per_minute,
             Limit::AdminAuthFailures => self.limits.admin_auth_failures_per_minute,
+            Limit::ClientAuthFailures => self.limits.client_auth_failures_per_minute,
+            Limit::ClientAuthFailuresPerClient => {
+                self.limits.client_auth_failures_per_client_per_minute
+            }
+            Limit::AvatarUploads => self.limits.avatar_uploads_per_minute,
         }
     }
 
-    /// Counts one request of `limit` from `client` (an address); `rate_limited` once over.
+    /// Counts one request of `limit` from `client` (an address, or for a per-client limit a
+    /// client id); `rate_limited` once over.
     pub async fn check(&self, limit: Limit, client: &str) -> AppResult<()> {
         let max = self.per_minute(limit);
         if max == 0 {
@@ -69,8 +84,13 @@ impl RateLimiter {
         let key = format!("{}:{client}", limit.name());
         let count = self.counts.hit(&key, WINDOW, self.clock.now()).await?;
         if count > max {
+            let whose = match limit {
+                Limit::ClientAuthFailuresPerClient => "for this client",
+                Limit::AvatarUploads => "by this user",
+                _ => "from this address",
+            };
             return Err(AppError::RateLimited(format!(
-                "too many {} requests from this address; try again in a minute",
+                "too many {} requests {whose}; try again in a minute",
                 limit.name()
             )));
         }

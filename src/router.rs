@@ -43,18 +43,20 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole HTTP surface: published documents first, then the router. `dev`: the WeChat
 /// simulator of `scangate dev`, whose `/_dev/` pages are mounted only then.
 pub fn front(state: AppState, dev: Option<Simulator>) -> Front {
-    let ids = RequestIds::new();
+    let envelope = Envelope {
+        ids: RequestIds::new(),
+        hsts: state.secure(),
+        metrics: Arc::clone(&state.metrics),
+    };
     let published = Arc::clone(&state.published);
-    let metrics = Arc::clone(&state.metrics);
     Front {
-        router: router(state, dev, ids.clone()),
+        router: router(state, dev, envelope.clone()),
         published,
-        ids,
-        metrics,
+        envelope,
     }
 }
 
-fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
+fn router(state: AppState, dev: Option<Simulator>, envelope_state: Envelope) -> Router {
     let cors = state.cors();
     let issuer = || crate::oidc::router(&cors).merge(crate::login::router());
     let mut app = Router::new()
@@ -73,11 +75,10 @@ fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
             .merge(crate::dev::router(simulator)),
         None => app.route("/q/{random}", get(crate::pc::scan_landing_get)),
     };
-    let metrics = Arc::clone(&state.metrics);
     app.fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
-            (ids, metrics),
+            envelope_state,
             envelope,
         ))
 }
@@ -88,7 +89,15 @@ fn router(state: AppState, dev: Option<Simulator>, ids: RequestIds) -> Router {
 pub struct Front {
     router: Router,
     published: Arc<Published>,
+    envelope: Envelope,
+}
+
+/// What the envelope needs: where request ids come from, whether responses carry
+/// `Strict-Transport-Security` (the public URL is https), and the metrics it records.
+#[derive(Clone)]
+struct Envelope {
     ids: RequestIds,
+    hsts: bool,
     metrics: Arc<Metrics>,
 }
 
@@ -110,12 +119,13 @@ impl tower::Service<Request> for Front {
     fn call(&mut self, req: Request) -> Self::Future {
         if req.method() == axum::http::Method::GET {
             if let Some(mut res) = self.published.response(req.uri().path()) {
-                let id = self.ids.of(&req);
+                let id = self.envelope.ids.of(&req);
                 let span = request_span(&req, req.uri().path(), &id);
                 span.in_scope(|| tracing::debug!(status = 200, latency_us = 0, "response"));
-                self.metrics
+                self.envelope
+                    .metrics
                     .http(req.uri().path(), 200, std::time::Duration::ZERO);
-                finish(&mut res, id);
+                finish(&mut res, id, self.envelope.hsts);
                 return futures::future::Either::Left(std::future::ready(Ok(res)));
             }
         }
@@ -126,12 +136,9 @@ impl tower::Service<Request> for Front {
 /// What every routed request and response passes through, in one step: a request id (the
 /// caller's `x-request-id`, or a new one) on both, a tracing span naming the method, the
 /// matched route and the id, a panic turned into a 500 error, and the default security headers.
-async fn envelope(
-    State((ids, metrics)): State<(RequestIds, Arc<Metrics>)>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let id = ids.of(&req);
+async fn envelope(State(env): State<Envelope>, mut req: Request, next: Next) -> Response {
+    let id = env.ids.of(&req);
+    let metrics = Arc::clone(&env.metrics);
     req.headers_mut().insert(X_REQUEST_ID, id.clone());
     let path = req
         .extensions()
@@ -161,7 +168,7 @@ async fn envelope(
     }
     .instrument(span)
     .await;
-    finish(&mut res, id);
+    finish(&mut res, id, env.hsts);
     res
 }
 
@@ -174,10 +181,17 @@ fn request_span(req: &Request, path: &str, id: &HeaderValue) -> tracing::Span {
     )
 }
 
-/// The request id and the default headers, where the handler set none.
-fn finish(res: &mut Response, id: HeaderValue) {
+/// The request id and the default headers, where the handler set none; on https, HSTS
+/// (a year, this host only: sibling hosts may not all serve https).
+fn finish(res: &mut Response, id: HeaderValue, hsts: bool) {
     let headers = res.headers_mut();
     headers.entry(X_REQUEST_ID).or_insert(id);
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     for (name, value) in DEFAULT_HEADERS {
         headers
             .entry(name)
@@ -247,7 +261,11 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn_with_state(
-                (RequestIds::new(), Arc::new(Metrics::new(true))),
+                Envelope {
+                    ids: RequestIds::new(),
+                    hsts: false,
+                    metrics: Arc::new(Metrics::new(true)),
+                },
                 envelope,
             ))
     }

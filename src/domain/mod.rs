@@ -230,7 +230,13 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
         return Err("must be http or https".into());
     }
     let origin = url.origin().ascii_serialization();
-    if origin != s.trim_end_matches('/') {
+    // Browsers send `Origin` without a trailing slash, so an entry with one never matches.
+    if s.ends_with('/') && origin == s.trim_end_matches('/') {
+        return Err(format!(
+            "an origin has no trailing slash (browsers send `{origin}`, which `{s}` never matches)"
+        ));
+    }
+    if origin != s {
         return Err(format!("must be an origin only, like {origin}"));
     }
     Ok(origin)
@@ -273,6 +279,13 @@ mod tests {
             "http://127.0.0.1:3000"
         );
         assert!(parse_origin("http://127.0.0.1:3000/x").is_err());
+    }
+
+    #[test]
+    fn an_origin_with_a_trailing_slash_is_refused_with_the_reason() {
+        let err = parse_origin("http://127.0.0.1:3000/").unwrap_err();
+        assert!(err.contains("no trailing slash"), "{err}");
+        assert!(err.contains("`http://127.0.0.1:3000`"), "{err}");
     }
 
     #[test]

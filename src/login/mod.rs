@@ -158,10 +158,10 @@ async fn show_page(
     request: AuthRequest,
 ) -> Result<Response, AppError> {
     state.limiter.check(Limit::QrCodes, &requester.ip).await?;
-    let (jar, browser) = browser_cookie(jar, state.secure());
+    let (jar, browser) = browser_cookie(jar, state.secure(), &state.secrets);
     let now = state.clock.now();
     let (qr, _) =
-        crate::tickets::create(state.tickets.as_ref(), app, &browser, requester, now).await?;
+        crate::tickets::create_bound(state.tickets.as_ref(), app, &browser, requester, now).await?;
     state
         .funnel
         .step(&qr.client_id, crate::funnel::Step::Created)

@@ -345,6 +345,13 @@ async fn cancel_post(
     Path(random): Path<Random>,
 ) -> AppResult<Response> {
     let qr = load_for(&state, &who, &random).await?;
+    // Knowing a code's `random` (a photo of the screen) is not enough to cancel someone's
+    // login: only the user who scanned it may. Once scanned, the store checks who did.
+    if qr.status_at(state.clock.now()) == QrStatus::Pending {
+        return Err(AppError::Forbidden(
+            "only the user who scanned this QR code may cancel it".into(),
+        ));
+    }
     let qr = state
         .tickets
         .cancel(&qr.random, &who.user.id, state.clock.now())

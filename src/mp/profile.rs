@@ -1,5 +1,6 @@
 //! The user's own profile: nickname and avatar (fill-in or legacy encrypted user info), phone
-//! (by `getPhoneNumber` code or legacy encrypted data), and avatar uploads.
+//! (by `getPhoneNumber` code or legacy encrypted data), and avatar uploads: checked from the
+//! header before decoding, decoded a few at a time under a memory limit, and stored small.
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderValue};
@@ -10,8 +11,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::MpUser;
+use std::sync::Arc;
+
 use crate::error::{AppError, AppResult};
 use crate::extract::Json;
+use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store;
 use crate::wechat;
@@ -268,13 +272,18 @@ async fn phone_post(
     Ok(axum::Json(me_json(&user)).into_response())
 }
 
-/// `POST /api/mp/v1/me/avatar` (multipart, one image part): stores the image and makes it the
-/// user's avatar.
+/// `POST /api/mp/v1/me/avatar` (multipart, one image part): makes the image the user's one
+/// avatar, re-encoded as a PNG of at most [`AVATAR_EDGE`] pixels a side, in place of the
+/// previous one. Limited per user per minute (`[rate_limits] avatar_uploads_per_minute`).
 async fn avatar_post(
     State(state): State<AppState>,
     who: MpUser,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> AppResult<Response> {
+    state
+        .limiter
+        .check(Limit::AvatarUploads, &who.user.id)
+        .await?;
     let mut multipart = multipart
         .map_err(|_| AppError::invalid("expected multipart/form-data with one image part"))?;
     let mut bytes = None;
@@ -293,16 +302,27 @@ async fn avatar_post(
             MAX_AVATAR_BYTES
         )));
     }
-    let content_type = sniff_image(&bytes)
+    sniff_image(&bytes)
         .ok_or_else(|| AppError::invalid("the avatar must be a PNG, JPEG, WebP or GIF image"))?;
-    let check = bytes.clone();
-    tokio::task::spawn_blocking(move || check_image(&check))
+    // Each decode may hold up to AVATAR_MAX_ALLOC of pixels: only a few run at once.
+    let slot = Arc::clone(&state.avatar_decodes).acquire_owned();
+    let permit = tokio::time::timeout(std::time::Duration::from_secs(10), slot)
         .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|_| AppError::invalid("the avatar image is corrupt or too large in pixels"))?;
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            AppError::Unavailable(anyhow::anyhow!("every avatar decoding slot stayed busy"))
+        })?;
+    let png = tokio::task::spawn_blocking(move || {
+        let png = reencode(&bytes);
+        drop(permit);
+        png
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))??;
     let id = crate::crypto::random_token(16);
     let now = state.clock.now();
-    store::avatars::insert(&state.db, &id, &who.user.id, content_type, &bytes, now).await?;
+    store::avatars::replace(&state.db, &id, &who.user.id, "image/png", &png, now).await?;
     let url = state.config.url(&format!("/media/avatars/{id}"));
     store::users::update_profile(&state.db, &who.user.id, None, Some(&url), now).await?;
     Ok(axum::Json(json!({ "avatar_url": url })).into_response())
@@ -334,16 +354,61 @@ fn sniff_image(b: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Decodes the image under pixel and memory limits, so a corrupt or hostile file is refused.
-fn check_image(bytes: &[u8]) -> anyhow::Result<()> {
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+/// The edge of a stored avatar, at most: what a profile picture is shown at, twice over.
+pub const AVATAR_EDGE: u32 = 512;
+/// The largest upload accepted, in pixels a side (read from the header, before decoding).
+const AVATAR_MAX_SIDE: u32 = 4096;
+/// The decoder's memory limit: a 4096 × 4096 RGBA image.
+const AVATAR_MAX_ALLOC: u64 = 64 * 1024 * 1024;
+
+/// Decodes an upload and re-encodes it as a PNG of at most [`AVATAR_EDGE`] pixels a side, so
+/// what is stored is small whatever was sent. The dimensions are read from the header first:
+/// a small file declaring a huge image is refused before any pixel is allocated. Animated
+/// GIFs are refused (each frame would be another full canvas to decode).
+fn reencode(bytes: &[u8]) -> AppResult<Vec<u8>> {
+    use image::{AnimationDecoder as _, ImageFormat};
+    let corrupt = |_| AppError::invalid("the avatar image is corrupt or not a supported format");
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|_| AppError::invalid("the avatar image cannot be read"))
+    };
+    // Reads the header only: nothing the size of the image is allocated.
+    let (width, height) = reader()?.into_dimensions().map_err(corrupt)?;
+    if width > AVATAR_MAX_SIDE || height > AVATAR_MAX_SIDE {
+        return Err(AppError::invalid(format!(
+            "the avatar must be at most {AVATAR_MAX_SIDE} pixels a side (this one is {width} × {height})"
+        )));
+    }
+    let mut reader = reader()?;
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(4096);
-    limits.max_image_height = Some(4096);
-    limits.max_alloc = Some(64 * 1024 * 1024);
+    limits.max_image_width = Some(AVATAR_MAX_SIDE);
+    limits.max_image_height = Some(AVATAR_MAX_SIDE);
+    limits.max_alloc = Some(AVATAR_MAX_ALLOC);
     reader.limits(limits);
-    reader.decode()?;
-    Ok(())
+    if reader.format() == Some(ImageFormat::Gif) {
+        let mut decoder =
+            image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).map_err(corrupt)?;
+        let mut limits = image::Limits::default();
+        limits.max_alloc = Some(AVATAR_MAX_ALLOC);
+        image::ImageDecoder::set_limits(&mut decoder, limits).map_err(corrupt)?;
+        if decoder.into_frames().take(2).count() > 1 {
+            return Err(AppError::invalid(
+                "animated GIFs are not accepted as avatars; send a still image",
+            ));
+        }
+    }
+    let image = reader.decode().map_err(corrupt)?;
+    let image = if image.width() > AVATAR_EDGE || image.height() > AVATAR_EDGE {
+        image.thumbnail(AVATAR_EDGE, AVATAR_EDGE)
+    } else {
+        image
+    };
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(png)
 }
 
 /// `GET /media/avatars/{id}`

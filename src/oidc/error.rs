@@ -15,6 +15,8 @@ pub struct OAuthError {
     pub description: String,
     /// For 401s: the `WWW-Authenticate` challenge.
     pub challenge: Option<&'static str>,
+    /// For 429s and 503s: seconds until a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl OAuthError {
@@ -24,6 +26,7 @@ impl OAuthError {
             error,
             description: description.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -55,6 +58,19 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
     }
 
+    /// Too busy to check a client secret now (RFC 6749 §4.1.2.1's `temporarily_unavailable`):
+    /// 503, retry in a second.
+    pub fn busy(d: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                d,
+            )
+        }
+    }
+
     /// A missing, expired or revoked bearer token (RFC 6750 §3.1).
     pub fn invalid_token(d: impl Into<String>) -> Self {
         Self {
@@ -83,6 +99,10 @@ impl From<AppError> for OAuthError {
                     "internal error",
                 )
             }
+            AppError::RateLimited(m) => Self {
+                retry_after: Some(60),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", m)
+            },
             other => Self::invalid_request(other.message()),
         }
     }
@@ -103,6 +123,9 @@ impl IntoResponse for OAuthError {
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(c) = self.challenge {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::token::{authenticate, no_store, read_form};
 use super::OAuthError;
 use crate::crypto::sha256_hex;
+use crate::extract::Requester;
 use crate::oauth::{has_scope, Issuer};
 use crate::state::AppState;
 use crate::store;
@@ -116,11 +117,12 @@ async fn userinfo(
 async fn client_and_token(
     state: &AppState,
     issuer: &Issuer,
+    requester: &Requester,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(std::sync::Arc<store::apps::App>, String), OAuthError> {
     let form = read_form(headers, body)?;
-    let app = authenticate(state, issuer, headers, &form).await?;
+    let app = authenticate(state, issuer, requester, headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
@@ -133,11 +135,12 @@ async fn client_and_token(
 pub async fn revocation_post(
     State(state): State<AppState>,
     issuer: Issuer,
+    requester: Requester,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let run = async {
-        let (app, token) = client_and_token(&state, &issuer, &headers, &body).await?;
+        let (app, token) = client_and_token(&state, &issuer, &requester, &headers, &body).await?;
         let token = token.as_str();
         let now = state.clock.now();
         if let Some(record) =
@@ -165,11 +168,12 @@ pub async fn revocation_post(
 pub async fn introspection_post(
     State(state): State<AppState>,
     issuer: Issuer,
+    requester: Requester,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let run = async {
-        let (app, token) = client_and_token(&state, &issuer, &headers, &body).await?;
+        let (app, token) = client_and_token(&state, &issuer, &requester, &headers, &body).await?;
         let token = token.as_str();
         let now = state.clock.now();
         let inactive = json!({ "active": false });

@@ -14,7 +14,10 @@ use sha2::Digest;
 use super::OAuthError;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
+use crate::extract::Requester;
+use crate::oauth::clients::Verdict;
 use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
+use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store::{self, apps::App, grants::Grant, users::User};
 use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
@@ -34,10 +37,11 @@ struct TokenResponse {
 pub async fn token_post(
     State(state): State<AppState>,
     issuer: Issuer,
+    requester: Requester,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match token(&state, &issuer, &headers, &body).await {
+    match token(&state, &issuer, &requester, &headers, &body).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
@@ -46,11 +50,12 @@ pub async fn token_post(
 async fn token(
     state: &AppState,
     issuer: &Issuer,
+    requester: &Requester,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let form = read_form(headers, body)?;
-    let app = authenticate(state, issuer, headers, &form).await?;
+    let app = authenticate(state, issuer, requester, headers, &form).await?;
     let response = match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
         Some("authorization_code") => {
@@ -102,9 +107,14 @@ pub fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError>
 
 /// Authenticates the calling client (RFC 6749 §2.3): HTTP Basic, or `client_id` and
 /// `client_secret` in the body, or for a public client `client_id` alone. One method only.
+///
+/// A secret already verified is accepted at once. Any other costs an Argon2 check, so it is
+/// counted against the caller's address and the client id first (`429` once over), and waits
+/// for one of the few verification slots (`503` with `Retry-After` if none frees up).
 pub async fn authenticate(
     state: &AppState,
     issuer: &Issuer,
+    requester: &Requester,
     headers: &HeaderMap,
     form: &Params,
 ) -> Result<std::sync::Arc<App>, OAuthError> {
@@ -143,12 +153,30 @@ pub async fn authenticate(
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
     match (&app.client_secret_hash, secret) {
         (Some(hash), Some(secret)) => {
-            if !state
+            if !state.client_secrets.is_known(&app.client_id, hash, &secret) {
+                state
+                    .limiter
+                    .check(Limit::ClientAuthFailures, &requester.ip)
+                    .await?;
+                state
+                    .limiter
+                    .check(Limit::ClientAuthFailuresPerClient, &app.client_id)
+                    .await?;
+            }
+            match state
                 .client_secrets
                 .verify(&app.client_id, hash, &secret)
                 .await
             {
-                return Err(OAuthError::invalid_client("client authentication failed"));
+                Verdict::Valid => {}
+                Verdict::Invalid => {
+                    return Err(OAuthError::invalid_client("client authentication failed"))
+                }
+                Verdict::Busy => {
+                    return Err(OAuthError::busy(
+                        "too many client authentications at once; retry in a moment",
+                    ))
+                }
             }
         }
         (Some(_), None) => {
@@ -217,6 +245,12 @@ async fn authorization_code(
             "the code was issued to another client",
         ));
     }
+    // The checks that the presenter holds the code legitimately come before it is used up:
+    // whoever intercepted a code but lacks the verifier must not be able to spend it and so
+    // block the real exchange. A used code skips them, to be treated as the replay it is.
+    if record.used_at.is_none() {
+        check_presenter(&record, form)?;
+    }
     if !store::codes::take(&state.db, &hash, now).await? {
         if record.used_at.is_some() || record.expires_at > now {
             // Used before (or by a concurrent request that won): whatever the code issued
@@ -229,6 +263,26 @@ async fn authorization_code(
         }
         return Err(OAuthError::invalid_grant("the code has expired"));
     }
+    if record.grant.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("the grant has been revoked"));
+    }
+    let user = usable(store::users::get(&state.db.pool, &record.grant.user_id).await?)?;
+    let scope = record.grant.scope.clone();
+    mint(
+        state,
+        issuer,
+        &record.grant,
+        &user,
+        &scope,
+        record.nonce.as_deref(),
+        true,
+    )
+    .await
+}
+
+/// Whether the token request matches the authorization request that issued the code: the
+/// same `redirect_uri` (RFC 6749 §4.1.3) and a verifier of its PKCE challenge (RFC 7636 §4.6).
+fn check_presenter(record: &store::codes::Code, form: &Params) -> Result<(), OAuthError> {
     if form.get("redirect_uri") != Some(record.redirect_uri.as_str()) {
         return Err(OAuthError::invalid_grant(
             "redirect_uri does not match the authorization request",
@@ -260,21 +314,7 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    if record.grant.revoked_at.is_some() {
-        return Err(OAuthError::invalid_grant("the grant has been revoked"));
-    }
-    let user = usable(store::users::get(&state.db.pool, &record.grant.user_id).await?)?;
-    let scope = record.grant.scope.clone();
-    mint(
-        state,
-        issuer,
-        &record.grant,
-        &user,
-        &scope,
-        record.nonce.as_deref(),
-        true,
-    )
-    .await
+    Ok(())
 }
 
 /// RFC 7636 §4.1: `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`, 43 to 128 characters.

@@ -91,7 +91,7 @@ pub async fn create_qrcode(
     };
     let client_id = ClientId::parse(client_id).map_err(|_| unknown())?;
     let app = state.apps.get(&client_id).await?.ok_or_else(unknown)?;
-    let (jar, browser) = browser_cookie(jar, state.secure());
+    let (jar, browser) = browser_cookie(jar, state.secure(), &state.secrets);
     let (qr, bind_token) = crate::tickets::create(
         state.tickets.as_ref(),
         &app,

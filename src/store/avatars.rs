@@ -1,4 +1,6 @@
-//! Uploaded avatars, kept in the database so every instance serves them.
+//! Uploaded avatars, kept in the database so every instance serves them: one per user, the
+//! one their profile points at. Uploading replaces the previous one, and the housekeeping
+//! purge removes any that no profile points at any more.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -6,7 +8,8 @@ use sqlx::Row as _;
 
 use super::Db;
 
-pub async fn insert(
+/// Stores the user's new avatar and deletes their previous ones, in one transaction.
+pub async fn replace(
     db: &Db,
     id: &str,
     user_id: &str,
@@ -14,15 +17,39 @@ pub async fn insert(
     bytes: &[u8],
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM avatars WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("INSERT INTO avatars (id, user_id, content_type, data, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(id)
         .bind(user_id)
         .bind(content_type)
         .bind(STANDARD.encode(bytes))
         .bind(now)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await
+}
+
+/// How long a fresh avatar may go unreferenced: between its upload and the profile update
+/// that points at it, the purge must not take it.
+pub const UNREFERENCED_GRACE_MS: i64 = 10 * 60 * 1000;
+
+/// Deletes avatars older than the grace period that their user's profile no longer points at
+/// (`…/media/avatars/{id}`, whatever the public URL was); returns how many.
+pub async fn purge_unreferenced(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM avatars WHERE created_at <= $1 AND NOT EXISTS (
+             SELECT 1 FROM users u WHERE u.id = avatars.user_id
+             AND substr(u.avatar_url, length(u.avatar_url) - length(avatars.id) - 14)
+                 = '/media/avatars/' || avatars.id)",
+    )
+    .bind(now - UNREFERENCED_GRACE_MS)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// (content type, bytes) of an avatar.

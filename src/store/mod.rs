@@ -122,9 +122,10 @@ const EXPIRING: [&str; 5] = [
     "oidc_sessions",
 ];
 
-/// Deletes every row that expired before `now`; returns how many.
+/// Deletes every row that expired before `now`, and avatars no profile points at; returns
+/// how many.
 pub async fn purge_expired(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
-    let mut deleted = 0;
+    let mut deleted = avatars::purge_unreferenced(db, now).await?;
     for table in EXPIRING {
         deleted += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
             .bind(now)

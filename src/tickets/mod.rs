@@ -135,6 +135,31 @@ pub async fn create(
     requester: &Requester,
     now: Millis,
 ) -> Result<(QrCode, String), StoreError> {
+    create_with(store, app, browser, requester, now, app.require_binding).await
+}
+
+/// As [`create`], but always bound to its browser, whatever the app's `require_binding`: the
+/// hosted login page's codes. That setting exists for server-side callers that cannot carry
+/// a cookie; a page in a browser always can, and unbound, a photo of its QR code would let
+/// anyone read the ticket and take the login.
+pub async fn create_bound(
+    store: &dyn TicketStore,
+    app: &App,
+    browser: &str,
+    requester: &Requester,
+    now: Millis,
+) -> Result<(QrCode, String), StoreError> {
+    create_with(store, app, browser, requester, now, true).await
+}
+
+async fn create_with(
+    store: &dyn TicketStore,
+    app: &App,
+    browser: &str,
+    requester: &Requester,
+    now: Millis,
+    require_binding: bool,
+) -> Result<(QrCode, String), StoreError> {
     let bind_token = random_token(24);
     let qr = QrCode {
         random: Random::generate(),
@@ -146,7 +171,7 @@ pub async fn create(
         expires_at: now + app.qr_ttl_secs * 1000,
         bind_hash: sha256_hex(bind_token.as_bytes()),
         browser_hash: Some(sha256_hex(browser.as_bytes())),
-        require_binding: app.require_binding,
+        require_binding,
         requester_ip: requester.ip.clone(),
         requester_user_agent: requester.user_agent.clone(),
         scanner: None,

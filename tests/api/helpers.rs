@@ -398,6 +398,11 @@ impl TestApp {
         req.send().await.expect("mp request")
     }
 
+    /// [`TestApp::mp_post`] without a body, taking owned arguments (for closures).
+    pub async fn mp_post_owned(&self, token: String, path: String) -> Response {
+        self.mp_post(&token, &path, None).await
+    }
+
     pub async fn scan(&self, token: &str, random: &str) -> Response {
         self.mp_post(token, &format!("/api/mp/v1/qrcodes/{random}/scan"), None)
             .await

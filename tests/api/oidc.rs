@@ -47,6 +47,8 @@ both_backends!(
     tokens_signed_before_a_key_rotation_still_verify,
     codes_are_single_use_under_concurrency,
     a_refresh_token_is_used_once_under_concurrency,
+    the_hosted_page_binds_its_code_even_when_the_app_does_not,
+    a_failed_pkce_or_redirect_uri_check_leaves_the_code_usable,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -1388,4 +1390,114 @@ async fn a_refresh_token_is_used_once_under_concurrency(backend: Backend) {
     assert!(statuses
         .iter()
         .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST));
+}
+
+/// The hosted page's code is bound to its browser even for an app with
+/// `require_binding = false`: someone who photographed the QR code (and so knows its `random`)
+/// cannot read the ticket; the page's own browser still finishes the login.
+async fn the_hosted_page_binds_its_code_even_when_the_app_does_not(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let browser = browser();
+    let (challenge, verifier) = pkce();
+    let url = format!(
+        "{}?response_type=code&client_id=open&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/oidc/auth"),
+        urlencode(CALLBACK)
+    );
+    let page = hosted_page(&browser, &url).await;
+    let random = attr(&page, "data-random");
+    let token = app.mp_login(APPID, "o-photographed").await;
+    assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm(&token, &random, None).await.status(),
+        StatusCode::OK
+    );
+    let onlooker = reqwest::Client::new();
+    for path in [
+        format!("/api/v1/qrcodes/{random}"),
+        format!("/api/v2/qrcode/check?random={random}"),
+    ] {
+        let seen: Value = onlooker
+            .get(app.url(&path))
+            .header("x-authing-app-id", "open")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(!seen.to_string().contains("\"ticket\""), "{path}: {seen}");
+    }
+    let continued = browser
+        .get(app.url(&attr(&page, "data-continue-url")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(continued.status(), StatusCode::SEE_OTHER);
+    let code = query(&location(&continued), "code").unwrap();
+    let res = token_request(
+        &app,
+        "open",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Whoever intercepted a code but lacks the verifier (or sends another redirect URI) is
+/// refused without using the code up: the real client's exchange still succeeds.
+async fn a_failed_pkce_or_redirect_uri_check_leaves_the_code_usable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let browser = browser();
+    let (challenge, verifier) = pkce();
+    let url = format!(
+        "{}?response_type=code&client_id=web&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/oidc/auth"),
+        urlencode(CALLBACK)
+    );
+    let page = hosted_page(&browser, &url).await;
+    let code = query(
+        &scan_and_continue(&app, &browser, &page, "o-intercepted").await,
+        "code",
+    )
+    .unwrap();
+    let wrong_verifier = scangate::crypto::random_token(32);
+    for (redirect_uri, verifier) in [
+        (CALLBACK, Some(wrong_verifier.as_str())),
+        (CALLBACK, None),
+        ("http://127.0.0.1:3000/elsewhere", Some(verifier.as_str())),
+    ] {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        let res = token_request(&app, "web", &form).await;
+        assert_oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+    let res = token_request(
+        &app,
+        "web",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(
+        userinfo_status(&app, tokens["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
 }

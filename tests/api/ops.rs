@@ -14,7 +14,8 @@ both_backends!(
     every_response_carries_a_request_id_and_the_default_headers,
     nothing_under_dev_exists_in_serve_mode,
     shutdown_ends_event_streams_cleanly_and_stops_listening,
-    expired_sessions_and_tokens_are_purged
+    expired_sessions_and_tokens_are_purged,
+    https_deployments_send_strict_transport_security,
 );
 
 async fn health_and_readiness_answer(backend: Backend) {
@@ -140,4 +141,35 @@ async fn expired_sessions_and_tokens_are_purged(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// With an https public URL every response, published documents included, carries
+/// `Strict-Transport-Security`; on plain http none does.
+async fn https_deployments_send_strict_transport_security(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.public_url = "https://id.example.test".parse().unwrap();
+    })
+    .await;
+    for path in [
+        "/healthz",
+        "/oidc/.well-known/openid-configuration",
+        "/nope",
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            res.headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            Some("max-age=31536000".to_owned()),
+            "{path}"
+        );
+    }
+    let plain = TestApp::spawn(backend).await;
+    let res = plain
+        .client
+        .get(plain.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("strict-transport-security").is_none());
 }

@@ -20,6 +20,9 @@ both_backends!(
     an_expired_code_reads_expired_and_refuses_a_scan,
     images_are_png_and_svg_of_the_requested_size,
     a_cancelled_code_tells_the_browser,
+    a_planted_browser_cookie_is_replaced_not_adopted,
+    on_https_the_browser_cookie_is_a_host_only_secure_cookie,
+    a_mini_program_user_cancels_only_a_code_they_scanned,
 );
 
 async fn create_returns_every_contract_field(backend: Backend) {
@@ -413,4 +416,157 @@ async fn a_cancelled_code_tells_the_browser(backend: Backend) {
         "conflict",
     )
     .await;
+}
+
+/// The value of the `name` cookie a response sets.
+fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// A `scangate_browser` value the server did not mint (planted from a sibling subdomain, bare
+/// or quoted) is replaced when a code is created, never adopted: whoever planted it cannot
+/// read the ticket, and the browser holding the minted value can.
+async fn a_planted_browser_cookie_is_replaced_not_adopted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let planted = "planted-by-a-sibling-subdomain-0123456789";
+    for value in [planted.to_owned(), format!("\"{planted}\"")] {
+        let cookie = format!("scangate_browser={value}");
+        let res = reqwest::Client::new()
+            .post(app.url("/api/v1/qrcodes"))
+            .header("cookie", &cookie)
+            .json(&json!({ "app_id": "web" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let minted = set_cookie(&res, "scangate_browser").expect("a new browser cookie");
+        assert!(!minted.contains(planted), "{minted}");
+        let random = res.json::<Value>().await.unwrap()["random"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = app.mp_login(APPID, "o-planted").await;
+        assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
+        assert_eq!(
+            app.confirm(&token, &random, None).await.status(),
+            StatusCode::OK
+        );
+        let status_with = |cookie: String| {
+            let url = app.url(&format!("/api/v1/qrcodes/{random}"));
+            async move {
+                let res = reqwest::Client::new()
+                    .get(url)
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                res.json::<Value>().await.unwrap()
+            }
+        };
+        let planter = status_with(cookie.clone()).await;
+        assert_eq!(planter["status"], "confirmed");
+        assert!(planter.get("ticket").is_none(), "{planter}");
+        let owner = status_with(format!("scangate_browser={minted}")).await;
+        assert!(owner["ticket"].is_string(), "{owner}");
+
+        // The minted value is kept by the next creation.
+        let res = reqwest::Client::new()
+            .post(app.url("/api/v1/qrcodes"))
+            .header("cookie", format!("scangate_browser={minted}"))
+            .json(&json!({ "app_id": "web" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(set_cookie(&res, "scangate_browser"), None);
+    }
+}
+
+/// On https the cookie is `__Host-scangate_browser`: Secure, Path=/ and no Domain, so no other
+/// host can plant one; a plain `scangate_browser` sent alongside is not adopted.
+async fn on_https_the_browser_cookie_is_a_host_only_secure_cookie(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.public_url = "https://id.example.test".parse().unwrap();
+    })
+    .await;
+    let res = reqwest::Client::new()
+        .post(app.url("/api/v1/qrcodes"))
+        .header(
+            "cookie",
+            "scangate_browser=planted-by-a-sibling-subdomain-0123456789",
+        )
+        .json(&json!({ "app_id": "web" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let header = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-scangate_browser="))
+        .expect("a __Host- cookie")
+        .to_owned();
+    assert!(
+        header.contains("Secure") && header.contains("Path=/") && !header.contains("Domain"),
+        "{header}"
+    );
+    let minted = set_cookie(&res, "__Host-scangate_browser").unwrap();
+    let random = res.json::<Value>().await.unwrap()["random"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = app.mp_login(APPID, "o-https").await;
+    assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.confirm(&token, &random, None).await.status(),
+        StatusCode::OK
+    );
+    // The planted plain cookie comes first in the header; the __Host- one is what counts.
+    let status: Value = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/qrcodes/{random}")))
+        .header(
+            "cookie",
+            format!(
+                "scangate_browser=planted-by-a-sibling-subdomain-0123456789; __Host-scangate_browser={minted}"
+            ),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(status["ticket"].is_string(), "{status}");
+}
+
+/// Knowing a pending code's `random` does not let a Mini Program user cancel it: only the
+/// user who scanned it may.
+async fn a_mini_program_user_cancels_only_a_code_they_scanned(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
+    let mallory = app.mp_login(APPID, "o-mallory").await;
+    let cancel =
+        |token: String| app.mp_post_owned(token, format!("/api/mp/v1/qrcodes/{random}/cancel"));
+    assert_error(
+        cancel(mallory.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(app.status(&app.client, &random).await["status"], "pending");
+    let alice = app.mp_login(APPID, "o-alice-cancels").await;
+    assert_eq!(app.scan(&alice, &random).await.status(), StatusCode::OK);
+    assert_error(cancel(mallory).await, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(cancel(alice).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.status(&app.client, &random).await["status"],
+        "cancelled"
+    );
 }
