@@ -47,6 +47,7 @@ both_backends!(
     tokens_signed_before_a_key_rotation_still_verify,
     codes_are_single_use_under_concurrency,
     a_refresh_token_is_used_once_under_concurrency,
+    phone_numbers_are_e164_in_id_tokens_and_userinfo,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -164,16 +165,22 @@ async fn hosted_page(browser: &Client, url: &str) -> String {
 
 /// The phone scans and confirms the page's code; the browser continues. Returns the redirect.
 async fn scan_and_continue(app: &TestApp, browser: &Client, page: &str, openid: &str) -> url::Url {
+    let body = json!({ "profile": { "nickname": "Alice" } });
+    scan_and_confirm_with(app, browser, page, openid, body).await
+}
+
+/// As [`scan_and_continue`], confirming with `body` (a profile, a phone).
+async fn scan_and_confirm_with(
+    app: &TestApp,
+    browser: &Client,
+    page: &str,
+    openid: &str,
+    body: Value,
+) -> url::Url {
     let random = attr(page, "data-random");
     let token = app.mp_login(APPID, openid).await;
     assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
-    let confirmed = app
-        .confirm(
-            &token,
-            &random,
-            Some(json!({ "profile": { "nickname": "Alice" } })),
-        )
-        .await;
+    let confirmed = app.confirm(&token, &random, Some(body)).await;
     assert_eq!(confirmed.status(), StatusCode::OK);
     let continue_url = app.url(&attr(page, "data-continue-url"));
     let res = browser.get(&continue_url).send().await.unwrap();
@@ -1209,6 +1216,62 @@ async fn revocation_and_introspection_see_only_the_callers_tokens(backend: Backe
         userinfo_status(&app, fresh_access).await,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The payload of a JWT, unverified (the signature is checked by the relying-party tests).
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+async fn phone_numbers_are_e164_in_id_tokens_and_userinfo(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (openid, national, country, e164) in [
+        ("o-phone-cn", "13712340010", "86", "+8613712340010"),
+        ("o-phone-hk", "91234567", "852", "+85291234567"),
+    ] {
+        // Through the hosted page: the phone is confirmed with the scan.
+        let browser = browser();
+        let (challenge, verifier) = pkce();
+        let url = format!(
+            "{}?response_type=code&client_id=web&redirect_uri={}&scope=openid%20phone&state=st&nonce=n1&code_challenge={challenge}&code_challenge_method=S256",
+            app.url("/oidc/auth"),
+            urlencode(CALLBACK),
+        );
+        let page = hosted_page(&browser, &url).await;
+        let phone_code = app.sim.phone_code(APPID, openid, national, country);
+        let body = json!({ "phone": { "code": phone_code } });
+        let back = scan_and_confirm_with(&app, &browser, &page, openid, body).await;
+        let code = query(&back, "code").unwrap();
+        let res = token_request(
+            &app,
+            "web",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let tokens: Value = res.json().await.unwrap();
+        let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+        assert_eq!(id["phone_number"], e164, "ID token {id}");
+        assert_eq!(id["phone_number_verified"], true, "ID token {id}");
+        let access = tokens["access_token"].as_str().unwrap();
+        let info = app.get_json_bearer("/oidc/userinfo", access).await;
+        assert_eq!(info["phone_number"], e164, "userinfo {info}");
+        assert_eq!(info["phone_number_verified"], true, "userinfo {info}");
+
+        // Through the native exchange: the ID token says E.164, the user keeps WeChat's
+        // national number and its country code apart, as Authing's `phone` does.
+        let exchanged = app.exchanged(openid).await;
+        assert_eq!(exchanged["user"]["phone"], national, "{exchanged}");
+        assert_eq!(exchanged["user"]["phone_country_code"], country);
+        let id = jwt_claims(exchanged["id_token"].as_str().unwrap());
+        assert_eq!(id["phone_number"], e164, "exchange ID token {id}");
+    }
 }
 
 fn jwt_header(token: &str) -> Value {
