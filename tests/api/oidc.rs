@@ -48,6 +48,7 @@ both_backends!(
     codes_are_single_use_under_concurrency,
     a_refresh_token_is_used_once_under_concurrency,
     phone_numbers_are_e164_in_id_tokens_and_userinfo,
+    the_authorization_endpoint_accepts_a_posted_form,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -1216,6 +1217,168 @@ async fn revocation_and_introspection_see_only_the_callers_tokens(backend: Backe
         userinfo_status(&app, fresh_access).await,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Where a redirect goes, resolved against the server (ScanGate's own redirects are paths).
+fn location_on(app: &TestApp, res: &reqwest::Response) -> url::Url {
+    let loc = res
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in a {} response", res.status()))
+        .to_str()
+        .unwrap();
+    url::Url::parse(&app.base).unwrap().join(loc).unwrap()
+}
+
+async fn the_authorization_endpoint_accepts_a_posted_form(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (challenge, verifier) = pkce();
+    let request = |state: &'static str, extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![
+            ("response_type", "code".to_owned()),
+            ("client_id", "web".to_owned()),
+            ("redirect_uri", CALLBACK.to_owned()),
+            ("scope", "openid profile".to_owned()),
+            ("state", state.to_owned()),
+            ("nonce", "n-post".to_owned()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".to_owned()),
+        ];
+        for (k, v) in extra {
+            form.retain(|(name, _)| name != k);
+            form.push((k, (*v).to_owned()));
+        }
+        form
+    };
+    let post = |browser: &Client, site: &str, form: &[(&str, String)]| {
+        browser
+            .post(app.url("/oidc/auth"))
+            .header("sec-fetch-site", site)
+            .form(form)
+            .send()
+    };
+
+    // A form posted from ScanGate's own site is answered with the hosted page itself.
+    let browser = browser();
+    let res = post(&browser, "same-origin", &request("posted", &[]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("App web"), "the app's name is shown");
+    let back = scan_and_continue(&app, &browser, &page, "o-post").await;
+    assert_eq!(back.as_str().split('?').next(), Some(CALLBACK));
+    assert_eq!(query(&back, "state").as_deref(), Some("posted"));
+    let code = query(&back, "code").unwrap();
+    let res = token_request(
+        &app,
+        "web",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens: Value = res.json().await.unwrap();
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "n-post");
+    assert_eq!(id["nickname"], "Alice");
+
+    // From another site no session cookie comes with a POST (SameSite=Lax): the valid request
+    // goes on as the same GET, which shows the page to a browser without a session…
+    let fresh = self::browser();
+    let res = post(&fresh, "cross-site", &request("elsewhere", &[]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let again = location_on(&app, &res);
+    assert_eq!(again.path(), "/oidc/auth");
+    let mut sent: Vec<(String, String)> = request("elsewhere", &[])
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let mut got: Vec<(String, String)> = again.query_pairs().into_owned().collect();
+    sent.sort();
+    got.sort();
+    assert_eq!(got, sent, "the GET carries the same parameters");
+    let page = hosted_page(&fresh, again.as_str()).await;
+    assert!(page.contains("data-random"));
+    // …and prompt=none there comes back with login_required, as by GET.
+    let res = post(
+        &fresh,
+        "cross-site",
+        &request("quiet", &[("prompt", "none")]),
+    )
+    .await
+    .unwrap();
+    let res = fresh
+        .get(location_on(&app, &res).as_str())
+        .send()
+        .await
+        .unwrap();
+    let back = location(&res);
+    assert_eq!(query(&back, "error").as_deref(), Some("login_required"));
+    assert_eq!(query(&back, "state").as_deref(), Some("quiet"));
+
+    // Single sign-on: a browser whose session cookie came along gets a code at once.
+    let res = post(
+        &browser,
+        "cross-site",
+        &request("sso", &[("prompt", "none")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let back = location(&res);
+    assert_eq!(back.as_str().split('?').next(), Some(CALLBACK));
+    assert_eq!(query(&back, "state").as_deref(), Some("sso"));
+    assert!(query(&back, "code").is_some());
+
+    // The same errors as by GET: a page that never redirects while the client or redirect URI
+    // is in doubt, then redirects to the app with the error and the state.
+    for site in ["same-origin", "cross-site"] {
+        let near = request("x", &[("redirect_uri", "http://127.0.0.1:3000/callback/")]);
+        let res = post(&browser, site, &near).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.headers().get("location").is_none());
+        assert!(res.text().await.unwrap().contains("trailing slash differs"));
+        let no_openid = request("bad-scope", &[("scope", "profile")]);
+        let res = post(&fresh, site, &no_openid).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let back = location(&res);
+        assert_eq!(query(&back, "error").as_deref(), Some("invalid_scope"));
+        assert_eq!(query(&back, "state").as_deref(), Some("bad-scope"));
+    }
+    let repeated = "client_id=web&client_id=open&response_type=code";
+    let res = browser
+        .post(app.url("/oidc/auth"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(repeated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("is repeated"));
+    // A body that is not a form is refused with a page saying so.
+    let res = browser
+        .post(app.url("/oidc/auth"))
+        .json(&json!({ "client_id": "web" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("location").is_none());
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("application/x-www-form-urlencoded"));
 }
 
 /// The payload of a JWT, unverified (the signature is checked by the relying-party tests).
