@@ -49,6 +49,7 @@ both_backends!(
     a_refresh_token_is_used_once_under_concurrency,
     phone_numbers_are_e164_in_id_tokens_and_userinfo,
     the_authorization_endpoint_accepts_a_posted_form,
+    logout_without_a_hint_asks_first_and_needs_the_forms_token,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -1379,6 +1380,236 @@ async fn the_authorization_endpoint_accepts_a_posted_form(backend: Backend) {
         .await
         .unwrap()
         .contains("application/x-www-form-urlencoded"));
+}
+
+/// Whether `browser` still has a session: `prompt=none` gets a code.
+async fn signed_in(app: &TestApp, browser: &Client) -> bool {
+    let (challenge, _) = pkce();
+    let res = browser
+        .get(app.url("/oidc/auth"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid"),
+            ("prompt", "none"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    query(&location(&res), "code").is_some()
+}
+
+/// The CSRF token of the sign-out confirmation form.
+fn logout_token(html: &str) -> String {
+    let key = r#"name="token" value=""#;
+    let start = html
+        .find(key)
+        .unwrap_or_else(|| panic!("no token in {html}"))
+        + key.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// `session/end` with `params`, as a page on any site can send a browser there; the answer
+/// must be the confirmation page, with the session left alone.
+async fn asked(app: &TestApp, browser: &Client, params: &[(&str, &str)]) -> (String, String) {
+    let res = browser
+        .get(app.url("/oidc/session/end"))
+        .header("sec-fetch-site", "cross-site")
+        .query(params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{params:?}");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers().get("set-cookie").is_none(), "{params:?}");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"action="/oidc/session/end/confirm""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="logout""#) && html.contains(r#"value="stay""#));
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(signed_in(app, browser).await, "asking signs nobody out");
+    (html, csp)
+}
+
+async fn confirm_logout(
+    app: &TestApp,
+    browser: &Client,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser
+        .post(app.url("/oidc/session/end/confirm"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn logout_without_a_hint_asks_first_and_needs_the_forms_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (victim, _) = login(&app, "web", "openid", "o-victim").await;
+    let (attacker, attackers_tokens) = login(&app, "web", "openid", "o-attacker").await;
+    assert!(signed_in(&app, &victim).await);
+
+    // No parameters, state alone, a client with its post-logout URI, the attacker's own ID
+    // token as the hint, and a form POSTed from elsewhere: each only asks.
+    let (html, _) = asked(&app, &victim, &[]).await;
+    assert!(html.contains("Sign out") && html.contains("退出登录"));
+    assert!(html.contains("Stay signed in") && html.contains("保持登录"));
+    assert!(!html.contains("App web"), "no app was named");
+    asked(&app, &victim, &[("state", "s")]).await;
+    let (html, csp) = asked(
+        &app,
+        &victim,
+        &[
+            ("client_id", "web"),
+            ("post_logout_redirect_uri", "http://127.0.0.1:3000/"),
+            ("state", "bye"),
+            ("ui_locales", "en"),
+        ],
+    )
+    .await;
+    assert!(html.contains("App web"), "the app's name is shown");
+    assert!(html.contains(r#"lang="en""#));
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:3000"),
+        "the form may go on to the registered URI: {csp}"
+    );
+    let victims_token = logout_token(&html);
+    let foreign_hint = attackers_tokens["id_token"].as_str().unwrap();
+    asked(&app, &victim, &[("id_token_hint", foreign_hint)]).await;
+    let res = victim
+        .post(app.url("/oidc/session/end"))
+        .form(&[("client_id", "web")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("session/end/confirm"));
+    assert!(signed_in(&app, &victim).await);
+
+    // A forged, missing or foreign token is refused with a page, and the session stays.
+    let (attackers_page, _) = asked(&app, &attacker, &[]).await;
+    let attackers_token = logout_token(&attackers_page);
+    for (why, form) in [
+        ("missing", vec![("choice", "logout")]),
+        (
+            "forged",
+            vec![
+                ("choice", "logout"),
+                ("token", "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ],
+        ),
+        (
+            "not sealed",
+            vec![("choice", "logout"), ("token", "forged")],
+        ),
+        (
+            "another browser's",
+            vec![("choice", "logout"), ("token", attackers_token.as_str())],
+        ),
+    ] {
+        let res = confirm_logout(&app, &victim, &form).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{why} token");
+        assert!(res.headers().get("set-cookie").is_none(), "{why} token");
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains("<code>forbidden</code>"),
+            "{why} token: {page}"
+        );
+        assert!(signed_in(&app, &victim).await, "{why} token");
+    }
+    // The victim's own token without its cookie is refused too.
+    let cookieless = browser();
+    let res = confirm_logout(
+        &app,
+        &cookieless,
+        &[("choice", "logout"), ("token", &victims_token)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // An answer that is neither choice is a bad request.
+    let res = confirm_logout(
+        &app,
+        &victim,
+        &[("choice", "maybe"), ("token", &victims_token)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(signed_in(&app, &victim).await);
+
+    // "Stay signed in" keeps the session and offers the way back.
+    let res = confirm_logout(
+        &app,
+        &victim,
+        &[("choice", "stay"), ("token", &victims_token)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Still signed in"), "{page}");
+    assert!(
+        page.contains(r#"href="http://127.0.0.1:3000/?state=bye""#),
+        "{page}"
+    );
+    assert!(signed_in(&app, &victim).await);
+
+    // A token older than ten minutes is refused.
+    let (html, _) = asked(&app, &victim, &[]).await;
+    let stale = logout_token(&html);
+    app.clock.advance(Duration::from_secs(601));
+    let res = confirm_logout(&app, &victim, &[("choice", "logout"), ("token", &stale)]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(signed_in(&app, &victim).await);
+
+    // "Sign out" with the page's token ends the session and goes to the registered URI.
+    let (html, _) = asked(
+        &app,
+        &victim,
+        &[
+            ("client_id", "web"),
+            ("post_logout_redirect_uri", "http://127.0.0.1:3000/"),
+            ("state", "bye"),
+        ],
+    )
+    .await;
+    let res = confirm_logout(
+        &app,
+        &victim,
+        &[("choice", "logout"), ("token", &logout_token(&html))],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res).as_str(), "http://127.0.0.1:3000/?state=bye");
+    assert!(!signed_in(&app, &victim).await);
+    assert!(
+        signed_in(&app, &attacker).await,
+        "only this browser signed out"
+    );
+
+    // With no session there is nothing to ask about: signed out at once.
+    let res = victim
+        .get(app.url("/oidc/session/end"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Signed out") && !page.contains("session/end/confirm"));
 }
 
 /// The payload of a JWT, unverified (the signature is checked by the relying-party tests).
