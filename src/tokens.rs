@@ -383,6 +383,33 @@ fn generate_blocking(alg: KeyAlg) -> anyhow::Result<(Vec<u8>, serde_json::Value,
     })
 }
 
+/// The `phone_number` claim of `user` and its `phone_number_verified` (OIDC Core §5.1).
+///
+/// WeChat vouches for the number, but the claim may say so only in E.164 (`+8613712340010`):
+/// the stored number carries no prefix (Authing's shape, kept for the compatible API), so the
+/// country code WeChat sent goes in front. A number stored without a usable country code is
+/// given as stored and not marked verified, since its E.164 form is unknown.
+pub fn phone_claims(user: &crate::store::users::User) -> Option<(String, bool)> {
+    let number = user.phone.as_deref()?;
+    match e164(number, user.phone_country.as_deref()) {
+        Some(e164) => Some((e164, true)),
+        None => Some((number.to_owned(), false)),
+    }
+}
+
+/// `+{country}{national}` when both are digits and fit E.164 (ITU-T E.164 §6: a country code
+/// of 1–3 digits that does not start with 0, at most 15 digits in all).
+pub fn e164(national: &str, country: Option<&str>) -> Option<String> {
+    let country = country?.trim().trim_start_matches('+');
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let fits = digits(country)
+        && country.len() <= 3
+        && !country.starts_with('0')
+        && digits(national)
+        && country.len() + national.len() <= 15;
+    fits.then(|| format!("+{country}{national}"))
+}
+
 /// Claims of an ID token (OIDC Core §2) plus the profile and phone claims ScanGate fills.
 #[derive(Debug, Serialize)]
 pub struct IdClaims<'a> {
@@ -406,7 +433,7 @@ pub struct IdClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<&'a str>,
+    pub phone_number: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_number_verified: Option<bool>,
 }
@@ -425,7 +452,7 @@ impl<'a> IdClaims<'a> {
     ) -> Self {
         let granted = |wanted: &str| scope.split(' ').any(|s| s == wanted);
         let profile = granted("profile");
-        let phone = granted("phone");
+        let phone = granted("phone").then(|| phone_claims(user)).flatten();
         IdClaims {
             iss,
             sub: &user.id,
@@ -439,8 +466,8 @@ impl<'a> IdClaims<'a> {
             name: user.nickname.as_deref().filter(|_| profile),
             picture: user.avatar_url.as_deref().filter(|_| profile),
             preferred_username: user.external_id.as_deref().filter(|_| profile),
-            phone_number: user.phone.as_deref().filter(|_| phone),
-            phone_number_verified: user.phone.as_ref().filter(|_| phone).map(|_| true),
+            phone_number_verified: phone.as_ref().map(|(_, verified)| *verified),
+            phone_number: phone.map(|(number, _)| number),
         }
     }
 
@@ -481,4 +508,35 @@ pub struct AccessClaims<'a> {
     pub jti: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grant_id: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_written_in_e164() {
+        assert_eq!(
+            e164("13712340010", Some("86")).as_deref(),
+            Some("+8613712340010")
+        );
+        assert_eq!(
+            e164("91234567", Some("852")).as_deref(),
+            Some("+85291234567")
+        );
+        assert_eq!(
+            e164("2025550123", Some("+1")).as_deref(),
+            Some("+12025550123")
+        );
+        for (national, country) in [
+            ("13712340010", None),
+            ("13712340010", Some("")),
+            ("13712340010", Some("086")),
+            ("13712340010", Some("8612")),
+            ("137-1234", Some("86")),
+            ("1234567890123456", Some("1")),
+        ] {
+            assert_eq!(e164(national, country), None, "{national} {country:?}");
+        }
+    }
 }

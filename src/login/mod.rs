@@ -1,6 +1,7 @@
 //! The hosted login page: the face of the authorization endpoint (OIDC Core §3.1.2).
 //!
-//! `GET {issuer}/auth` validates the request (`oauth::request`). A live browser session
+//! `GET {issuer}/auth`, or `POST` with the same parameters as a form (OIDC Core §3.1.2.1),
+//! validates the request (`oauth::request`). A live browser session
 //! answers at once (single sign-on); otherwise the page shows a QR code bound to this browser.
 //! When the phone confirms, the page's script moves on to `{issuer}/auth/continue`
 //! (`finish`), which takes the exchange ticket (only this browser can), completes the login,
@@ -12,6 +13,7 @@
 mod finish;
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -24,9 +26,10 @@ use crate::clock::Millis;
 use crate::domain::Random;
 use crate::error::AppError;
 use crate::extract::{browser_cookie, Requester};
-use crate::oauth::request::{AuthRequest, Prompt, Validated};
+use crate::oauth::request::{bad_client, AuthRequest, Prompt, Validated};
+use crate::oauth::session::SESSION_COOKIE;
 use crate::oauth::{codes, session, Issuer};
-use crate::pages::{page, Lang};
+use crate::pages::{page, see_other, Lang};
 use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store::{self, apps::App, audit};
@@ -35,7 +38,7 @@ use crate::tickets::TICKET_TTL;
 /// The routes of one issuer's login: mounted under each issuer's path.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/auth", get(auth_get))
+        .route("/auth", get(auth_get).post(auth_post))
         .route("/auth/continue", get(finish::continue_get))
 }
 
@@ -67,7 +70,7 @@ struct Pending {
     expires_at: Millis,
 }
 
-/// `GET {issuer}/auth` — the authorization endpoint.
+/// `GET {issuer}/auth` — the authorization endpoint (OIDC Core §3.1.2.1).
 async fn auth_get(
     State(state): State<AppState>,
     issuer: Issuer,
@@ -76,33 +79,109 @@ async fn auth_get(
     requester: Requester,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let accept = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
+    let accept = accept_language(&headers);
     let query = query.unwrap_or_default();
+    let validated =
+        match crate::oauth::request::validate(&state.apps, &issuer, &query, accept).await {
+            Ok(v) => v,
+            Err(refusal) => return refusal,
+        };
+    authorize(&state, &issuer, jar, &requester, validated).await
+}
+
+/// `POST {issuer}/auth` — the same request as a form (OIDC Core §3.1.2.1: the endpoint MUST
+/// support GET and POST), with the same checks, errors, page and single sign-on.
+///
+/// The session cookie is `SameSite=Lax`, so a browser leaves it out of a form posted from
+/// another site. Such a POST, once valid, is sent on as the equivalent GET (`303`): a
+/// top-level GET carries the cookie, so single sign-on and `prompt=none` answer as they
+/// would have. A POST from ScanGate's own site, or one that brought the cookie, is answered
+/// at once.
+async fn auth_post(
+    State(state): State<AppState>,
+    issuer: Issuer,
+    jar: CookieJar,
+    headers: HeaderMap,
+    requester: Requester,
+    body: Bytes,
+) -> Response {
+    let accept = accept_language(&headers);
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        let (lang, _) = Lang::choose(None, accept);
+        return bad_client(
+            lang,
+            "A POSTed authorization request must be a form (Content-Type: application/x-www-form-urlencoded).".into(),
+            "以 POST 发送的登录请求必须是表单（Content-Type: application/x-www-form-urlencoded）。".into(),
+        );
+    }
+    let Ok(form) = std::str::from_utf8(&body) else {
+        let (lang, _) = Lang::choose(None, accept);
+        return bad_client(
+            lang,
+            "The form is not valid UTF-8.".into(),
+            "表单不是有效的 UTF-8 文本。".into(),
+        );
+    };
+    let validated = match crate::oauth::request::validate(&state.apps, &issuer, form, accept).await
+    {
+        Ok(v) => v,
+        Err(refusal) => return refusal,
+    };
+    let same_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v == "same-origin" || v == "same-site");
+    if jar.get(SESSION_COOKIE).is_none() && !same_site {
+        // Re-encoded from the parsed form, so the Location is plain ASCII whatever was posted.
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(url::form_urlencoded::parse(form.as_bytes()))
+            .finish();
+        return see_other(&format!("{}/auth?{query}", issuer.path()));
+    }
+    authorize(&state, &issuer, jar, &requester, validated).await
+}
+
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// A valid request, by either method: single sign-on, `prompt=none`, or the page.
+async fn authorize(
+    state: &AppState,
+    issuer: &Issuer,
+    jar: CookieJar,
+    requester: &Requester,
+    validated: Validated,
+) -> Response {
     let Validated {
         request,
         app,
         prompt,
         max_age,
-    } = match crate::oauth::request::validate(&state.apps, &issuer, &query, accept).await {
-        Ok(v) => v,
-        Err(refusal) => return refusal,
-    };
-    match try_session(&state, &issuer, &jar, &request, &prompt, max_age).await {
+    } = validated;
+    match try_session(state, issuer, &jar, &request, &prompt, max_age).await {
         Ok(Some(res)) => return res,
         Ok(None) => {}
         Err(e) => return e.into_page(request.lang),
     }
     if prompt.none {
         return request.error(
-            &issuer,
+            issuer,
             "login_required",
             "there is no ScanGate session in this browser; the user must scan",
         );
     }
     let lang = request.lang;
-    match show_page(&state, &issuer, jar, &requester, &app, request).await {
+    match show_page(state, issuer, jar, requester, &app, request).await {
         Ok(res) => res,
         Err(e) => e.into_page(lang),
     }

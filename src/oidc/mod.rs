@@ -54,6 +54,10 @@ pub fn router(cors: &Cors) -> Router<AppState> {
             "/session/end",
             get(session::end_session_get).post(session::end_session_post),
         )
+        .route(
+            "/session/end/confirm",
+            post(session::end_session_confirm_post),
+        )
         .merge(crate::cors::apply(api, cors))
 }
 

@@ -104,9 +104,9 @@ async fn userinfo(
         put("preferred_username", user.external_id.as_deref());
     }
     if has_scope(&claims.scope, "phone") {
-        put("phone_number", user.phone.as_deref());
-        if user.phone.is_some() {
-            out["phone_number_verified"] = json!(true);
+        if let Some((number, verified)) = crate::tokens::phone_claims(&user) {
+            out["phone_number"] = json!(number);
+            out["phone_number_verified"] = json!(verified);
         }
     }
     Ok(out)

@@ -349,8 +349,24 @@ fn load_svg(bytes: &[u8]) -> Result<resvg::usvg::Tree, LogoError> {
             height: size.height() as u64,
         });
     }
+    // The rasteriser (tiny-skia) asserts on coordinates far past the canvas (a circle of
+    // radius 3.6e8 in a 11×10 viewBox panics it), so a drawing must stay near its canvas.
+    let reach = SVG_REACH * size.width().max(size.height());
+    let drawn = tree.root().abs_stroke_bounding_box();
+    if [drawn.left(), drawn.top(), drawn.right(), drawn.bottom()]
+        .iter()
+        .any(|v| !v.is_finite() || v.abs() > reach)
+    {
+        return Err(LogoError::Corrupt(format!(
+            "the SVG draws far outside its canvas (more than {SVG_REACH} times its size away)"
+        )));
+    }
     Ok(tree)
 }
+
+/// How far outside its canvas, in canvas sizes, an SVG logo may draw (whatever lies outside is
+/// cut off anyway).
+const SVG_REACH: f32 = 16.0;
 
 /// Refuses an SVG that names anything outside itself.
 fn check_svg_references(text: &str) -> Result<(), LogoError> {
@@ -489,6 +505,18 @@ mod tests {
             Logo::load(&bytes).unwrap_err(),
             LogoError::TooManyPixels { .. }
         ));
+    }
+
+    #[test]
+    fn svg_drawing_far_outside_its_canvas_is_refused() {
+        // Found by the `logo` fuzz target: rendering it panicked inside tiny-skia.
+        let huge = br##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 11 10"><circle cx="5" cy="9" r="00000000000000000000000359099624" fill="#07c160"/></svg>"##;
+        assert!(matches!(Logo::load(huge), Err(LogoError::Corrupt(_))));
+        let fuzzed = include_bytes!("../../fuzz/seeds/logo/regression-huge-circle.svg");
+        assert!(matches!(Logo::load(fuzzed), Err(LogoError::Corrupt(_))));
+        let near = br##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="40" fill="#07c160"/></svg>"##;
+        let logo = Logo::load(near).expect("a drawing just past its canvas is fine");
+        assert!(logo.plate(64).image.width() == 64);
     }
 
     #[test]

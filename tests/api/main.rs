@@ -27,6 +27,7 @@ mod oidc_browser;
 mod ops;
 mod outage;
 mod postgres_tls;
+mod python_rp;
 mod qrcodes;
 mod races;
 mod scale_out;

@@ -49,6 +49,9 @@ both_backends!(
     a_refresh_token_is_used_once_under_concurrency,
     the_hosted_page_binds_its_code_even_when_the_app_does_not,
     a_failed_pkce_or_redirect_uri_check_leaves_the_code_usable,
+    phone_numbers_are_e164_in_id_tokens_and_userinfo,
+    the_authorization_endpoint_accepts_a_posted_form,
+    logout_without_a_hint_asks_first_and_needs_the_forms_token,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -166,16 +169,22 @@ async fn hosted_page(browser: &Client, url: &str) -> String {
 
 /// The phone scans and confirms the page's code; the browser continues. Returns the redirect.
 async fn scan_and_continue(app: &TestApp, browser: &Client, page: &str, openid: &str) -> url::Url {
+    let body = json!({ "profile": { "nickname": "Alice" } });
+    scan_and_confirm_with(app, browser, page, openid, body).await
+}
+
+/// As [`scan_and_continue`], confirming with `body` (a profile, a phone).
+async fn scan_and_confirm_with(
+    app: &TestApp,
+    browser: &Client,
+    page: &str,
+    openid: &str,
+    body: Value,
+) -> url::Url {
     let random = attr(page, "data-random");
     let token = app.mp_login(APPID, openid).await;
     assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
-    let confirmed = app
-        .confirm(
-            &token,
-            &random,
-            Some(json!({ "profile": { "nickname": "Alice" } })),
-        )
-        .await;
+    let confirmed = app.confirm(&token, &random, Some(body)).await;
     assert_eq!(confirmed.status(), StatusCode::OK);
     let continue_url = app.url(&attr(page, "data-continue-url"));
     let res = browser.get(&continue_url).send().await.unwrap();
@@ -1211,6 +1220,454 @@ async fn revocation_and_introspection_see_only_the_callers_tokens(backend: Backe
         userinfo_status(&app, fresh_access).await,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Where a redirect goes, resolved against the server (ScanGate's own redirects are paths).
+fn location_on(app: &TestApp, res: &reqwest::Response) -> url::Url {
+    let loc = res
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in a {} response", res.status()))
+        .to_str()
+        .unwrap();
+    url::Url::parse(&app.base).unwrap().join(loc).unwrap()
+}
+
+async fn the_authorization_endpoint_accepts_a_posted_form(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (challenge, verifier) = pkce();
+    let request = |state: &'static str, extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![
+            ("response_type", "code".to_owned()),
+            ("client_id", "web".to_owned()),
+            ("redirect_uri", CALLBACK.to_owned()),
+            ("scope", "openid profile".to_owned()),
+            ("state", state.to_owned()),
+            ("nonce", "n-post".to_owned()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".to_owned()),
+        ];
+        for (k, v) in extra {
+            form.retain(|(name, _)| name != k);
+            form.push((k, (*v).to_owned()));
+        }
+        form
+    };
+    let post = |browser: &Client, site: &str, form: &[(&str, String)]| {
+        browser
+            .post(app.url("/oidc/auth"))
+            .header("sec-fetch-site", site)
+            .form(form)
+            .send()
+    };
+
+    // A form posted from ScanGate's own site is answered with the hosted page itself.
+    let browser = browser();
+    let res = post(&browser, "same-origin", &request("posted", &[]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = res.text().await.unwrap();
+    assert!(page.contains("App web"), "the app's name is shown");
+    let back = scan_and_continue(&app, &browser, &page, "o-post").await;
+    assert_eq!(back.as_str().split('?').next(), Some(CALLBACK));
+    assert_eq!(query(&back, "state").as_deref(), Some("posted"));
+    let code = query(&back, "code").unwrap();
+    let res = token_request(
+        &app,
+        "web",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens: Value = res.json().await.unwrap();
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "n-post");
+    assert_eq!(id["nickname"], "Alice");
+
+    // From another site no session cookie comes with a POST (SameSite=Lax): the valid request
+    // goes on as the same GET, which shows the page to a browser without a session…
+    let fresh = self::browser();
+    let res = post(&fresh, "cross-site", &request("elsewhere", &[]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let again = location_on(&app, &res);
+    assert_eq!(again.path(), "/oidc/auth");
+    let mut sent: Vec<(String, String)> = request("elsewhere", &[])
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let mut got: Vec<(String, String)> = again.query_pairs().into_owned().collect();
+    sent.sort();
+    got.sort();
+    assert_eq!(got, sent, "the GET carries the same parameters");
+    let page = hosted_page(&fresh, again.as_str()).await;
+    assert!(page.contains("data-random"));
+    // …and prompt=none there comes back with login_required, as by GET.
+    let res = post(
+        &fresh,
+        "cross-site",
+        &request("quiet", &[("prompt", "none")]),
+    )
+    .await
+    .unwrap();
+    let res = fresh
+        .get(location_on(&app, &res).as_str())
+        .send()
+        .await
+        .unwrap();
+    let back = location(&res);
+    assert_eq!(query(&back, "error").as_deref(), Some("login_required"));
+    assert_eq!(query(&back, "state").as_deref(), Some("quiet"));
+
+    // Single sign-on: a browser whose session cookie came along gets a code at once.
+    let res = post(
+        &browser,
+        "cross-site",
+        &request("sso", &[("prompt", "none")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let back = location(&res);
+    assert_eq!(back.as_str().split('?').next(), Some(CALLBACK));
+    assert_eq!(query(&back, "state").as_deref(), Some("sso"));
+    assert!(query(&back, "code").is_some());
+
+    // The same errors as by GET: a page that never redirects while the client or redirect URI
+    // is in doubt, then redirects to the app with the error and the state.
+    for site in ["same-origin", "cross-site"] {
+        let near = request("x", &[("redirect_uri", "http://127.0.0.1:3000/callback/")]);
+        let res = post(&browser, site, &near).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.headers().get("location").is_none());
+        assert!(res.text().await.unwrap().contains("trailing slash differs"));
+        let no_openid = request("bad-scope", &[("scope", "profile")]);
+        let res = post(&fresh, site, &no_openid).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let back = location(&res);
+        assert_eq!(query(&back, "error").as_deref(), Some("invalid_scope"));
+        assert_eq!(query(&back, "state").as_deref(), Some("bad-scope"));
+    }
+    let repeated = "client_id=web&client_id=open&response_type=code";
+    let res = browser
+        .post(app.url("/oidc/auth"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(repeated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("is repeated"));
+    // A body that is not a form is refused with a page saying so.
+    let res = browser
+        .post(app.url("/oidc/auth"))
+        .json(&json!({ "client_id": "web" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("location").is_none());
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("application/x-www-form-urlencoded"));
+}
+
+/// Whether `browser` still has a session: `prompt=none` gets a code.
+async fn signed_in(app: &TestApp, browser: &Client) -> bool {
+    let (challenge, _) = pkce();
+    let res = browser
+        .get(app.url("/oidc/auth"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid"),
+            ("prompt", "none"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    query(&location(&res), "code").is_some()
+}
+
+/// The CSRF token of the sign-out confirmation form.
+fn logout_token(html: &str) -> String {
+    let key = r#"name="token" value=""#;
+    let start = html
+        .find(key)
+        .unwrap_or_else(|| panic!("no token in {html}"))
+        + key.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// `session/end` with `params`, as a page on any site can send a browser there; the answer
+/// must be the confirmation page, with the session left alone.
+async fn asked(app: &TestApp, browser: &Client, params: &[(&str, &str)]) -> (String, String) {
+    let res = browser
+        .get(app.url("/oidc/session/end"))
+        .header("sec-fetch-site", "cross-site")
+        .query(params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{params:?}");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers().get("set-cookie").is_none(), "{params:?}");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"action="/oidc/session/end/confirm""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="logout""#) && html.contains(r#"value="stay""#));
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(signed_in(app, browser).await, "asking signs nobody out");
+    (html, csp)
+}
+
+async fn confirm_logout(
+    app: &TestApp,
+    browser: &Client,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser
+        .post(app.url("/oidc/session/end/confirm"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn logout_without_a_hint_asks_first_and_needs_the_forms_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (victim, _) = login(&app, "web", "openid", "o-victim").await;
+    let (attacker, attackers_tokens) = login(&app, "web", "openid", "o-attacker").await;
+    assert!(signed_in(&app, &victim).await);
+
+    // No parameters, state alone, a client with its post-logout URI, the attacker's own ID
+    // token as the hint, and a form POSTed from elsewhere: each only asks.
+    let (html, _) = asked(&app, &victim, &[]).await;
+    assert!(html.contains("Sign out") && html.contains("退出登录"));
+    assert!(html.contains("Stay signed in") && html.contains("保持登录"));
+    assert!(!html.contains("App web"), "no app was named");
+    asked(&app, &victim, &[("state", "s")]).await;
+    let (html, csp) = asked(
+        &app,
+        &victim,
+        &[
+            ("client_id", "web"),
+            ("post_logout_redirect_uri", "http://127.0.0.1:3000/"),
+            ("state", "bye"),
+            ("ui_locales", "en"),
+        ],
+    )
+    .await;
+    assert!(html.contains("App web"), "the app's name is shown");
+    assert!(html.contains(r#"lang="en""#));
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:3000"),
+        "the form may go on to the registered URI: {csp}"
+    );
+    let victims_token = logout_token(&html);
+    let foreign_hint = attackers_tokens["id_token"].as_str().unwrap();
+    asked(&app, &victim, &[("id_token_hint", foreign_hint)]).await;
+    let res = victim
+        .post(app.url("/oidc/session/end"))
+        .form(&[("client_id", "web")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("session/end/confirm"));
+    assert!(signed_in(&app, &victim).await);
+
+    // A forged, missing or foreign token is refused with a page, and the session stays.
+    let (attackers_page, _) = asked(&app, &attacker, &[]).await;
+    let attackers_token = logout_token(&attackers_page);
+    for (why, form) in [
+        ("missing", vec![("choice", "logout")]),
+        (
+            "forged",
+            vec![
+                ("choice", "logout"),
+                ("token", "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ],
+        ),
+        (
+            "not sealed",
+            vec![("choice", "logout"), ("token", "forged")],
+        ),
+        (
+            "another browser's",
+            vec![("choice", "logout"), ("token", attackers_token.as_str())],
+        ),
+    ] {
+        let res = confirm_logout(&app, &victim, &form).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{why} token");
+        assert!(res.headers().get("set-cookie").is_none(), "{why} token");
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains("<code>forbidden</code>"),
+            "{why} token: {page}"
+        );
+        assert!(signed_in(&app, &victim).await, "{why} token");
+    }
+    // The victim's own token without its cookie is refused too.
+    let cookieless = browser();
+    let res = confirm_logout(
+        &app,
+        &cookieless,
+        &[("choice", "logout"), ("token", &victims_token)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // An answer that is neither choice is a bad request.
+    let res = confirm_logout(
+        &app,
+        &victim,
+        &[("choice", "maybe"), ("token", &victims_token)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(signed_in(&app, &victim).await);
+
+    // "Stay signed in" keeps the session and offers the way back.
+    let res = confirm_logout(
+        &app,
+        &victim,
+        &[("choice", "stay"), ("token", &victims_token)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Still signed in"), "{page}");
+    assert!(
+        page.contains(r#"href="http://127.0.0.1:3000/?state=bye""#),
+        "{page}"
+    );
+    assert!(signed_in(&app, &victim).await);
+
+    // A token older than ten minutes is refused.
+    let (html, _) = asked(&app, &victim, &[]).await;
+    let stale = logout_token(&html);
+    app.clock.advance(Duration::from_secs(601));
+    let res = confirm_logout(&app, &victim, &[("choice", "logout"), ("token", &stale)]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(signed_in(&app, &victim).await);
+
+    // "Sign out" with the page's token ends the session and goes to the registered URI.
+    let (html, _) = asked(
+        &app,
+        &victim,
+        &[
+            ("client_id", "web"),
+            ("post_logout_redirect_uri", "http://127.0.0.1:3000/"),
+            ("state", "bye"),
+        ],
+    )
+    .await;
+    let res = confirm_logout(
+        &app,
+        &victim,
+        &[("choice", "logout"), ("token", &logout_token(&html))],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res).as_str(), "http://127.0.0.1:3000/?state=bye");
+    assert!(!signed_in(&app, &victim).await);
+    assert!(
+        signed_in(&app, &attacker).await,
+        "only this browser signed out"
+    );
+
+    // With no session there is nothing to ask about: signed out at once.
+    let res = victim
+        .get(app.url("/oidc/session/end"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Signed out") && !page.contains("session/end/confirm"));
+}
+
+/// The payload of a JWT, unverified (the signature is checked by the relying-party tests).
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+async fn phone_numbers_are_e164_in_id_tokens_and_userinfo(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (openid, national, country, e164) in [
+        ("o-phone-cn", "13712340010", "86", "+8613712340010"),
+        ("o-phone-hk", "91234567", "852", "+85291234567"),
+    ] {
+        // Through the hosted page: the phone is confirmed with the scan.
+        let browser = browser();
+        let (challenge, verifier) = pkce();
+        let url = format!(
+            "{}?response_type=code&client_id=web&redirect_uri={}&scope=openid%20phone&state=st&nonce=n1&code_challenge={challenge}&code_challenge_method=S256",
+            app.url("/oidc/auth"),
+            urlencode(CALLBACK),
+        );
+        let page = hosted_page(&browser, &url).await;
+        let phone_code = app.sim.phone_code(APPID, openid, national, country);
+        let body = json!({ "phone": { "code": phone_code } });
+        let back = scan_and_confirm_with(&app, &browser, &page, openid, body).await;
+        let code = query(&back, "code").unwrap();
+        let res = token_request(
+            &app,
+            "web",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let tokens: Value = res.json().await.unwrap();
+        let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+        assert_eq!(id["phone_number"], e164, "ID token {id}");
+        assert_eq!(id["phone_number_verified"], true, "ID token {id}");
+        let access = tokens["access_token"].as_str().unwrap();
+        let info = app.get_json_bearer("/oidc/userinfo", access).await;
+        assert_eq!(info["phone_number"], e164, "userinfo {info}");
+        assert_eq!(info["phone_number_verified"], true, "userinfo {info}");
+
+        // Through the native exchange: the ID token says E.164, the user keeps WeChat's
+        // national number and its country code apart, as Authing's `phone` does.
+        let exchanged = app.exchanged(openid).await;
+        assert_eq!(exchanged["user"]["phone"], national, "{exchanged}");
+        assert_eq!(exchanged["user"]["phone_country_code"], country);
+        let id = jwt_claims(exchanged["id_token"].as_str().unwrap());
+        assert_eq!(id["phone_number"], e164, "exchange ID token {id}");
+    }
 }
 
 fn jwt_header(token: &str) -> Value {

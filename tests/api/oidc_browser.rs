@@ -1,6 +1,7 @@
 //! The hosted login in a real browser: a relying party redirects headless Chromium to the
 //! hosted page, the phone confirms over HTTP, and the browser lands on the relying party's
-//! callback with a code the relying party exchanges.
+//! callback with a code the relying party exchanges; then logout asks first, and signs out only
+//! from its own form.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -100,6 +101,7 @@ async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
     let rp_base = format!("http://{}", listener.local_addr().unwrap());
     let callback = format!("{rp_base}/callback");
     let registered = callback.clone();
+    let after_logout = format!("{rp_base}/");
     let app = TestApp::spawn_with(backend, move |config| {
         config.apps.push(AppConfig {
             pool: "default".into(),
@@ -108,7 +110,7 @@ async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
             name: "Demo shop 演示商城".into(),
             logo: None,
             redirect_uris: vec![registered],
-            post_logout_redirect_uris: vec![],
+            post_logout_redirect_uris: vec![after_logout],
             allowed_origins: vec![],
             miniprogram: APPID.into(),
             qr_ttl_secs: 120,
@@ -125,6 +127,10 @@ async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
     let router = Router::new()
         .route("/login", get(rp_login))
         .route("/callback", get(rp_callback))
+        .route(
+            "/",
+            get(|| async { Html("<p id=signed-out>Signed out</p>") }),
+        )
         .with_state(rp);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -159,6 +165,10 @@ async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
     assert!(out.contains("(小明)"), "{out}");
     assert!(
         out.contains("sso: ok") && out.contains("cancelled: ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("logout asked: ok") && out.contains("logout: ok"),
         "{out}"
     );
 }

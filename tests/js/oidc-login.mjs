@@ -1,7 +1,10 @@
 // A relying party sends a real browser to the hosted login page; the phone (driven over HTTP
 // with a Mini Program session token) scans and confirms; the browser must land on the relying
 // party's callback, which swapped the code for tokens. Screenshots of the page in Chinese and
-// English, on a desktop and a phone-sized screen, go to the artifacts folder.
+// English, on a desktop and a phone-sized screen, go to the artifacts folder. Last, logout:
+// the relying party's logout URL without an ID token only asks (with scripts blocked, the form
+// still works); "Stay signed in" keeps the session; "Sign out" ends it and returns to the
+// relying party.
 import { launch, artifact, must } from "./lib/browser.mjs";
 
 const { RP_URL, SCANGATE_URL, PHONE_TOKEN } = process.env;
@@ -89,6 +92,45 @@ try {
   must((await refused.textContent("main")).includes("trailing slash differs"), "the page says why");
   await shot(refused, "hosted-login-en-refused.png");
   console.log("refused: ok");
+
+  const logoutUrl = (lang) =>
+    `${SCANGATE_URL}/oidc/session/end?client_id=shop&state=bye&ui_locales=${lang}` +
+    `&post_logout_redirect_uri=${encodeURIComponent(RP_URL + "/")}`;
+  async function asked(lang, width) {
+    const ask = await context.newPage();
+    await ask.setViewportSize({ width, height: 760 });
+    await ask.route("**/*.js", (route) => route.abort());
+    await ask.goto(logoutUrl(lang));
+    const title = await ask.innerText("h1");
+    must(lang === "en" ? title === "Sign out of ScanGate?" : title === "退出 ScanGate 登录？", `${lang}: ${title}`);
+    must((await ask.innerText("main")).includes("Demo shop 演示商城"), "the app's name is shown");
+    must(await ask.isVisible('button[value="logout"]'), "a Sign out button");
+    must(await ask.isVisible('button[value="stay"]'), "a Stay signed in button");
+    return ask;
+  }
+  for (const [lang, width] of [["zh-CN", 1280], ["en", 1280], ["zh-CN", 375], ["en", 375]]) {
+    const ask = await asked(lang, width);
+    await shot(ask, `logout-${lang}-${width}.png`);
+    await ask.close();
+  }
+  const stay = await asked("en", 1280);
+  await stay.click('button[value="stay"]');
+  must((await stay.innerText("h1")) === "Still signed in", "stayed: " + (await stay.innerText("main")));
+  await stay.goto(`${RP_URL}/login?lang=en`);
+  await stay.waitForURL(RP_URL + "/callback**", { timeout: 10000 });
+  must((await stay.textContent("#signed-in")).includes("Signed in as"), "still signed in after staying");
+  await stay.close();
+  console.log("logout asked: ok");
+
+  const out = await asked("zh-CN", 375);
+  await out.click('button[value="logout"]');
+  await out.waitForURL(RP_URL + "/?state=bye", { timeout: 10000 });
+  must((await out.textContent("#signed-out")) === "Signed out", "back at the relying party");
+  await out.goto(`${RP_URL}/login?lang=en`);
+  await qrShown(out);
+  must(out.url().startsWith(SCANGATE_URL + "/oidc/auth?"), "a new login needs a scan: " + out.url());
+  await out.close();
+  console.log("logout: ok");
 } finally {
   await context.close();
 }
