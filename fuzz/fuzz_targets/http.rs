@@ -79,10 +79,15 @@ fn world() -> &'static World {
             config.secret_key = Some(Secret(SecretBox::generate_key()));
             config.wechat.api_base = sim_url.parse().expect("simulator url");
             config.wechat.timeout_ms = 2000;
+            // Every limit off (0): the fuzzer sends far more than any address would.
             config.rate_limits = RateLimits {
                 qrcodes_per_minute: 0,
                 sessions_per_minute: 0,
                 exchanges_per_minute: 0,
+                admin_auth_failures_per_minute: 0,
+                client_auth_failures_per_minute: 0,
+                client_auth_failures_per_client_per_minute: 0,
+                avatar_uploads_per_minute: 0,
             };
             config.miniprograms = vec![MiniProgramConfig {
                 appid: APPID.into(),
@@ -102,7 +107,7 @@ fn world() -> &'static World {
                 ..AppConfig::default()
             }];
             let (_drain, draining) = scangate::server::draining();
-            let state = scangate::bootstrap::state(config, Clock::manual(), draining)
+            let state = scangate::bootstrap::state(config, Clock::manual(), draining, false)
                 .await
                 .expect("ScanGate starts");
             let front = scangate::router::front(state, None);
