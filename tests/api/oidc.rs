@@ -50,6 +50,7 @@ both_backends!(
     the_hosted_page_binds_its_code_even_when_the_app_does_not,
     a_failed_pkce_or_redirect_uri_check_leaves_the_code_usable,
     the_hosted_pages_cancel_cancels_its_code_on_the_server,
+    a_pool_slug_that_is_not_utf8_names_no_pool,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -1535,5 +1536,18 @@ async fn the_hosted_pages_cancel_cancels_its_code_on_the_server(backend: Backend
         assert_eq!(status["status"], "cancelled", "scanned: {scanned}");
         let res = app.confirm(&token, &random, None).await;
         assert_eq!(res.status(), StatusCode::CONFLICT, "scanned: {scanned}");
+    }
+}
+
+/// `/pools/%ff/oidc/…` names no pool: `404`, never the default pool's documents or page.
+async fn a_pool_slug_that_is_not_utf8_names_no_pool(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for path in [
+        "/pools/%ff/oidc/.well-known/openid-configuration",
+        "/pools/%ff/oidc/jwks",
+        "/pools/%C3%28/oidc/auth?response_type=code&client_id=web&scope=openid",
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        crate::helpers::assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
     }
 }
