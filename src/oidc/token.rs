@@ -14,7 +14,7 @@ use sha2::Digest;
 use super::OAuthError;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
-use crate::extract::Requester;
+use crate::extract::{read_limited, BodyError, Requester, BODY_LIMIT};
 use crate::oauth::clients::Verdict;
 use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
 use crate::ratelimit::Limit;
@@ -83,13 +83,13 @@ pub struct FormBody(pub Bytes);
 impl<S: Send + Sync> axum::extract::FromRequest<S> for FormBody {
     type Rejection = OAuthError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, OAuthError> {
-        match Bytes::from_request(req, state).await {
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, OAuthError> {
+        match read_limited(req.into_body(), BODY_LIMIT).await {
             Ok(body) => Ok(FormBody(body)),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(OAuthError::too_large("the body is too large"))
+            Err(BodyError::TooLarge) => Err(OAuthError::too_large("the body is too large")),
+            Err(BodyError::Unreadable) => {
+                Err(OAuthError::invalid_request("the body could not be read"))
             }
-            Err(_) => Err(OAuthError::invalid_request("the body could not be read")),
         }
     }
 }
