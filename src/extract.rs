@@ -46,16 +46,58 @@ fn json_rejection(r: axum::extract::rejection::JsonRejection) -> AppError {
     }
 }
 
+/// The largest request body read whole, as axum's default.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Why a body could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// Reads a body of at most `limit` bytes. A longer one is read on and dropped, up to four
+/// times the limit, before it is refused: the client is still sending, and a connection cut
+/// under it would leave it without the 413. Memory stays within `limit` either way.
+pub async fn read_limited(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, BodyError> {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+        seen += chunk.len();
+        if seen > 4 * limit {
+            return Err(BodyError::TooLarge);
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else {
+            kept = Vec::new();
+        }
+    }
+    if seen > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(kept.into())
+}
+
 /// An optional JSON body: empty means `None`; anything else must be valid JSON of `T`.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
+    async fn from_request(req: Request, _state: &S) -> Result<Self, AppError> {
+        let bytes = read_limited(req.into_body(), BODY_LIMIT)
             .await
-            .map_err(|_| AppError::invalid("the body could not be read"))?;
+            .map_err(|e| match e {
+                BodyError::TooLarge => AppError::PayloadTooLarge("the body is too large".into()),
+                BodyError::Unreadable => AppError::invalid("the body could not be read"),
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
@@ -289,6 +331,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_read_on_but_refused() {
+        let body = |n: usize| axum::body::Body::from(vec![b'x'; n]);
+        assert_eq!(read_limited(body(10), 10).await.unwrap().len(), 10);
+        assert_eq!(read_limited(body(11), 10).await, Err(BodyError::TooLarge));
+        assert_eq!(read_limited(body(100), 10).await, Err(BodyError::TooLarge));
+    }
 
     fn ip(peer: &str, forwarded: &[&str]) -> String {
         let mut headers = HeaderMap::new();

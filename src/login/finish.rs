@@ -15,7 +15,7 @@ use crate::oauth::request::bad_client;
 use crate::oauth::{codes, session, Issuer};
 use crate::pages::{Lang, MessagePage};
 use crate::state::AppState;
-use crate::tickets::{QrStatus, Take};
+use crate::tickets::{QrStatus, Take, TransitionError};
 
 #[derive(Deserialize)]
 pub struct ContinueQuery {
@@ -69,6 +69,31 @@ pub async fn continue_get(
     }
 }
 
+/// Cancels the page's code on the server when the page's own browser gives up, so that a phone
+/// that scanned it is told and nobody can confirm it afterwards. A code already final (or
+/// gone) is left as it is.
+async fn cancel_code(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    random: &str,
+    now: crate::clock::Millis,
+) -> Result<(), AppError> {
+    let Some(qr) = state.tickets.get(random).await? else {
+        return Ok(());
+    };
+    if !binding(headers, jar).matches(&qr.bind_hash, qr.browser_hash.as_deref()) {
+        return Ok(());
+    }
+    // The store lets a scanned code be cancelled by its scanner only: the page acts for them.
+    let as_user = qr.scanner.as_ref().map_or("", |s| s.user_id.as_str());
+    match state.tickets.cancel(random, as_user, now).await {
+        Ok(_) | Err(TransitionError::Conflict(_) | TransitionError::Expired) => Ok(()),
+        Err(TransitionError::NotFound | TransitionError::Forbidden(_)) => Ok(()),
+        Err(TransitionError::Store(e)) => Err(e.into()),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     state: &AppState,
@@ -93,6 +118,7 @@ async fn finish(
         ));
     }
     if cancel {
+        cancel_code(state, headers, &jar, &pending.random, now).await?;
         return Ok(request.error(issuer, "access_denied", "the user cancelled the sign-in"));
     }
     let restart = request.restart_url(issuer);

@@ -125,14 +125,19 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        let slug = RawPathParams::from_request_parts(parts, state)
-            .await
-            .ok()
-            .and_then(|p| {
-                p.iter()
-                    .find(|(k, _)| *k == "slug")
-                    .map(|(_, v)| v.to_owned())
-            });
+        let params = match RawPathParams::from_request_parts(parts, state).await {
+            Ok(params) => Some(params),
+            // `/pools/%ff/oidc/…` names no pool; it must not fall back to the default one.
+            Err(axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_)) => {
+                return Err(no_such_pool())
+            }
+            Err(_) => None,
+        };
+        let slug = params.and_then(|p| {
+            p.iter()
+                .find(|(k, _)| *k == "slug")
+                .map(|(_, v)| v.to_owned())
+        });
         let pool = match slug {
             None => PoolSlug::default_pool(),
             Some(s) if s == "default" => return Err(no_such_pool()),

@@ -42,6 +42,11 @@ impl OAuthError {
         }
     }
 
+    /// A request body over the limit: `invalid_request`, with 413 as its status.
+    pub fn too_large(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", d)
+    }
+
     pub fn invalid_grant(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
     }

@@ -3,14 +3,13 @@
 //! one of a revoked grant, stops working at once here. Tokens from the native exchange have no
 //! grant and work until they expire unless revoked themselves.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::token::{authenticate, no_store, read_form};
+use super::token::{authenticate, no_store, read_form, FormBody};
 use super::OAuthError;
 use crate::crypto::sha256_hex;
 use crate::extract::Requester;
@@ -137,7 +136,7 @@ pub async fn revocation_post(
     issuer: Issuer,
     requester: Requester,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let run = async {
         let (app, token) = client_and_token(&state, &issuer, &requester, &headers, &body).await?;
@@ -170,7 +169,7 @@ pub async fn introspection_post(
     issuer: Issuer,
     requester: Requester,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let run = async {
         let (app, token) = client_and_token(&state, &issuer, &requester, &headers, &body).await?;

@@ -14,7 +14,7 @@ use sha2::Digest;
 use super::OAuthError;
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
-use crate::extract::Requester;
+use crate::extract::{read_limited, BodyError, Requester, BODY_LIMIT};
 use crate::oauth::clients::Verdict;
 use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
 use crate::ratelimit::Limit;
@@ -39,7 +39,7 @@ pub async fn token_post(
     issuer: Issuer,
     requester: Requester,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     match token(&state, &issuer, &requester, &headers, &body).await {
         Ok(res) => res,
@@ -82,6 +82,24 @@ pub fn no_store(mut res: Response) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res
+}
+
+/// The raw body of an OAuth endpoint's request. A body over the limit, or one that cannot be
+/// read, is refused in the OAuth error format (413 or 400), not axum's plain text.
+pub struct FormBody(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FormBody {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, OAuthError> {
+        match read_limited(req.into_body(), BODY_LIMIT).await {
+            Ok(body) => Ok(FormBody(body)),
+            Err(BodyError::TooLarge) => Err(OAuthError::too_large("the body is too large")),
+            Err(BodyError::Unreadable) => {
+                Err(OAuthError::invalid_request("the body could not be read"))
+            }
+        }
+    }
 }
 
 /// The body of a form POST (RFC 6749 §3.2: `application/x-www-form-urlencoded`).

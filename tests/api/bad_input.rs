@@ -9,7 +9,10 @@ use crate::both_backends;
 use crate::helpers::{Backend, TestApp, APPID};
 use crate::mp::tiny_png;
 
-both_backends!(every_endpoint_answers_bad_input_with_its_error_code);
+both_backends!(
+    every_endpoint_answers_bad_input_with_its_error_code,
+    a_body_over_the_limit_gets_each_apis_own_413,
+);
 
 #[allow(clippy::enum_variant_names)]
 enum Body {
@@ -575,4 +578,57 @@ async fn every_endpoint_answers_bad_input_with_its_error_code(backend: Backend) 
             "{action}"
         );
     }
+}
+
+/// A body over the limit gets a 413 in the format of the API it was sent to: the OAuth error
+/// at the token, revocation and introspection endpoints, `payload_too_large` at the Mini
+/// Program's confirm, and the Authing envelope's `code: 413` at `gene`.
+async fn a_body_over_the_limit_gets_each_apis_own_413(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let big = "a=".to_owned() + &"x".repeat(3 * 1024 * 1024);
+    for path in [
+        "/oidc/token",
+        "/oidc/token/revocation",
+        "/oidc/token/introspection",
+    ] {
+        let res = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}: {body}");
+        assert!(body["error_description"].is_string(), "{path}: {body}");
+    }
+
+    let random = app.create_qr().await["random"].as_str().unwrap().to_owned();
+    let token = app.mp_login(APPID, "o-big").await;
+    assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
+    let big_json = json!({ "profile": { "nickname": "x".repeat(3 * 1024 * 1024) } });
+    let res = app
+        .client
+        .post(app.url(&format!("/api/mp/v1/qrcodes/{random}/confirm")))
+        .bearer_auth(&token)
+        .json(&big_json)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_error(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+
+    let res = app
+        .client
+        .post(app.url("/api/v2/qrcode/gene"))
+        .header("x-authing-app-id", "web")
+        .json(&json!({ "scene": "WXAPP_AUTH", "padding": "x".repeat(3 * 1024 * 1024) }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], 413, "{}", body["message"]);
+    assert!(body["data"].is_null());
 }

@@ -353,7 +353,7 @@ async fn concurrent_uploads_of_huge_images_keep_memory_bounded(backend: Backend)
 }
 
 /// 16 concurrent uploads of a 4096 × 4096 PNG (a quarter of a megabyte that decodes to 48 MiB)
-/// are each accepted and stored small, while the server's resident memory grows by no more
+/// are accepted and stored small (or, past a 10 s wait for a slot, told to retry), while the server's resident memory grows by no more
 /// than two decodes' worth (under 200 MB; unbounded, 16 decodes at once take 800 MB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run in a process of its own by concurrent_uploads_of_huge_images_keep_memory_bounded"]
@@ -405,15 +405,24 @@ async fn huge_image_uploads() {
             })
         })
         .collect();
+    // On a loaded machine an upload may wait out its turn for a decoding slot and be told to
+    // retry: that is the bound at work, not a failure.
+    let (mut stored, mut busy) = (0, 0);
     for u in uploads {
-        assert_eq!(u.await.unwrap(), StatusCode::OK);
+        match u.await.unwrap() {
+            StatusCode::OK => stored += 1,
+            StatusCode::SERVICE_UNAVAILABLE => busy += 1,
+            other => panic!("an upload got {other}"),
+        }
     }
+    assert!(stored > 0, "some uploads were decoded");
     let took = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let peak = sampler.await.unwrap();
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
-        "{UPLOADS} concurrent uploads of a {} KB PNG declaring 4096 × 4096 pixels in {:.1} s: \
+        "{UPLOADS} concurrent uploads of a {} KB PNG declaring 4096 × 4096 pixels in {:.1} s \
+         ({stored} stored, {busy} told to retry): \
          resident memory idle {:.1} MB, peak {:.1} MB (+{:.1} MB)",
         bomb.len() / 1024,
         took.as_secs_f64(),

@@ -52,6 +52,8 @@ both_backends!(
     phone_numbers_are_e164_in_id_tokens_and_userinfo,
     the_authorization_endpoint_accepts_a_posted_form,
     logout_without_a_hint_asks_first_and_needs_the_forms_token,
+    the_hosted_pages_cancel_cancels_its_code_on_the_server,
+    a_pool_slug_that_is_not_utf8_names_no_pool,
 );
 
 /// A cookie-keeping browser that does not follow redirects, so each hop can be checked.
@@ -1957,4 +1959,52 @@ async fn a_failed_pkce_or_redirect_uri_check_leaves_the_code_usable(backend: Bac
         userinfo_status(&app, tokens["access_token"].as_str().unwrap()).await,
         StatusCode::OK
     );
+}
+
+/// The hosted page's "Cancel and return" cancels its code on the server, scanned or not: the
+/// phone can no longer confirm it, and the app gets `access_denied`.
+async fn the_hosted_pages_cancel_cancels_its_code_on_the_server(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.mp_login(APPID, "o-cancel-page").await;
+    for scanned in [false, true] {
+        let browser = browser();
+        let (challenge, _) = pkce();
+        let url = format!(
+            "{}?response_type=code&client_id=web&redirect_uri={}&scope=openid&state=st&code_challenge={challenge}&code_challenge_method=S256",
+            app.url("/oidc/auth"),
+            urlencode(CALLBACK)
+        );
+        let page = hosted_page(&browser, &url).await;
+        let random = attr(&page, "data-random");
+        if scanned {
+            assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
+        }
+        // The page's "Cancel and return" link, unescaped.
+        let end = page.find("cancel=1").unwrap() + "cancel=1".len();
+        let from = page[..end].rfind("href=\"").unwrap() + "href=\"".len();
+        let cancel = page[from..end].replace("&#38;", "&").replace("&amp;", "&");
+        let res = browser.get(app.url(&cancel)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{cancel}");
+        assert_eq!(
+            query(&location(&res), "error").as_deref(),
+            Some("access_denied")
+        );
+        let status = app.status(&reqwest::Client::new(), &random).await;
+        assert_eq!(status["status"], "cancelled", "scanned: {scanned}");
+        let res = app.confirm(&token, &random, None).await;
+        assert_eq!(res.status(), StatusCode::CONFLICT, "scanned: {scanned}");
+    }
+}
+
+/// `/pools/%ff/oidc/…` names no pool: `404`, never the default pool's documents or page.
+async fn a_pool_slug_that_is_not_utf8_names_no_pool(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for path in [
+        "/pools/%ff/oidc/.well-known/openid-configuration",
+        "/pools/%ff/oidc/jwks",
+        "/pools/%C3%28/oidc/auth?response_type=code&client_id=web&scope=openid",
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        crate::helpers::assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
+    }
 }
