@@ -322,9 +322,8 @@ async fn avatar_post(
     .map_err(|e| AppError::Internal(e.into()))??;
     let id = crate::crypto::random_token(16);
     let now = state.clock.now();
-    store::avatars::replace(&state.db, &id, &who.user.id, "image/png", &png, now).await?;
     let url = state.config.url(&format!("/media/avatars/{id}"));
-    store::users::update_profile(&state.db, &who.user.id, None, Some(&url), now).await?;
+    store::avatars::replace(&state.db, &id, &who.user.id, &url, "image/png", &png, now).await?;
     Ok(axum::Json(json!({ "avatar_url": url })).into_response())
 }
 

@@ -8,16 +8,26 @@ use sqlx::Row as _;
 
 use super::Db;
 
-/// Stores the user's new avatar and deletes their previous ones, in one transaction.
+/// Makes `id` the user's avatar: stores it, points the profile at `url`, and deletes their
+/// previous ones, in one transaction. The profile is updated first: its row lock makes
+/// concurrent uploads of one user take turns (on PostgreSQL; SQLite has one writer anyway), so
+/// each deletes what the one before it stored and one avatar remains.
 pub async fn replace(
     db: &Db,
     id: &str,
     user_id: &str,
+    url: &str,
     content_type: &str,
     bytes: &[u8],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE users SET avatar_url = $2, updated_at = $3 WHERE id = $1")
+        .bind(user_id)
+        .bind(url)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM avatars WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *tx)
