@@ -234,20 +234,11 @@ pub async fn link_into(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let grants = "SELECT id FROM oidc_grants WHERE user_id = $1";
-    for statement in [
-        format!("DELETE FROM oidc_codes WHERE grant_id IN ({grants})"),
-        format!("DELETE FROM oidc_refresh_tokens WHERE grant_id IN ({grants})"),
-        "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
-        "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
-        "DELETE FROM avatars WHERE user_id = $1".to_owned(),
-        "DELETE FROM users WHERE id = $1".to_owned(),
-    ] {
-        sqlx::query(&statement)
-            .bind(absorbed)
-            .execute(&mut *tx)
-            .await?;
-    }
+    erase_sign_ins(&mut tx, absorbed).await?;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(absorbed)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(moved)
 }
@@ -291,17 +282,12 @@ pub async fn sign_out_everywhere(db: &Db, id: &str, now: i64) -> Result<u64, sql
 /// when there is no such user. The audit log keeps the id, and nothing else of them.
 pub async fn delete(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
-    let grants = "SELECT id FROM oidc_grants WHERE user_id = $1";
+    erase_sign_ins(&mut tx, id).await?;
     for statement in [
-        format!("DELETE FROM oidc_codes WHERE grant_id IN ({grants})"),
-        format!("DELETE FROM oidc_refresh_tokens WHERE grant_id IN ({grants})"),
-        "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
-        "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
-        "DELETE FROM mp_sessions WHERE user_id = $1".to_owned(),
-        "DELETE FROM avatars WHERE user_id = $1".to_owned(),
-        "DELETE FROM identities WHERE user_id = $1".to_owned(),
+        "DELETE FROM mp_sessions WHERE user_id = $1",
+        "DELETE FROM identities WHERE user_id = $1",
     ] {
-        sqlx::query(&statement).bind(id).execute(&mut *tx).await?;
+        sqlx::query(statement).bind(id).execute(&mut *tx).await?;
     }
     let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
@@ -338,23 +324,41 @@ pub async fn merge(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<u64,
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let grants = "SELECT id FROM oidc_grants WHERE user_id = $1";
+    erase_sign_ins(&mut tx, absorbed).await?;
     for statement in [
-        format!("DELETE FROM oidc_codes WHERE grant_id IN ({grants})"),
-        format!("DELETE FROM oidc_refresh_tokens WHERE grant_id IN ({grants})"),
-        "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
-        "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
-        "DELETE FROM mp_sessions WHERE user_id = $1".to_owned(),
-        "DELETE FROM avatars WHERE user_id = $1".to_owned(),
-        "DELETE FROM users WHERE id = $1".to_owned(),
+        "DELETE FROM mp_sessions WHERE user_id = $1",
+        "DELETE FROM users WHERE id = $1",
     ] {
-        sqlx::query(&statement)
+        sqlx::query(statement)
             .bind(absorbed)
             .execute(&mut *tx)
             .await?;
     }
     tx.commit().await?;
     Ok(moved)
+}
+
+/// Deletes, inside `tx`, what signs `user_id` in through browsers and relying parties —
+/// authorization codes, refresh tokens, grants, browser sessions — and its avatars: the part
+/// that deleting, merging away and linking a user all erase.
+async fn erase_sign_ins(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    let grants = "SELECT id FROM oidc_grants WHERE user_id = $1";
+    for statement in [
+        format!("DELETE FROM oidc_codes WHERE grant_id IN ({grants})"),
+        format!("DELETE FROM oidc_refresh_tokens WHERE grant_id IN ({grants})"),
+        "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
+        "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
+        "DELETE FROM avatars WHERE user_id = $1".to_owned(),
+    ] {
+        sqlx::query(&statement)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 pub(crate) fn from_row(r: &Row) -> Result<User, sqlx::Error> {
