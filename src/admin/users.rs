@@ -290,7 +290,14 @@ impl Admin {
                 "users of different pools cannot be merged".into(),
             ));
         }
-        let moved = store::users::merge(&self.db, kept, absorbed, self.clock.now()).await?;
+        let moved = store::users::absorb(
+            &self.db,
+            kept,
+            absorbed,
+            store::users::Sessions::End,
+            self.clock.now(),
+        )
+        .await?;
         self.record(
             actor,
             Some(&into.pool),

@@ -237,7 +237,14 @@ async fn link_by_phone(state: &AppState, who: &MpUser, phone: &str) -> AppResult
         return Ok(());
     };
     let now = state.clock.now();
-    store::users::link_into(&state.db, &kept, &who.user.id, now).await?;
+    store::users::absorb(
+        &state.db,
+        &kept,
+        &who.user.id,
+        store::users::Sessions::Move,
+        now,
+    )
+    .await?;
     store::audit::record(
         &state.db,
         store::audit::Event {

@@ -204,45 +204,6 @@ pub async fn provisioned_with_phone(
     row.map(|r| r.try_get("id")).transpose()
 }
 
-/// Links the person signed in as `absorbed` (a user a first scan just made) to the
-/// provisioned `kept`: identities and Mini Program sessions move, so the phone stays signed
-/// in; the rest of `absorbed` is erased. Returns how many identities moved.
-pub async fn link_into(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
-    let moved =
-        sqlx::query("UPDATE identities SET user_id = $1, updated_at = $3 WHERE user_id = $2")
-            .bind(kept)
-            .bind(absorbed)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    sqlx::query("UPDATE mp_sessions SET user_id = $1 WHERE user_id = $2")
-        .bind(kept)
-        .bind(absorbed)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE users SET
-             nickname = COALESCE(nickname, (SELECT nickname FROM users WHERE id = $2)),
-             avatar_url = COALESCE(avatar_url, (SELECT avatar_url FROM users WHERE id = $2)),
-             updated_at = $3
-         WHERE id = $1",
-    )
-    .bind(kept)
-    .bind(absorbed)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    erase_sign_ins(&mut tx, absorbed).await?;
-    sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(absorbed)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(moved)
-}
-
 /// Blocks or unblocks a user; `false` when there is no such user.
 pub async fn set_blocked(db: &Db, id: &str, blocked: bool, now: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("UPDATE users SET blocked = $2, updated_at = $3 WHERE id = $1")
@@ -297,10 +258,25 @@ pub async fn delete(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Moves everything `absorbed` signs in with to `kept` (same pool): its identities, and any
-/// profile field `kept` lacks; ends all of `absorbed`'s sessions and grants and erases it.
-/// Returns how many identities moved.
-pub async fn merge(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<u64, sqlx::Error> {
+/// What becomes of an absorbed user's Mini Program sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sessions {
+    /// They move with the identities: the phone stays signed in, as the kept user (linking).
+    Move,
+    /// They end: the person signs in again (an operator's merge).
+    End,
+}
+
+/// Moves everything `absorbed` signs in with to `kept` (same pool): its identities, its Mini
+/// Program sessions as `sessions` says, and any profile field `kept` lacks; ends the rest of
+/// `absorbed`'s sessions and grants and erases it. Returns how many identities moved.
+pub async fn absorb(
+    db: &Db,
+    kept: &str,
+    absorbed: &str,
+    sessions: Sessions,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let moved =
         sqlx::query("UPDATE identities SET user_id = $1, updated_at = $3 WHERE user_id = $2")
@@ -310,6 +286,13 @@ pub async fn merge(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<u64,
             .execute(&mut *tx)
             .await?
             .rows_affected();
+    let mp_sessions = match sessions {
+        Sessions::Move => sqlx::query("UPDATE mp_sessions SET user_id = $2 WHERE user_id = $1")
+            .bind(absorbed)
+            .bind(kept),
+        Sessions::End => sqlx::query("DELETE FROM mp_sessions WHERE user_id = $1").bind(absorbed),
+    };
+    mp_sessions.execute(&mut *tx).await?;
     sqlx::query(
         "UPDATE users SET
              nickname = COALESCE(nickname, (SELECT nickname FROM users WHERE id = $2)),
@@ -325,15 +308,10 @@ pub async fn merge(db: &Db, kept: &str, absorbed: &str, now: i64) -> Result<u64,
     .execute(&mut *tx)
     .await?;
     erase_sign_ins(&mut tx, absorbed).await?;
-    for statement in [
-        "DELETE FROM mp_sessions WHERE user_id = $1",
-        "DELETE FROM users WHERE id = $1",
-    ] {
-        sqlx::query(statement)
-            .bind(absorbed)
-            .execute(&mut *tx)
-            .await?;
-    }
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(absorbed)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(moved)
 }
