@@ -111,7 +111,13 @@ impl App {
             shutdown.await;
             drain.start();
         };
-        crate::server::serve(self.listener, self.router, shutdown).await;
+        let connections = &self.state.config.connections;
+        let policy = crate::server::ConnectionPolicy {
+            per_address: crate::ratelimit::Occupancy::new(connections.per_address),
+            proxies: self.state.config.trusted_proxies.clone(),
+            body_read_timeout: std::time::Duration::from_secs(connections.body_read_timeout_secs),
+        };
+        crate::server::serve(self.listener, self.router, policy, shutdown).await;
         Ok(())
     }
 

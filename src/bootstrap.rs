@@ -98,7 +98,10 @@ pub async fn state(
         keys: Arc::clone(&keys),
         funnel: Arc::clone(&funnel),
     });
+    let event_streams =
+        crate::ratelimit::Occupancy::new(config.connections.event_streams_per_address);
     let state = AppState {
+        event_streams,
         admin,
         miniprograms: MiniPrograms::new(db.clone(), secrets.clone()),
         config: Arc::new(config),

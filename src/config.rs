@@ -39,6 +39,8 @@ pub struct Config {
     pub miniprograms: Vec<MiniProgramConfig>,
     pub apps: Vec<AppConfig>,
     pub rate_limits: RateLimits,
+    /// What one client address may hold open at once, and how long a request body may take.
+    pub connections: ConnectionLimits,
     /// Networks of load balancers on other hosts whose `X-Forwarded-For` is believed (a
     /// loopback peer always is); a list, or one comma-separated string from the environment.
     pub trusted_proxies: crate::proxies::TrustedProxies,
@@ -288,6 +290,7 @@ impl Default for Config {
             miniprograms: Vec::new(),
             apps: Vec::new(),
             rate_limits: RateLimits::default(),
+            connections: ConnectionLimits::default(),
             trusted_proxies: crate::proxies::TrustedProxies::default(),
             metrics: true,
             metrics_listen: None,
@@ -318,6 +321,9 @@ pub struct RateLimits {
     pub client_auth_failures_per_client_per_minute: u64,
     /// Avatar uploads per Mini Program user (not per address): each is decoded and stored.
     pub avatar_uploads_per_minute: u64,
+    /// Images drawn per QR code (each new size or format of a code is drawn once; served
+    /// from memory after that): image requests need no credentials.
+    pub image_renders_per_code_per_minute: u64,
 }
 
 impl Default for RateLimits {
@@ -330,6 +336,33 @@ impl Default for RateLimits {
             client_auth_failures_per_minute: 30,
             client_auth_failures_per_client_per_minute: 120,
             avatar_uploads_per_minute: 5,
+            image_renders_per_code_per_minute: 16,
+        }
+    }
+}
+
+/// Bounds on what one client holds open on an instance, so that a few clients cannot take all
+/// its sockets and memory (slow uploads, thousands of event streams).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionLimits {
+    /// Concurrent connections from one address (IPv6: one /64) that is not a trusted proxy;
+    /// past it, a new connection is answered `429` and closed. 0 = no cap.
+    pub per_address: usize,
+    /// Concurrent event streams (`/events`) per client address, behind proxies too; past it,
+    /// `429 rate_limited`. 0 = no cap.
+    pub event_streams_per_address: usize,
+    /// Seconds a request may take to send its whole body once its head has arrived; a body
+    /// still unfinished then is refused (`400`) and the connection closed.
+    pub body_read_timeout_secs: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            per_address: 256,
+            event_streams_per_address: 32,
+            body_read_timeout_secs: 60,
         }
     }
 }
@@ -440,6 +473,12 @@ impl Config {
         if let Some(key) = &self.secret_key {
             crate::crypto::SecretBox::from_base64(key.expose())
                 .map_err(|e| invalid("secret_key", e.to_string()))?;
+        }
+        if !(1..=3600).contains(&self.connections.body_read_timeout_secs) {
+            return Err(invalid(
+                "connections.body_read_timeout_secs",
+                "must be between 1 and 3600",
+            ));
         }
         if !(100..=60_000).contains(&self.wechat.timeout_ms) {
             return Err(invalid(

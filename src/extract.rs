@@ -177,7 +177,7 @@ where
 /// chose to send and are never believed. Any other peer is the client itself, whatever it
 /// claims.
 fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, proxies: &TrustedProxies) -> String {
-    let Some(peer) = peer else {
+    let Some(peer) = peer.map(|p| p.to_canonical()) else {
         return "unknown".into();
     };
     if !proxies.trusts(peer) {
@@ -190,7 +190,7 @@ fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, proxies: &TrustedProxies
         };
         for hop in value.split(',') {
             match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
+                Ok(ip) => hops.push(ip.to_canonical()),
                 // A hop we cannot read: nothing to its left can be trusted either.
                 Err(_) => hops.clear(),
             }

@@ -43,11 +43,7 @@ impl Network {
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack listener.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.base, ip) {
+        match (self.base, ip.to_canonical()) {
             (IpAddr::V4(base), IpAddr::V4(ip)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))
@@ -81,9 +77,10 @@ impl TrustedProxies {
         Self(networks.into())
     }
 
-    /// Whether `ip` is a proxy whose `X-Forwarded-For` is believed: loopback, or listed.
+    /// Whether `ip` is a proxy whose `X-Forwarded-For` is believed: loopback, or listed. An
+    /// IPv4 peer of a dual-stack listener (`::ffff:127.0.0.1`) is judged as the IPv4 address.
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        ip.is_loopback() || self.0.iter().any(|n| n.contains(ip))
+        ip.to_canonical().is_loopback() || self.0.iter().any(|n| n.contains(ip))
     }
 
     pub fn networks(&self) -> &[Network] {

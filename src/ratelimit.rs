@@ -4,7 +4,8 @@
 //! Limits guard what costs us something: stored QR codes and avatars, calls to WeChat, Argon2
 //! checks of client secrets, and guesses at exchange tickets and secrets. Reading a status is not limited; it is what a waiting page does.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -27,6 +28,8 @@ pub enum Limit {
     ClientAuthFailuresPerClient,
     /// Avatar uploads, per user.
     AvatarUploads,
+    /// Images drawn (not served from the cache), per QR code.
+    ImageRenders,
 }
 
 impl Limit {
@@ -39,7 +42,24 @@ impl Limit {
             Limit::ClientAuthFailures => "client_auth_failures",
             Limit::ClientAuthFailuresPerClient => "client_auth_failures_per_client",
             Limit::AvatarUploads => "avatar_uploads",
+            Limit::ImageRenders => "image_renders",
         }
+    }
+}
+
+/// What a request is counted against: an IPv6 address by its /64 (one subscriber's network
+/// holds 2^64 addresses, all as easy to use as one), anything else as it is.
+fn counted_as(client: &str) -> std::borrow::Cow<'_, str> {
+    match client
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_canonical())
+    {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let network = std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64));
+            format!("{network}/64").into()
+        }
+        Ok(v4) if client.contains(':') => v4.to_string().into(),
+        _ => client.into(),
     }
 }
 
@@ -71,6 +91,7 @@ impl RateLimiter {
                 self.limits.client_auth_failures_per_client_per_minute
             }
             Limit::AvatarUploads => self.limits.avatar_uploads_per_minute,
+            Limit::ImageRenders => self.limits.image_renders_per_code_per_minute,
         }
     }
 
@@ -81,12 +102,13 @@ impl RateLimiter {
         if max == 0 {
             return Ok(());
         }
-        let key = format!("{}:{client}", limit.name());
+        let key = format!("{}:{}", limit.name(), counted_as(client));
         let count = self.counts.hit(&key, WINDOW, self.clock.now()).await?;
         if count > max {
             let whose = match limit {
                 Limit::ClientAuthFailuresPerClient => "for this client",
                 Limit::AvatarUploads => "by this user",
+                Limit::ImageRenders => "of this QR code (sizes and formats)",
                 _ => "from this address",
             };
             return Err(AppError::RateLimited(format!(
@@ -95,5 +117,104 @@ impl RateLimiter {
             )));
         }
         Ok(())
+    }
+}
+
+/// What one client address holds at once on this instance — open connections, open event
+/// streams — against a cap. Unlike the per-minute limits this is not shared between
+/// instances: what it bounds (sockets, memory) is each instance's own.
+pub struct Occupancy {
+    /// Most held at once by one client; 0 = no cap.
+    max: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+/// One hold of an [`Occupancy`], given back when dropped.
+pub struct Held {
+    occupancy: Option<Arc<Occupancy>>,
+    client: String,
+}
+
+impl Occupancy {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One more hold for `client` (an address: IPv6 by its /64), or `None` at the cap.
+    pub fn hold(self: &Arc<Self>, client: &str) -> Option<Held> {
+        if self.max == 0 {
+            return Some(Held {
+                occupancy: None,
+                client: String::new(),
+            });
+        }
+        let client = counted_as(client).into_owned();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let count = held.entry(client.clone()).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Held {
+            occupancy: Some(Arc::clone(self)),
+            client,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(occupancy) = &self.occupancy else {
+            return;
+        };
+        let mut held = occupancy.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = held.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{counted_as, Occupancy};
+
+    #[test]
+    fn a_client_holds_up_to_the_cap_and_gets_back_what_it_drops() {
+        let occupancy = Occupancy::new(2);
+        let a = occupancy.hold("203.0.113.7").expect("first");
+        let _b = occupancy.hold("203.0.113.7").expect("second");
+        assert!(
+            occupancy.hold("203.0.113.7").is_none(),
+            "third is over the cap"
+        );
+        assert!(
+            occupancy.hold("2001:db8::1").is_some(),
+            "another client is not"
+        );
+        drop(a);
+        assert!(
+            occupancy.hold("203.0.113.7").is_some(),
+            "a dropped hold is given back"
+        );
+        let uncapped = Occupancy::new(0);
+        let all: Vec<_> = (0..100).filter_map(|_| uncapped.hold("x")).collect();
+        assert_eq!(all.len(), 100);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_everything_else_as_it_is() {
+        assert_eq!(counted_as("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(counted_as("2001:db8:1:2:ffff:0:0:9"), "2001:db8:1:2::/64");
+        assert_ne!(counted_as("2001:db8:1:3::1"), "2001:db8:1:2::/64");
+        assert_eq!(counted_as("203.0.113.7"), "203.0.113.7");
+        assert_eq!(counted_as("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(counted_as("web"), "web");
+        assert_eq!(counted_as("unknown"), "unknown");
     }
 }

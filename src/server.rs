@@ -1,5 +1,6 @@
 //! The connection loop: accepts TCP connections and serves the application on each with hyper
-//! (HTTP/1.1, a 30 s limit on reading a request's head).
+//! (HTTP/1.1, a 30 s limit on reading a request's head, a configurable one on its body, and a
+//! cap on the connections one address holds open).
 //!
 //! `axum::serve` does the same but fixes hyper's settings. One of them matters here: a
 //! connection that is mid-response (an SSE stream, a long poll) keeps reading its socket to
@@ -14,6 +15,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -24,9 +28,14 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
+
+use crate::proxies::TrustedProxies;
+use crate::ratelimit::Occupancy;
 
 /// How long a client may take to send a request's head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,11 +72,21 @@ impl Draining {
     }
 }
 
+/// What bounds one client's connections.
+pub struct ConnectionPolicy {
+    /// Open connections per address; a trusted proxy (which carries many clients) is exempt.
+    pub per_address: Arc<Occupancy>,
+    pub proxies: TrustedProxies,
+    /// How long a request may take to send its body.
+    pub body_read_timeout: Duration,
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then stops accepting and waits for
 /// the open connections to finish their in-flight requests.
 pub async fn serve<S>(
     listener: TcpListener,
     service: S,
+    policy: ConnectionPolicy,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -90,12 +109,25 @@ pub async fn serve<S>(
             },
             () = shutdown.as_mut() => break,
         };
+        let ip = peer.ip().to_canonical();
+        let held = if policy.proxies.trusts(ip) {
+            None
+        } else {
+            match policy.per_address.hold(&ip.to_string()) {
+                Some(held) => Some(held),
+                None => {
+                    tokio::spawn(refuse(stream));
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let body_timeout = policy.body_read_timeout;
         let service = service
             .clone()
             .map_request(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                req.map(Body::new)
+                req.map(|body| Body::new(Deadline::new(body, body_timeout)))
             });
         let watcher = graceful.watcher();
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
@@ -103,6 +135,7 @@ pub async fn serve<S>(
             if let Err(e) = watcher.watch(conn).await {
                 tracing::trace!(error = %e, %peer, "connection ended with an error");
             }
+            drop(held);
         });
     }
     drop(listener);
@@ -111,6 +144,75 @@ pub async fn serve<S>(
         .is_err()
     {
         tracing::warn!("shutdown grace period over; closing the remaining connections");
+    }
+}
+
+/// Answers a connection over its address's cap with a `429` and closes it, without reading
+/// what it sent.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    const BODY: &str =
+        r#"{"error":"rate_limited","message":"too many open connections from this address"}"#;
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A request body that fails once its deadline has passed, so a client trickling an upload
+/// cannot hold a connection and a handler for ever. The clock starts when the head has been
+/// read; the timer is only made if the body is ever waited for.
+struct Deadline {
+    body: Incoming,
+    until: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The error a body past its deadline ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body was not received in time")]
+struct BodyTimedOut;
+
+impl Deadline {
+    fn new(body: Incoming, timeout: Duration) -> Self {
+        Self {
+            body,
+            until: Instant::now() + timeout,
+            timer: None,
+        }
+    }
+}
+
+impl http_body::Body for Deadline {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let until = this.until;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimedOut.into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -53,6 +53,8 @@ pub struct AppState {
     pub published: Arc<Published>,
     /// Per-address limits on what costs us something.
     pub limiter: RateLimiter,
+    /// Event streams open per client address on this instance.
+    pub event_streams: Arc<crate::ratelimit::Occupancy>,
     /// Avatar decodes that may run at once: each may hold up to 64 MiB of pixels.
     pub avatar_decodes: Arc<tokio::sync::Semaphore>,
     /// The management layer: every operator change, authorised and audited.

@@ -88,6 +88,7 @@ fn world() -> &'static World {
                 client_auth_failures_per_minute: 0,
                 client_auth_failures_per_client_per_minute: 0,
                 avatar_uploads_per_minute: 0,
+                image_renders_per_code_per_minute: 0,
             };
             config.miniprograms = vec![MiniProgramConfig {
                 appid: APPID.into(),

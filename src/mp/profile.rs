@@ -115,20 +115,71 @@ pub async fn apply_profile(state: &AppState, who: &MpUser, input: &ProfileInput)
         .as_deref()
         .map(str::trim)
         .filter(|a| !a.is_empty());
-    if let Some(a) = avatar {
-        let ok = a.len() <= 1024
-            && url::Url::parse(a).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-        if !ok {
-            return Err(AppError::invalid(
-                "avatar_url must be an http(s) URL (upload a chosen avatar to /me/avatar first)",
-            ));
-        }
-    }
+    let avatar = match avatar {
+        Some(a) => Some(avatar_url(a, &state.config.public_url).ok_or_else(|| {
+            AppError::invalid(
+                "avatar_url must be an avatar uploaded to /api/mp/v1/me/avatar or a WeChat avatar \
+                 (https://thirdwx.qlogo.cn/…)",
+            )
+        })?),
+        None => None,
+    };
     if nickname.is_some() || avatar.is_some() {
-        store::users::update_profile(&state.db, &who.user.id, nickname, avatar, state.clock.now())
-            .await?;
+        store::users::update_profile(
+            &state.db,
+            &who.user.id,
+            nickname,
+            avatar.as_deref(),
+            state.clock.now(),
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Hosts WeChat serves avatars from (legacy `getUserInfo` data and its grey default).
+const WECHAT_AVATAR_HOSTS: &[&str] = &["thirdwx.qlogo.cn", "wx.qlogo.cn"];
+
+/// An avatar URL as stored: one of ScanGate's own uploaded avatars (under `public_url`), or a
+/// WeChat avatar over https; normalised (scheme and host lowercased, odd characters
+/// percent-encoded, no fragment). Anything else — another host, a link-local address, a port,
+/// credentials, raw quotes — is refused, since every page and token that shows the avatar
+/// would point browsers at it.
+fn avatar_url(text: &str, public_url: &url::Url) -> Option<String> {
+    if text.len() > 1024 {
+        return None;
+    }
+    let mut url = url::Url::parse(text).ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    url.set_fragment(None);
+    let own = url.scheme() == public_url.scheme()
+        && url.host_str() == public_url.host_str()
+        && url.port_or_known_default() == public_url.port_or_known_default();
+    if own {
+        let base = public_url.path().trim_end_matches('/');
+        let id = url
+            .path()
+            .strip_prefix(base)
+            .and_then(|p| p.strip_prefix("/media/avatars/"))?;
+        let plain = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        return (plain && url.query().is_none()).then(|| url.to_string());
+    }
+    let wechat = matches!(url.scheme(), "https" | "http")
+        && url.port().is_none()
+        && url
+            .host_str()
+            .is_some_and(|h| WECHAT_AVATAR_HOSTS.contains(&h));
+    if !wechat {
+        return None;
+    }
+    url.set_scheme("https").ok()?;
+    Some(url.to_string())
 }
 
 /// Legacy `getUserInfo` data: signature checked when given, decrypted with the session key,
@@ -438,4 +489,45 @@ async fn avatar_get(State(state): State<AppState>, Path(id): Path<String>) -> Ap
         bytes,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod avatar_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::avatar_url;
+
+    #[test]
+    fn only_our_own_avatars_and_wechat_s_are_accepted_normalised() {
+        let public = url::Url::parse("https://login.example.com").unwrap();
+        let ok = |s: &str| avatar_url(s, &public);
+        assert_eq!(
+            ok("https://login.example.com/media/avatars/AbC_12-x").as_deref(),
+            Some("https://login.example.com/media/avatars/AbC_12-x")
+        );
+        assert_eq!(
+            ok("HTTP://ThirdWX.qlogo.CN/mmopen/vi_32/x/132#frag").as_deref(),
+            Some("https://thirdwx.qlogo.cn/mmopen/vi_32/x/132")
+        );
+        assert_eq!(
+            ok("https://wx.qlogo.cn/a\"b<c>/132").as_deref(),
+            Some("https://wx.qlogo.cn/a%22b%3Cc%3E/132")
+        );
+        for bad in [
+            "https://example.com/x.png",
+            "http://169.254.169.254/latest/meta-data/",
+            "https://[fe80::1]/a.png",
+            "https://thirdwx.qlogo.cn:8443/x/132",
+            "https://user:pw@thirdwx.qlogo.cn/x/132",
+            "https://thirdwx.qlogo.cn.evil.example/x/132",
+            "http://login.example.com/media/avatars/abc",
+            "https://login.example.com/media/avatars/../admin",
+            "https://login.example.com/media/logos/abc.png",
+            "https://login.example.com/media/avatars/abc?x=1",
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+        ] {
+            assert_eq!(ok(bad), None, "{bad}");
+        }
+    }
 }

@@ -3,10 +3,13 @@
 //! Each image is made once per code, size and format and served from memory until the code
 //! expires, with a strong `ETag` (a `304` for a matching `If-None-Match`) and a
 //! `Cache-Control` lifetime no longer than the code's. Drawing runs on the blocking pool, never
-//! on the async workers. An app in `wxacode` mode gets a Mini Program code from WeChat's
-//! getwxacodeunlimit with `scene` = the code's random; when WeChat refuses (an unpublished
-//! page is 41030) or cannot be reached, the image is an ordinary QR code of `scan_url`
-//! instead, and a warning is logged.
+//! on the async workers, and a code may have only so many images drawn a minute
+//! (`[rate_limits] image_renders_per_code_per_minute`): requests are unauthenticated, and each
+//! new size is work. An app in `wxacode` mode gets a Mini Program code from WeChat's
+//! getwxacodeunlimit with `scene` = the code's random — one call per code, at
+//! [`WXACODE_SOURCE_WIDTH`], kept beside the images, from which every size and format is drawn;
+//! when WeChat refuses (an unpublished page is 41030) or cannot be reached, the images are an
+//! ordinary QR code of `scan_url` instead, and a warning is logged.
 
 use std::sync::Arc;
 
@@ -19,7 +22,8 @@ use crate::config::QrMode;
 use crate::domain::Random;
 use crate::error::{AppError, AppResult};
 use crate::extract::{Path, Query};
-use crate::qr::{Branding, Format, Image, ImageKey};
+use crate::qr::{Branding, Format, Image, ImageKey, WXACODE_SOURCE_WIDTH};
+use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::tickets::QrCode;
 
@@ -75,7 +79,11 @@ async fn image(
     let image = state
         .qr
         .cache
-        .get_or_render(key, now, qr.expires_at, || {
+        .get_or_render(key, now, qr.expires_at, || async {
+            state
+                .limiter
+                .check(Limit::ImageRenders, qr.random.as_str())
+                .await?;
             make(
                 state.clone(),
                 qr.clone(),
@@ -83,6 +91,7 @@ async fn image(
                 size,
                 format,
             )
+            .await
         })
         .await?;
     let max_age = ((qr.expires_at - now) / 1000).max(0);
@@ -174,9 +183,11 @@ async fn make(
     format: Format,
 ) -> AppResult<Image> {
     if branding.mode == QrMode::Wxacode {
-        if let Some(code) = fetch_wxacode(&state, &qr, &branding, size).await? {
+        let source = wxacode_source(&state, &qr, &branding).await?;
+        if !source.bytes.is_empty() {
             let b = Arc::clone(&branding);
-            let made = blocking(move || crate::qr::render_wxacode(&code, &b, size, format)).await;
+            let made =
+                blocking(move || crate::qr::render_wxacode(&source.bytes, &b, size, format)).await;
             match made {
                 Ok(bytes) => return Ok(Image::new(bytes, format)),
                 Err(e) => tracing::warn!(
@@ -194,15 +205,39 @@ async fn make(
     Ok(Image::new(bytes, format))
 }
 
+/// The code's Mini Program code as WeChat sent it, fetched by the first image of the code and
+/// kept as long as the code; empty when WeChat refused (the images fall back).
+async fn wxacode_source(
+    state: &AppState,
+    qr: &QrCode,
+    branding: &Branding,
+) -> AppResult<Arc<Image>> {
+    // Size 0 names the source among the code's images.
+    let key = ImageKey {
+        random: qr.random.clone(),
+        size: 0,
+        format: Format::Png,
+        branding: branding.fingerprint,
+    };
+    let now = state.clock.now();
+    state
+        .qr
+        .cache
+        .get_or_render(key, now, qr.expires_at, || async {
+            let bytes = fetch_wxacode(state, qr, branding).await?;
+            Ok::<_, AppError>(Image::new(bytes.unwrap_or_default(), Format::Png))
+        })
+        .await
+}
+
 /// A Mini Program code from WeChat, or `None` (logged) when WeChat refuses or fails.
 async fn fetch_wxacode(
     state: &AppState,
     qr: &QrCode,
     branding: &Branding,
-    size: u32,
 ) -> AppResult<Option<Vec<u8>>> {
     let (_, creds) = state.miniprograms.credentials(&qr.appid).await?;
-    let request = branding.wxacode.request(&qr.random, size);
+    let request = branding.wxacode.request(&qr.random, WXACODE_SOURCE_WIDTH);
     match state.wechat.wxacode_unlimit(&creds, &request).await {
         Ok((bytes, _)) => Ok(Some(bytes)),
         Err(e) => {

@@ -16,7 +16,8 @@ use crate::clock::rfc3339;
 use crate::clock::{Clock, Millis};
 use crate::domain::Random;
 use crate::error::{AppError, AppResult};
-use crate::extract::{Path, Query};
+use crate::extract::{Path, Query, Requester};
+use crate::ratelimit::Held;
 use crate::server::Draining;
 use crate::state::AppState;
 use crate::tickets::{Binding, QrCode, QrStatus, Subscription, TicketStore};
@@ -128,11 +129,15 @@ pub async fn events_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,
     binding: Binding,
+    requester: Requester,
 ) -> AppResult<Response> {
+    let held = state.event_streams.hold(&requester.ip).ok_or_else(|| {
+        AppError::RateLimited("too many open event streams from this address".into())
+    })?;
     let sub = state.tickets.subscribe(random.as_str());
     // Fail fast with a proper status if the code does not exist.
     crate::tickets::load(state.tickets.as_ref(), &random).await?;
-    let stream = status_events(state, binding, sub);
+    let stream = status_events(state, binding, sub, held);
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
@@ -157,6 +162,8 @@ struct Follow {
     done: bool,
     /// Counts this stream among the open ones while it lives.
     _open: crate::metrics::Waiting,
+    /// Counts it against its client's cap while it lives.
+    _held: Held,
 }
 
 /// What one look at the code calls for: an event to send, or a wait of at most this long.
@@ -201,10 +208,12 @@ pub fn status_events(
     state: AppState,
     binding: Binding,
     sub: Subscription,
+    held: Held,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let open = state.metrics.waiting(crate::metrics::WaitKind::Sse);
     let follow = Follow {
         _open: open,
+        _held: held,
         tickets: state.tickets,
         clock: state.clock,
         draining: state.draining,

@@ -28,6 +28,9 @@ use crate::config::{AppConfig, Config};
 /// Smallest and largest image edge a caller may ask for.
 pub const MIN_SIZE: u32 = 128;
 pub const MAX_SIZE: u32 = 1024;
+/// The width a Mini Program code is fetched from WeChat at (unless the app sets its own): once
+/// per code, every size and format is drawn from that one image.
+pub const WXACODE_SOURCE_WIDTH: u32 = MAX_SIZE;
 pub const DEFAULT_SIZE: u32 = 300;
 
 /// Image bytes kept in memory at most (PNG of 300 px is about 2–10 KiB).

@@ -59,6 +59,8 @@ struct SimState {
     failures: HashMap<String, VecDeque<i64>>,
     /// A pause before every WeChat API reply, to provoke client timeouts.
     delay: Option<Duration>,
+    /// Calls received per API path, failed ones included.
+    calls: HashMap<String, usize>,
 }
 
 /// One Mini Program as WeChat knows it.
@@ -442,6 +444,12 @@ impl Simulator {
         self.state().apps.get(appid).map_or(0, |a| a.token_calls)
     }
 
+    /// Calls received at `path` (e.g. `/wxa/getwxacodeunlimit`), failed ones included.
+    pub fn calls(&self, path: &str) -> usize {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        self.state().calls.get(&path).copied().unwrap_or(0)
+    }
+
     /// Answers the next `times` calls to `path` (e.g. `/sns/jscode2session`) with `errcode`
     /// before looking at them. Appends to failures already queued for that path.
     pub fn fail_next(&self, path: &str, errcode: i64, times: usize) {
@@ -487,6 +495,7 @@ impl Simulator {
 
     /// What every API handler does first: the configured delay, then an injected failure.
     async fn intercept(&self, path: &str) -> Option<i64> {
+        *self.state().calls.entry(path.to_owned()).or_default() += 1;
         let delay = self.state().delay;
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;

@@ -103,7 +103,9 @@ async fn phone_user(app: &TestApp, openid: &str, nickname: &str) -> String {
         .client
         .patch(app.url("/api/mp/v1/me"))
         .bearer_auth(&token)
-        .json(&json!({ "nickname": nickname, "avatar_url": "https://img.example/a.png" }))
+        .json(
+            &json!({ "nickname": nickname, "avatar_url": "https://thirdwx.qlogo.cn/mmopen/a/132" }),
+        )
         .send()
         .await
         .unwrap();
@@ -137,7 +139,7 @@ async fn a_login_through_the_authing_api_follows_the_envelope_and_status_numbers
     assert_eq!(data(&scanned)["status"], 1);
     assert_eq!(
         data(&scanned)["userInfo"],
-        json!({ "nickname": "Alice 爱丽丝", "photo": "https://img.example/a.png" }),
+        json!({ "nickname": "Alice 爱丽丝", "photo": "https://thirdwx.qlogo.cn/mmopen/a/132" }),
         "only nickname and photo before confirmation"
     );
     assert!(data(&scanned).get("ticket").is_none());
@@ -154,7 +156,7 @@ async fn a_login_through_the_authing_api_follows_the_envelope_and_status_numbers
     let user = userinfo(&app, &browser, "web", &ticket).await;
     let user = data(&user);
     assert_eq!(user["nickname"], "Alice 爱丽丝");
-    assert_eq!(user["photo"], "https://img.example/a.png");
+    assert_eq!(user["photo"], "https://thirdwx.qlogo.cn/mmopen/a/132");
     assert_eq!(user["openid"], "o-compat-alice");
     assert_eq!(user["loginsCount"], 1);
     assert!(str_of(user, "id").len() > 8);

@@ -50,6 +50,9 @@ async fn spawn(backend: Backend, dir: &tempdir::Dir) -> TestApp {
     std::fs::write(&svg, logo_svg()).unwrap();
     let (png, svg) = (png.display().to_string(), svg.display().to_string());
     TestApp::spawn_with(backend, move |c| {
+        // The simulator draws a full-width Mini Program code in unoptimised code: on a busy
+        // machine that may take longer than the tests' usual WeChat timeout.
+        c.wechat.timeout_ms = 15_000;
         c.apps.push(app("brand", |a| {
             a.logo = Some(png.clone());
             a.qr_foreground = INK.into();
@@ -274,10 +277,14 @@ async fn wxacode_mode_lays_the_logo_over_wechats_code(backend: Backend) {
     let size = 430;
     let png = fetch(&app, &random, "png", size).await;
     let ours = pixels(png, "png").await;
-    // What the simulator sends for this scene, width and line colour (the default ink).
-    let theirs = scangate::wechat::simulator::wxacode_image(&random, size, [0, 0, 0], false)
+    // What the simulator sends for this scene and line colour (the default ink), at the one
+    // width ScanGate fetches, drawn at the size asked for.
+    let source = scangate::qr::WXACODE_SOURCE_WIDTH;
+    let theirs = scangate::wechat::simulator::wxacode_image(&random, source, [0, 0, 0], false)
         .map(|bytes| image::load_from_memory(&bytes).unwrap().to_rgb8())
         .unwrap();
+    let theirs =
+        image::imageops::resize(&theirs, size, size, image::imageops::FilterType::Triangle);
     let (plate, at) = scangate::qr::render::wxacode_plate(size);
     let mut compared = 0;
     for (x, y, p) in theirs.enumerate_pixels() {
@@ -323,7 +330,73 @@ async fn a_wechat_refusal_falls_back_to_an_ordinary_qr_code(backend: Backend) {
     );
 }
 
+async fn one_wechat_call_draws_every_size_and_format_of_a_mini_program_code(backend: Backend) {
+    let dir = tempdir::Dir::new();
+    let app = spawn(backend, &dir).await;
+    let (random, _) = create(&app, "mini").await;
+    let sizes = [128, 200, 300, 430, 512, 777, 1024];
+    let requests = sizes
+        .iter()
+        .flat_map(|size| ["png", "svg"].map(|ext| (ext, *size)))
+        .map(|(ext, size)| {
+            let app = &app;
+            let random = random.clone();
+            async move { fetch(app, &random, ext, size).await.status() }
+        });
+    let statuses = futures::future::join_all(requests).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(app.sim.calls("/wxa/getwxacodeunlimit"), 1);
+
+    // A second code is a second call; the first code's are all served from memory.
+    let (other, _) = create(&app, "mini").await;
+    assert_eq!(
+        fetch(&app, &other, "png", 300).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        fetch(&app, &random, "png", 777).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.sim.calls("/wxa/getwxacodeunlimit"), 2);
+}
+
+async fn drawing_many_sizes_of_one_code_is_rate_limited(backend: Backend) {
+    let dir = tempdir::Dir::new();
+    let app = spawn(backend, &dir).await;
+    let (random, _) = create(&app, "web").await;
+    let limit = app.config.rate_limits.image_renders_per_code_per_minute as u32;
+    for size in 200..200 + limit {
+        assert_eq!(
+            fetch(&app, &random, "png", size).await.status(),
+            StatusCode::OK
+        );
+    }
+    let over = fetch(&app, &random, "png", 200 + limit).await;
+    assert!(over.headers().contains_key("retry-after"));
+    crate::helpers::assert_error(over, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // What was drawn is still served, and another code is not affected.
+    assert_eq!(
+        fetch(&app, &random, "png", 200).await.status(),
+        StatusCode::OK
+    );
+    let (other, _) = create(&app, "web").await;
+    assert_eq!(
+        fetch(&app, &other, "png", 999).await.status(),
+        StatusCode::OK
+    );
+    app.clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(
+        fetch(&app, &random, "png", 999).await.status(),
+        StatusCode::OK
+    );
+}
+
 both_backends!(
+    one_wechat_call_draws_every_size_and_format_of_a_mini_program_code,
+    drawing_many_sizes_of_one_code_is_rate_limited,
     every_image_decodes_to_its_scan_url,
     the_logo_and_colours_are_really_there,
     images_are_made_once_and_revalidated,

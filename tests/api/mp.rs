@@ -152,14 +152,14 @@ async fn confirm_with_profile_and_phone_code_fills_the_user(backend: Backend) {
     let token = app.mp_login(APPID, "o-p").await;
     app.scan(&token, &random).await;
     let phone_code = app.sim.phone_code(APPID, "o-p", "13800138000", "86");
-    let body = json!({ "profile": { "nickname": "小明", "avatar_url": "https://example.com/x.png" }, "phone": { "code": phone_code } });
+    let body = json!({ "profile": { "nickname": "小明", "avatar_url": "https://thirdwx.qlogo.cn/mmopen/x/132" }, "phone": { "code": phone_code } });
     assert_eq!(
         app.confirm(&token, &random, Some(body)).await.status(),
         StatusCode::OK
     );
     let user = exchange_user(&app, &random).await;
     assert_eq!(user["nickname"], "小明");
-    assert_eq!(user["avatar_url"], "https://example.com/x.png");
+    assert_eq!(user["avatar_url"], "https://thirdwx.qlogo.cn/mmopen/x/132");
     assert_eq!(user["phone"], "13800138000");
     assert_eq!(user["phone_country_code"], "86");
 }

@@ -83,7 +83,9 @@ async fn a_whole_login_ends_in_one_exchange(backend: Backend) {
         .client
         .patch(app.url("/api/mp/v1/me"))
         .bearer_auth(&token)
-        .json(&json!({ "nickname": "Alice", "avatar_url": "https://example.com/a.png" }))
+        .json(
+            &json!({ "nickname": "Alice", "avatar_url": "https://thirdwx.qlogo.cn/mmopen/a/132" }),
+        )
         .send()
         .await
         .unwrap();
@@ -99,7 +101,7 @@ async fn a_whole_login_ends_in_one_exchange(backend: Backend) {
     assert_eq!(status["status"], "scanned");
     assert_eq!(
         status["scanned_by"],
-        json!({ "nickname": "Alice", "avatar_url": "https://example.com/a.png" })
+        json!({ "nickname": "Alice", "avatar_url": "https://thirdwx.qlogo.cn/mmopen/a/132" })
     );
     assert!(status.get("ticket").is_none());
 

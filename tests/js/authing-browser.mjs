@@ -3,7 +3,7 @@
 // and the ticket is exchanged from the page (the binding cookie travels with the SDK's
 // credentialed requests). A second browser following the same code never sees the ticket.
 import { launch, artifact, must } from "./lib/browser.mjs";
-import { phone } from "./lib/phone.mjs";
+import { AVATAR_PNG, phone } from "./lib/phone.mjs";
 
 const { SCANGATE, SIMULATOR, MP_APPID, APP_ID, SITE } = process.env;
 const mp = phone({ scangate: SCANGATE, simulator: SIMULATOR, appid: MP_APPID });
@@ -29,7 +29,7 @@ try {
   // for this origin (a tainted canvas would have thrown and been shown as is).
   await page.waitForSelector('#authing__qrcode-wrapper img[src^="data:image/png"]');
 
-  await mp.login("o-sdk-browser", { nickname: "浏览器 Browser", avatar_url: `${SITE}/avatar.svg` });
+  await mp.login("o-sdk-browser", { nickname: "浏览器 Browser", avatar: AVATAR_PNG });
   await mp.scan(random);
   await page.waitForFunction(() => window.sdk.scanned, null, { timeout: 15000 });
   const scanned = await page.evaluate(() => window.sdk.scanned);

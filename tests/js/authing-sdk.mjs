@@ -4,13 +4,12 @@
 // then startPolling reaches onSuccess.
 import { AuthenticationClient } from "authing-js-sdk";
 import { must } from "./lib/browser.mjs";
-import { phone, verifyIdToken } from "./lib/phone.mjs";
+import { AVATAR_PNG, phone, verifyIdToken } from "./lib/phone.mjs";
 
 const { SCANGATE, SIMULATOR, MP_APPID, APP_ID } = process.env;
 const client = new AuthenticationClient({ appId: APP_ID, appHost: SCANGATE });
 const wx = client.wxqrcode;
 const mp = phone({ scangate: SCANGATE, simulator: SIMULATOR, appid: MP_APPID });
-const photo = `${SCANGATE}/static/avatar.svg`;
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 // ---- step by step ----
@@ -24,7 +23,8 @@ must((await image.arrayBuffer()).byteLength > 100, "with a body");
 let s = await wx.checkStatus(random);
 must(s.status === 0 && s.random === random && !s.ticket && !s.userInfo, `pending: ${JSON.stringify(s)}`);
 
-await mp.login("o-sdk-node", { nickname: "节点 Node", avatar_url: photo });
+const { avatar_url: photo } = await mp.login("o-sdk-node", { nickname: "节点 Node", avatar: AVATAR_PNG });
+must(photo.startsWith(`${SCANGATE}/media/avatars/`), `uploaded avatar ${photo}`);
 await mp.scan(random);
 s = await wx.checkStatus(random);
 must(s.status === 1, `scanned: ${JSON.stringify(s)}`);

@@ -3,7 +3,7 @@
 // the browser has no EventSource; expiry, which waits while the page is hidden and renews by
 // itself while it is visible.
 import { launch, artifact, must } from "./lib/browser.mjs";
-import { phone } from "./lib/phone.mjs";
+import { AVATAR_PNG, phone } from "./lib/phone.mjs";
 
 const { SCANGATE, SIMULATOR, MP_APPID, APP_ID, SHORT_APP_ID, SITE, BACKEND } = process.env;
 const mp = phone({ scangate: SCANGATE, simulator: SIMULATOR, appid: MP_APPID });
@@ -77,7 +77,7 @@ try {
     await shot(page, `${lang}-pending`);
     const r = await random(page);
 
-    await mp.login(`o-widget-${lang}`, { nickname, avatar_url: `${SITE}/avatar.svg` });
+    await mp.login(`o-widget-${lang}`, { nickname, avatar: AVATAR_PNG });
     await mp.scan(r);
     await state(page, "scanned");
     must((await page.textContent(".sg-name")) === nickname, "the scanner's nickname");

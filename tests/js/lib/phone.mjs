@@ -2,6 +2,13 @@
 // simulator, a session with ScanGate's Mini Program API, then scan, confirm or cancel.
 import { must } from "./browser.mjs";
 
+/** A small blue PNG, uploaded as an avatar: ScanGate keeps only avatars it stores itself (or
+ * WeChat's), so a test's avatar goes through `POST /me/avatar` as a Mini Program's does. */
+export const AVATAR_PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR4nGPQqDiBFTEMLQkAAtVaAcSRe60AAAAASUVORK5CYII=",
+  "base64",
+);
+
 export function phone({ scangate, simulator, appid }) {
   let token = null;
 
@@ -18,12 +25,27 @@ export function phone({ scangate, simulator, appid }) {
   const mp = (path) => `${scangate}/api/mp/v1${path}`;
 
   return {
-    /** Logs `openid` in and sets its profile; returns ScanGate's view of the user. */
+    /** Logs `openid` in and sets its profile (`avatar`: image bytes to upload); returns
+     * ScanGate's view of the user. */
     async login(openid, profile) {
       const { code } = await call("POST", new URL("_sim/login", simulator).href, { appid, openid }, false);
       const session = await call("POST", mp("/session"), { appid, code }, false);
       token = session.token;
-      return profile ? call("PATCH", mp("/me"), profile) : session.user;
+      if (!profile) return session.user;
+      const { avatar, ...rest } = profile;
+      if (avatar) {
+        const form = new FormData();
+        form.append("file", new Blob([avatar], { type: "image/png" }), "avatar.png");
+        const res = await fetch(mp("/me/avatar"), {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}` },
+          body: form,
+        });
+        const text = await res.text();
+        must(res.ok, `POST /me/avatar: ${res.status} ${text}`);
+        rest.avatar_url = JSON.parse(text).avatar_url;
+      }
+      return call("PATCH", mp("/me"), rest);
     },
     scan: (random) => call("POST", mp(`/qrcodes/${random}/scan`)),
     confirm: (random) => call("POST", mp(`/qrcodes/${random}/confirm`)),
