@@ -123,12 +123,15 @@ pub async fn serve<S>(
         };
         let _ = stream.set_nodelay(true);
         let body_timeout = policy.body_read_timeout;
-        let service = service
-            .clone()
-            .map_request(move |mut req: Request<Incoming>| {
+        let service = service.clone();
+        let service = tower::service_fn(move |req: Request<Incoming>| {
+            let service = service.clone();
+            async move {
+                let mut req = prefetched(req, body_timeout).await;
                 req.extensions_mut().insert(ConnectInfo(peer));
-                req.map(|body| Body::new(Deadline::new(body, body_timeout)))
-            });
+                service.oneshot(req).await
+            }
+        });
         let watcher = graceful.watcher();
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         tokio::spawn(async move {
@@ -159,6 +162,35 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
     let _ = stream.shutdown().await;
+}
+
+/// The largest body read in full before its handler runs.
+const PREFETCH_LIMIT: u64 = 64 * 1024;
+
+/// The request with its body under a deadline, and a small body (`Content-Length` of at most
+/// [`PREFETCH_LIMIT`]) already read off the connection. A handler that takes no body (`scan`,
+/// `cancel`) would otherwise answer while the last bytes of one are still in flight; hyper
+/// then cannot reuse the connection and closes it right after the response, and the client's
+/// next request on that keep-alive connection is lost. Read first, the body is always gone
+/// from the socket before any response is written. A body that fails to arrive reaches the
+/// handler as an unreadable body, which it answers in its own error format.
+async fn prefetched(req: Request<Incoming>, timeout: Duration) -> Request {
+    let (parts, body) = req.into_parts();
+    let body = Deadline::new(body, timeout);
+    let small = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0 && n <= PREFETCH_LIMIT);
+    if !small {
+        return Request::from_parts(parts, Body::new(body));
+    }
+    let body = match axum::body::to_bytes(Body::new(body), PREFETCH_LIMIT as usize).await {
+        Ok(bytes) => Body::from(bytes),
+        Err(e) => Body::from_stream(futures::stream::iter([Err::<axum::body::Bytes, _>(e)])),
+    };
+    Request::from_parts(parts, body)
 }
 
 /// A request body that fails once its deadline has passed, so a client trickling an upload

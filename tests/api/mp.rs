@@ -18,7 +18,43 @@ both_backends!(
     legacy_data_for_another_mini_program_is_refused,
     an_avatar_upload_is_served_back,
     a_phone_code_is_exchanged_through_wechat_once_per_token,
+    an_avatar_url_is_ours_or_wechats_and_stored_normalised,
 );
+
+async fn an_avatar_url_is_ours_or_wechats_and_stored_normalised(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.mp_login(APPID, "o-avatar-url").await;
+    let patch = |avatar: &str| {
+        app.client
+            .patch(app.url("/api/mp/v1/me"))
+            .bearer_auth(&token)
+            .json(&json!({ "avatar_url": avatar }))
+            .send()
+    };
+    for elsewhere in [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://example.com/a.png",
+        "https://thirdwx.qlogo.cn:444/x/132",
+        "https://thirdwx.qlogo.cn.example.com/x/132",
+        &app.url("/media/logos/abc.png"),
+    ] {
+        assert_error(
+            patch(elsewhere).await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+    }
+    let res = patch("HTTP://ThirdWX.qlogo.cn/mmopen/a\"b/132#x")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let me = app.get_json_bearer("/api/mp/v1/me", &token).await;
+    assert_eq!(
+        me["avatar_url"],
+        "https://thirdwx.qlogo.cn/mmopen/a%22b/132"
+    );
+}
 
 async fn a_session_creates_a_user_once_and_then_reuses_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
