@@ -100,8 +100,12 @@ pub async fn state(
     });
     let event_streams =
         crate::ratelimit::Occupancy::new(config.connections.event_streams_per_address);
+    let requesters = Arc::new(crate::requesters::Requesters::open(
+        config.geoip_database.as_deref(),
+    )?);
     let state = AppState {
         event_streams,
+        requesters,
         admin,
         miniprograms: MiniPrograms::new(db.clone(), secrets.clone()),
         config: Arc::new(config),

@@ -48,7 +48,18 @@ export function phone({ scangate, simulator, appid }) {
       return call("PATCH", mp("/me"), rest);
     },
     scan: (random) => call("POST", mp(`/qrcodes/${random}/scan`)),
-    confirm: (random) => call("POST", mp(`/qrcodes/${random}/confirm`)),
+    /** `body`: what the confirm screen sends (`{ match_number }` when the app has the step). */
+    confirm: (random, body) => call("POST", mp(`/qrcodes/${random}/confirm`), body),
+    /** As `confirm`, expecting a refusal; returns `{ status, body }`. */
+    async refused(random, body) {
+      const res = await fetch(mp(`/qrcodes/${random}/confirm`), {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      must(!res.ok, `confirm ${random} was refused`);
+      return { status: res.status, body: await res.json() };
+    },
     cancel: (random) => call("POST", mp(`/qrcodes/${random}/cancel`)),
   };
 }
