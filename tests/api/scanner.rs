@@ -410,6 +410,16 @@ async fn a_reported_native_login_loses_its_access_token_and_only_the_owner_may_r
     // The other login is untouched.
     let other = kept["access_token"].as_str().unwrap();
     assert_eq!(userinfo_status(&app, other).await, StatusCode::OK);
+
+    // The list keeps 90 days.
+    app.clock
+        .advance(std::time::Duration::from_secs(91 * 24 * 3600));
+    scangate::store::purge_expired(&app.state.db, app.clock.now())
+        .await
+        .unwrap();
+    let token = app.mp_login(APPID, "o-owner").await;
+    let list = app.get_json_bearer("/api/mp/v1/me/logins", &token).await;
+    assert_eq!(list, json!({ "logins": [] }));
 }
 
 async fn an_exhausted_phone_quota_lets_the_login_go_on_without_the_phone(backend: Backend) {
