@@ -1,0 +1,65 @@
+//! The reference Mini Program (`miniprogram/`): its own pages and code, run in Node by
+//! `miniprogram-simulate` with a `wx` whose requests reach this ScanGate over real HTTP and whose
+//! `wx.login` codes come from the WeChat simulator (`tests/js/miniprogram.mjs`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::routing::post;
+
+use crate::both_backends;
+use crate::helpers::*;
+use crate::js::run_node;
+
+both_backends!(
+    the_mini_program_signs_in_with_its_own_pages_and_declines,
+    the_mini_program_shows_a_clear_screen_for_each_refusal,
+);
+
+/// What `miniprogram.mjs` needs: ScanGate, the simulator, the Mini Program, its apps, and
+/// `POST {CONTROL}/advance?secs=`, which moves ScanGate's manual clock.
+async fn mp_env(app: &TestApp, part: &str) -> Vec<(&'static str, String)> {
+    let clock = app.clock.clone();
+    let control = serve(axum::Router::new().route(
+        "/advance",
+        post(move |Query(q): Query<HashMap<String, u64>>| {
+            clock.advance(Duration::from_secs(q.get("secs").copied().unwrap_or(0)));
+            async { "ok" }
+        }),
+    ))
+    .await;
+    vec![
+        ("SCANGATE", app.base.clone()),
+        ("SIMULATOR", app.config.wechat.api_base.to_string()),
+        ("MP_APPID", APPID.to_owned()),
+        ("APP_ID", "web".to_owned()),
+        ("OTHER_APP_ID", "other".to_owned()),
+        ("CONTROL", control),
+        ("PART", part.to_owned()),
+    ]
+}
+
+async fn the_mini_program_signs_in_with_its_own_pages_and_declines(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = run_node("miniprogram.mjs", &mp_env(&app, "login").await).await;
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    // The login the pages made is the one ScanGate recorded, with what the person filled in.
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("user "))
+        .expect("a login");
+    let user = scangate::store::users::get(&app.state.db.pool, id)
+        .await
+        .unwrap()
+        .expect("the user exists");
+    assert_eq!(user.nickname.as_deref(), Some("Alice 小程序"));
+    assert_eq!(user.phone.as_deref(), Some("13800138000"));
+    assert!(user.login_count >= 1);
+}
+
+async fn the_mini_program_shows_a_clear_screen_for_each_refusal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let out = run_node("miniprogram.mjs", &mp_env(&app, "refusals").await).await;
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+}
