@@ -249,6 +249,14 @@ async function refusals() {
   must(describe.shownAgo({ shown_seconds_ago: 300 }) === "shown 5 min ago", "minutes");
   const at = { location: { city: "Shanghai", region: "Shanghai", country: "China", country_code: "CN" } };
   must(describe.place(at) === "Shanghai, China", describe.place(at));
+  const entry = mp.require("lib/entry.js");
+  const r = "Zk3_q9vX-2mP8sLwQ4rTyU7a";
+  must(entry.fromOptions({ q: encodeURIComponent(`https://login.example.com/q/${r}`) }) === r, "q");
+  must(entry.fromOptions({ q: encodeURIComponent(`https://login.example.com/q/${r}?from=mail`) }) === r, "q with a query");
+  must(entry.fromOptions({ scene: encodeURIComponent(r) }) === r, "scene");
+  must(entry.fromOptions({ q: encodeURIComponent("https://login.example.com/q/short") }) === null, "not a random");
+  must(entry.fromScanResult({ scanType: "WX_CODE", path: `pages/scan/scan?scene=${r}` }) === r, "a Mini Program code");
+  must(entry.fromScanResult({ result: `https://elsewhere.example/q/${r}` }) === null, "another site's code");
   const warn = describe.mismatchText({ reason: "country", requester_country: "Russia", scanner_country: "China" });
   must(warn.includes("Russia") && warn.includes("China"), warn);
 }
