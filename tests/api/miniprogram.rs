@@ -10,7 +10,7 @@ use axum::routing::post;
 
 use crate::both_backends;
 use crate::helpers::*;
-use crate::js::run_node;
+use crate::js::{chromium, run_node};
 
 both_backends!(
     the_mini_program_signs_in_with_its_own_pages_and_declines,
@@ -18,8 +18,9 @@ both_backends!(
 );
 
 /// What `miniprogram.mjs` needs: ScanGate, the simulator, the Mini Program, its apps, and
-/// `POST {CONTROL}/advance?secs=`, which moves ScanGate's manual clock.
-async fn mp_env(app: &TestApp, part: &str) -> Vec<(&'static str, String)> {
+/// `POST {CONTROL}/advance?secs=`, which moves ScanGate's manual clock. The pages are drawn by
+/// Chromium for the screenshots on one backend only.
+async fn mp_env(app: &TestApp, backend: Backend, part: &str) -> Vec<(&'static str, String)> {
     let clock = app.clock.clone();
     let control = serve(axum::Router::new().route(
         "/advance",
@@ -37,12 +38,18 @@ async fn mp_env(app: &TestApp, part: &str) -> Vec<(&'static str, String)> {
         ("OTHER_APP_ID", "other".to_owned()),
         ("CONTROL", control),
         ("PART", part.to_owned()),
+        // Screenshots of the pages (tests/artifacts/miniprogram-*.png), once per run.
+        (
+            "SCREENSHOTS",
+            u8::from(backend == Backend::Embedded).to_string(),
+        ),
     ]
 }
 
 async fn the_mini_program_signs_in_with_its_own_pages_and_declines(backend: Backend) {
+    chromium();
     let app = TestApp::spawn(backend).await;
-    let out = run_node("miniprogram.mjs", &mp_env(&app, "login").await).await;
+    let out = run_node("miniprogram.mjs", &mp_env(&app, backend, "login").await).await;
     assert!(out.trim_end().ends_with("ok"), "{out}");
     // The login the pages made is the one ScanGate recorded, with what the person filled in.
     let id = out
@@ -59,7 +66,8 @@ async fn the_mini_program_signs_in_with_its_own_pages_and_declines(backend: Back
 }
 
 async fn the_mini_program_shows_a_clear_screen_for_each_refusal(backend: Backend) {
+    chromium();
     let app = TestApp::spawn(backend).await;
-    let out = run_node("miniprogram.mjs", &mp_env(&app, "refusals").await).await;
+    let out = run_node("miniprogram.mjs", &mp_env(&app, backend, "refusals").await).await;
     assert!(out.trim_end().ends_with("ok"), "{out}");
 }

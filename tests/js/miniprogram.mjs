@@ -9,7 +9,7 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { must } from "./lib/browser.mjs";
+import { artifact, launch, must } from "./lib/browser.mjs";
 import { miniprogram, Phone } from "./lib/miniprogram.mjs";
 
 const { SCANGATE, SIMULATOR, MP_APPID, APP_ID, OTHER_APP_ID, CONTROL, PART } = process.env;
@@ -18,6 +18,9 @@ const CHROME_ON_WINDOWS =
 
 const mp = miniprogram({ scangate: SCANGATE, simulator: SIMULATOR, appid: MP_APPID });
 const show = (v) => JSON.stringify(v);
+const shots = [];
+/** Keeps the current page to be drawn by Chromium at the end (when SCREENSHOTS=1). */
+const snap = (name) => shots.push([name, mp.html()]);
 
 // ---- the PC's side, over the public API ----
 
@@ -100,6 +103,7 @@ async function login() {
   must(/shown/.test(mp.text("#who-shown") || ""), `when the code was shown: ${mp.text("#who-shown")}`);
   must(mp.text("#decline") === "Decline", "Decline is offered beside Confirm");
 
+  snap("confirm");
   const status = await pcStatus(qr);
   must(status.status === "scanned", `the PC sees the scan: ${show(status)}`);
 
@@ -119,6 +123,7 @@ async function login() {
   must(mp.current().route === "pages/result/result", `the result page: ${mp.current().route} ${show(mp.current().options)}`);
   must(mp.text("#title") === "Signed in", `signed in: ${mp.text("#title")}`);
   must(mp.text("#message").includes("App web"), `to the app: ${mp.text("#message")}`);
+  snap("result");
 
   const done = await pcStatus(qr);
   must(done.status === "confirmed" && done.ticket, `the PC gets its ticket: ${show(done)}`);
@@ -208,6 +213,7 @@ async function refusals() {
   await screen("expired", "The code has expired");
   await mp.launch(carol, { scene: late.random });
   await screen("expired", "二维码已过期");
+  snap("expired-zh");
 
   // Another Mini Program's code.
   const foreign = await pcCode(OTHER_APP_ID);
@@ -249,6 +255,9 @@ async function refusals() {
   must(describe.shownAgo({ shown_seconds_ago: 300 }) === "shown 5 min ago", "minutes");
   const at = { location: { city: "Shanghai", region: "Shanghai", country: "China", country_code: "CN" } };
   must(describe.place(at) === "Shanghai, China", describe.place(at));
+  const { STRINGS } = mp.require("lib/i18n.js");
+  const missing = Object.keys(STRINGS.en).filter((k) => !STRINGS.zh[k]).concat(Object.keys(STRINGS.zh).filter((k) => !STRINGS.en[k]));
+  must(missing.length === 0, `every string in both languages: ${missing}`);
   const entry = mp.require("lib/entry.js");
   const r = "Zk3_q9vX-2mP8sLwQ4rTyU7a";
   must(entry.fromOptions({ q: encodeURIComponent(`https://login.example.com/q/${r}`) }) === r, "q");
@@ -264,6 +273,21 @@ async function refusals() {
 if (PART === "login") await login();
 else if (PART === "refusals") await refusals();
 else throw new Error(`PART is login or refusals, not ${PART}`);
+
+if (process.env.SCREENSHOTS === "1" && shots.length) {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.setViewportSize({ width: 375, height: 740 });
+    for (const [name, html] of shots) {
+      await page.setContent(html);
+      await page.screenshot({ path: artifact(`miniprogram-${name}.png`), fullPage: true });
+      console.log(`screenshot miniprogram-${name}.png`);
+    }
+  } finally {
+    await browser.close();
+  }
+}
 
 must(mp.seen.every((body) => !/session_key/.test(body)), "no session_key ever reaches the Mini Program");
 console.log("ok");

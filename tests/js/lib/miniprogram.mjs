@@ -4,11 +4,36 @@
 // the WeChat simulator. Navigation opens the next page the way WeChat would, with its query
 // as onLoad's options.
 import "global-jsdom/register";
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { readFile as readFileAsync } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { must } from "./browser.mjs";
+
+/** A page's WXSS as the browser's CSS: 750 rpx = 375 px, classes under the page's prefix. */
+function css(file) {
+  let text;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (_) {
+    return "";
+  }
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, "")
+    .replace(/(-?\d+(?:\.\d+)?)rpx/g, (_, n) => `${Number(n) / 2}px`)
+    .replace(/([^{}]+)\{/g, (_, sel) => `${sel.replace(/\.([A-Za-z_][\w-]*)/g, ".main--$1").replace(/(?<![\w.-])page\b/g, "body")}{`);
+}
+
+// How WeChat lays out its built-in components, near enough for a screenshot.
+const BUILTINS = `wx-view, wx-button, wx-image, wx-input { display: block; }
+wx-text { display: inline; white-space: pre-wrap; }
+wx-view > wx-text { display: block; }
+wx-image { width: 60px; height: 60px; background: #e5e6eb; border-radius: 12px; margin: 0 auto; }
+wx-input { min-height: 1.5em; }
+wx-input::after { content: attr(placeholder); color: #bbbfc4; }
+wx-button { text-align: center; box-sizing: border-box; }
+body { margin: 0; font-family: "Noto Sans CJK SC", sans-serif; }`;
 
 // j-component builds its events with the global constructors: jsdom's, not Node's own.
 for (const name of ["Event", "CustomEvent", "EventTarget"]) globalThis[name] = window[name];
@@ -112,7 +137,7 @@ export function miniprogram({ scangate, simulator, appid }) {
         (async () => {
           let bytes;
           try {
-            bytes = await readFile(handler.filePath);
+            bytes = await readFileAsync(handler.filePath);
           } catch (e) {
             call(handler, false, { errMsg: `uploadFile:fail ${e.message}` });
             return;
@@ -227,6 +252,12 @@ export function miniprogram({ scangate, simulator, appid }) {
     text(selector) {
       const node = this.current().page.querySelector(selector);
       return node ? node.dom.textContent.trim() : null;
+    },
+    /** The current page as WeChat would draw it, 375 px wide, as HTML for a screenshot. */
+    html() {
+      const { route, page } = this.current();
+      const style = BUILTINS + css(path.join(MP_DIR, "app.wxss")) + css(path.join(MP_DIR, `${route}.wxss`));
+      return `<!doctype html><meta charset="utf-8"><style>${style}</style><body>${page.dom.outerHTML}</body>`;
     },
     all(selector) {
       return this.current().page.querySelectorAll(selector);
