@@ -98,7 +98,11 @@ pub async fn state(
         keys: Arc::clone(&keys),
         funnel: Arc::clone(&funnel),
     });
+    let requesters = Arc::new(crate::requesters::Requesters::open(
+        config.geoip_database.as_deref(),
+    )?);
     let state = AppState {
+        requesters,
         admin,
         miniprograms: MiniPrograms::new(db.clone(), secrets.clone()),
         config: Arc::new(config),

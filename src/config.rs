@@ -48,6 +48,10 @@ pub struct Config {
     /// A second listener that serves only `/metrics`, for a scraper on another host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// A MaxMind-format database (`.mmdb`, e.g. GeoLite2 City) to tell the phone roughly where
+    /// a login was asked from; absent: no location, and no country or datacenter warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geoip_database: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -112,6 +116,13 @@ pub struct AppConfig {
     /// users, linked by unionid or phone, may sign in).
     #[serde(default)]
     pub signup: crate::store::apps::Signup,
+    /// The match step: once the code is scanned the PC page shows a two-digit number and the
+    /// person taps the same one among three on the phone; a wrong tap cancels the code.
+    #[serde(default = "default_true")]
+    pub match_number: bool,
+    /// Whether the Mini Program asks for the phone number: `required`, `optional` or `off`.
+    #[serde(default)]
+    pub phone: crate::store::apps::PhoneAsk,
     /// Colour of the QR code's dark modules, `#rrggbb`.
     #[serde(default = "default_qr_foreground")]
     pub qr_foreground: String,
@@ -179,6 +190,8 @@ impl Default for AppConfig {
             qr_ttl_secs: default_qr_ttl(),
             require_binding: true,
             signup: crate::store::apps::Signup::Open,
+            match_number: true,
+            phone: crate::store::apps::PhoneAsk::Optional,
             qr_foreground: default_qr_foreground(),
             qr_background: default_qr_background(),
             qr_size: default_qr_size(),
@@ -291,6 +304,7 @@ impl Default for Config {
             trusted_proxies: crate::proxies::TrustedProxies::default(),
             metrics: true,
             metrics_listen: None,
+            geoip_database: None,
         }
     }
 }
@@ -318,6 +332,14 @@ pub struct RateLimits {
     pub client_auth_failures_per_client_per_minute: u64,
     /// Avatar uploads per Mini Program user (not per address): each is decoded and stored.
     pub avatar_uploads_per_minute: u64,
+    /// Confirmed logins per Mini Program user: a person approves a few logins a minute at most.
+    pub approvals_per_minute: u64,
+    /// QR codes one address may have pending (created, not scanned, not expired) at once: a
+    /// cap, so that a page farming codes for victims to scan runs out however slowly it asks.
+    pub pending_qrcodes_per_address: u64,
+    /// Scans per Mini Program user of codes that are not pending (unknown, expired, used,
+    /// another's): what guessing or replaying photographed codes looks like.
+    pub stale_scans_per_minute: u64,
 }
 
 impl Default for RateLimits {
@@ -330,6 +352,9 @@ impl Default for RateLimits {
             client_auth_failures_per_minute: 30,
             client_auth_failures_per_client_per_minute: 120,
             avatar_uploads_per_minute: 5,
+            approvals_per_minute: 10,
+            pending_qrcodes_per_address: 300,
+            stale_scans_per_minute: 30,
         }
     }
 }

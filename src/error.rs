@@ -31,6 +31,9 @@ pub enum AppError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The person tapped a number the PC page did not show: the code is cancelled.
+    #[error("{0}")]
+    WrongMatchNumber(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -65,7 +68,7 @@ impl AppError {
             | AppError::InvalidCode(_)
             | AppError::DecryptFailed(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::WrongMatchNumber(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Expired(_) => StatusCode::GONE,
@@ -86,6 +89,7 @@ impl AppError {
             AppError::DecryptFailed(_) => "decrypt_failed",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::WrongMatchNumber(_) => "wrong_match_number",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::Expired(_) => "expired",

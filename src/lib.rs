@@ -36,7 +36,8 @@
 //! - `qr`: QR image rendering and branding.
 //! - `store`: SQL per aggregate on SQLite or PostgreSQL.
 //! - `cors`: cross-origin grants for the PC APIs and the relying parties' endpoints.
-//! - `ratelimit`: per-address limits counted across instances.
+//! - `ratelimit`: per-address and per-user limits counted across instances.
+//! - `requesters`: who is asking for a login: the browser in words, a coarse place.
 //! - `published`: documents answered whole before routing.
 //! - `metrics`: the Prometheus registry and what is recorded in it.
 //! - `funnel`: the scan funnel per app and hour, counted in the ticket store.
@@ -81,6 +82,7 @@ pub mod proxies;
 pub mod published;
 pub mod qr;
 pub mod ratelimit;
+pub mod requesters;
 pub mod router;
 pub mod server;
 pub mod state;

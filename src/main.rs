@@ -127,6 +127,12 @@ struct AppCreate {
     /// Do not bind QR codes to the browser that created them.
     #[arg(long)]
     no_binding: bool,
+    /// Turn the match step off: no number on the PC to tap on the phone.
+    #[arg(long)]
+    no_match_number: bool,
+    /// Whether the Mini Program asks for a phone number: required, optional or off.
+    #[arg(long, default_value = "optional", value_parser = ["required", "optional", "off"])]
+    phone: String,
     /// Logo: a file path, a data: URI or an https:// URL.
     #[arg(long)]
     logo: Option<String>,
@@ -345,6 +351,12 @@ async fn app_create(config: &Config, args: AppCreate) -> anyhow::Result<()> {
         miniprogram: args.miniprogram,
         qr_ttl_secs: args.qr_ttl_secs,
         require_binding: !args.no_binding,
+        match_number: !args.no_match_number,
+        phone: match args.phone.as_str() {
+            "required" => scangate::store::apps::PhoneAsk::Required,
+            "off" => scangate::store::apps::PhoneAsk::Off,
+            _ => scangate::store::apps::PhoneAsk::Optional,
+        },
         ..AppConfig::default()
     };
     let created = scangate::cli::create_app(config, app, args.public).await?;

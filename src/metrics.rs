@@ -61,6 +61,11 @@ struct GrantLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
     backend: &'static str,
 }
@@ -110,6 +115,31 @@ pub struct Metrics {
     wechat_seconds: Histograms<EndpointLabels>,
     token_grants: Family<GrantLabels, Counter>,
     storage_errors: Family<BackendLabels, Counter>,
+    scanner_events: Family<EventLabels, Counter>,
+}
+
+/// What the phone's protections did, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScannerEvent {
+    /// The phone was warned (country or datacenter) before confirming.
+    MismatchWarned,
+    /// A wrong match number cancelled a code.
+    WrongMatchNumber,
+    /// WeChat's phone number quota was exhausted; the login went on without the phone.
+    PhoneQuotaExhausted,
+    /// A person reported a login as not theirs.
+    LoginReported,
+}
+
+impl ScannerEvent {
+    fn as_str(self) -> &'static str {
+        match self {
+            ScannerEvent::MismatchWarned => "mismatch_warned",
+            ScannerEvent::WrongMatchNumber => "wrong_match_number",
+            ScannerEvent::PhoneQuotaExhausted => "phone_quota_exhausted",
+            ScannerEvent::LoginReported => "login_reported",
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -171,6 +201,13 @@ impl Metrics {
             "Requests that failed because the database or Redis did",
             storage_errors.clone(),
         );
+        let scanner_events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "scanner_events",
+            "What the phone's protections did: mismatch_warned, wrong_match_number, \
+             phone_quota_exhausted, login_reported",
+            scanner_events.clone(),
+        );
         registry.register(
             "build",
             "The running build",
@@ -190,6 +227,7 @@ impl Metrics {
             wechat_seconds,
             token_grants,
             storage_errors,
+            scanner_events,
         }
     }
 
@@ -266,6 +304,17 @@ impl Metrics {
         if self.enabled {
             self.token_grants
                 .get_or_create(&GrantLabels { grant_type })
+                .inc();
+        }
+    }
+
+    /// One thing the phone's protections did.
+    pub fn scanner_event(&self, event: ScannerEvent) {
+        if self.enabled {
+            self.scanner_events
+                .get_or_create(&EventLabels {
+                    event: event.as_str(),
+                })
                 .inc();
         }
     }

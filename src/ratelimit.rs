@@ -2,12 +2,15 @@
 //! request, counted in the ticket store so that a fleet of instances shares one count.
 //!
 //! Limits guard what costs us something: stored QR codes and avatars, calls to WeChat, Argon2
-//! checks of client secrets, and guesses at exchange tickets and secrets. Reading a status is not limited; it is what a waiting page does.
+//! checks of client secrets, and guesses at exchange tickets and secrets. Reading a status is
+//! not limited; it is what a waiting page does. On the phone's side, per Mini Program user:
+//! approvals, and scans of codes that are not pending (guessing, replayed photos). Besides
+//! these rates, one cap: how many QR codes an address may have pending at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 use crate::config::RateLimits;
 use crate::error::{AppError, AppResult};
 use crate::tickets::TicketStore;
@@ -27,6 +30,10 @@ pub enum Limit {
     ClientAuthFailuresPerClient,
     /// Avatar uploads, per user.
     AvatarUploads,
+    /// Confirmed logins, per Mini Program user.
+    Approvals,
+    /// Scans of codes that are not pending, per Mini Program user.
+    StaleScans,
 }
 
 impl Limit {
@@ -39,6 +46,8 @@ impl Limit {
             Limit::ClientAuthFailures => "client_auth_failures",
             Limit::ClientAuthFailuresPerClient => "client_auth_failures_per_client",
             Limit::AvatarUploads => "avatar_uploads",
+            Limit::Approvals => "approvals",
+            Limit::StaleScans => "stale_scans",
         }
     }
 }
@@ -71,6 +80,8 @@ impl RateLimiter {
                 self.limits.client_auth_failures_per_client_per_minute
             }
             Limit::AvatarUploads => self.limits.avatar_uploads_per_minute,
+            Limit::Approvals => self.limits.approvals_per_minute,
+            Limit::StaleScans => self.limits.stale_scans_per_minute,
         }
     }
 
@@ -86,7 +97,7 @@ impl RateLimiter {
         if count > max {
             let whose = match limit {
                 Limit::ClientAuthFailuresPerClient => "for this client",
-                Limit::AvatarUploads => "by this user",
+                Limit::AvatarUploads | Limit::Approvals | Limit::StaleScans => "by this user",
                 _ => "from this address",
             };
             return Err(AppError::RateLimited(format!(
@@ -95,5 +106,37 @@ impl RateLimiter {
             )));
         }
         Ok(())
+    }
+
+    /// Counts a new pending QR code `random` of the address `ip` until it stops being pending
+    /// (see [`RateLimiter::release_pending`]) or `until` (its expiry); `rate_limited` when the
+    /// address already has `pending_qrcodes_per_address` of them.
+    pub async fn hold_pending(&self, ip: &str, random: &str, until: Millis) -> AppResult<()> {
+        let cap = self.limits.pending_qrcodes_per_address;
+        if cap == 0 {
+            return Ok(());
+        }
+        let key = format!("pending_qrcodes:{ip}");
+        if !self
+            .counts
+            .hold(&key, random, until, cap, self.clock.now())
+            .await?
+        {
+            return Err(AppError::RateLimited(
+                "too many QR codes waiting to be scanned from this address; let some expire \
+                 and try again in a minute"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The code `random` of `ip` is pending no more (scanned or cancelled).
+    pub async fn release_pending(&self, ip: &str, random: &str) -> AppResult<()> {
+        if self.limits.pending_qrcodes_per_address == 0 {
+            return Ok(());
+        }
+        let key = format!("pending_qrcodes:{ip}");
+        Ok(self.counts.release(&key, random).await?)
     }
 }

@@ -61,6 +61,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Counts each step of a QR login, per app and hour, for the scan funnel (and the metrics).
     pub funnel: Arc<crate::funnel::Funnel>,
+    /// Reads who is asking for a login: the browser in words, the place from `geoip_database`.
+    pub requesters: Arc<crate::requesters::Requesters>,
 }
 
 impl AppState {

@@ -181,7 +181,20 @@
         const who = view.scanned_by || {};
         $("scanner-avatar").src = who.avatar_url || defaultAvatar;
         $("scanner-name").replaceChildren(who.nickname ? document.createTextNode(who.nickname) : bi("微信用户", "WeChat user"));
-        setStatus(bi("已扫码 — 请在手机上确认", "Scanned — confirm on your phone"));
+        // The match step: the number the person taps among three on the phone.
+        const number = view.match_number;
+        $("match-number").hidden = number == null;
+        $("match-number").textContent = number == null ? "" : String(number);
+        $("scanned-text").replaceChildren(
+          number == null
+            ? bi("已扫码 — 请在手机上确认", "Scanned — confirm on your phone")
+            : bi("在手机上点选这个数字", "Tap this number on your phone")
+        );
+        setStatus(
+          number == null
+            ? bi("已扫码 — 请在手机上确认", "Scanned — confirm on your phone")
+            : bi("已扫码 — 在手机上点选 " + number, "Scanned — tap " + number + " on your phone")
+        );
         break;
       }
       case "confirmed":
@@ -192,7 +205,11 @@
         break;
       case "cancelled":
         stopCountdown(true);
-        showFinal(bi("已在手机上取消登录", "Login cancelled on the phone"));
+        showFinal(
+          view.cancel_reason === "wrong_match_number"
+            ? bi("手机上点选的数字不对，登录已取消", "The wrong number was tapped: login cancelled")
+            : bi("已在手机上取消登录", "Login cancelled on the phone")
+        );
         setStatus(bi("已取消", "Cancelled"));
         break;
       case "expired":

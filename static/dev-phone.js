@@ -28,6 +28,7 @@
   let currentOpenid = storageGet(CURRENT_KEY);
   let random = null; // the code being handled
   let scanned = null; // the scan response
+  let tapped = null; // the match number tapped, if the app has the match step
   let countdown = null;
   let offered = null; // the random filled in from /_dev/latest-code
 
@@ -412,7 +413,15 @@
     }
     const req = scanned.requester || {};
     $("req-ip").textContent = req.ip || "—";
-    $("req-browser").textContent = describeAgent(req.user_agent || "");
+    const place = req.location;
+    $("req-place").textContent = place
+      ? [place.city, place.region, place.country].filter(Boolean).join(", ")
+      : "—";
+    $("req-browser").textContent = req.description || describeAgent(req.user_agent || "");
+    const mismatch = scanned.mismatch;
+    $("mismatch").hidden = !mismatch;
+    $("mismatch-message").textContent = mismatch ? mismatch.message : "";
+    showChoices((scanned.match && scanned.match.choices) || null);
     $("req-ua").textContent = req.user_agent || "";
     $("req-time").textContent = req.created_at ? new Date(req.created_at).toLocaleString() : "—";
 
@@ -424,6 +433,26 @@
     $("confirm-button").disabled = false;
     show("screen-confirm");
     startCountdown(Date.parse(scanned.expires_at));
+  }
+
+  // The match step: three numbers, one of them on the computer's screen.
+  function showChoices(choices) {
+    tapped = null;
+    const box = $("match-choices");
+    box.replaceChildren();
+    $("match").hidden = !choices;
+    for (const n of choices || []) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "match-choice";
+      b.textContent = String(n);
+      b.setAttribute("aria-pressed", "false");
+      b.addEventListener("click", () => {
+        tapped = n;
+        for (const other of box.children) other.setAttribute("aria-pressed", String(other === b));
+      });
+      box.appendChild(b);
+    }
   }
 
   // "Chrome 126 · Linux" from a User-Agent string; the full string is shown beneath.
@@ -481,6 +510,13 @@
   async function confirm() {
     const user = currentUser();
     const body = {};
+    if (scanned.match) {
+      if (tapped == null) {
+        localError("请先点选电脑上显示的数字", "Tap the number the computer shows first");
+        return;
+      }
+      body.match_number = tapped;
+    }
     const profile = {};
     const nickname = $("nickname").value.trim();
     if (nickname) profile.nickname = nickname;
@@ -505,8 +541,22 @@
       body.phone = { code: sim.code };
     }
 
-    await authed("POST", "/api/mp/v1/qrcodes/" + encodeURIComponent(random) + "/confirm", body);
+    let confirmed;
+    try {
+      confirmed = await authed("POST", "/api/mp/v1/qrcodes/" + encodeURIComponent(random) + "/confirm", body);
+    } catch (e) {
+      if (e.code !== "wrong_match_number") throw e;
+      done(
+        "cancel",
+        bi("数字不对，登录已取消", "Wrong number: login cancelled"),
+        bi("你点选的数字与电脑上显示的不同。如果不是你本人在电脑前发起的登录，可能有人在冒用。", "The number you tapped is not the one on the computer. If you did not start this login yourself, someone else may have.")
+      );
+      return;
+    }
     await refreshMe(user);
+    if (confirmed && confirmed.phone_skipped) {
+      localError("微信暂时无法提供手机号，已在不提供手机号的情况下登录", "WeChat could not share the phone number; signed in without it");
+    }
     done(
       "ok",
       bi("登录成功", "Login confirmed"),

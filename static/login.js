@@ -43,10 +43,27 @@
     name.textContent = (by && by.nickname) || "";
   }
 
+  // The match step: the number the person taps among three on the phone.
+  function showMatch(view) {
+    const n = view.status === "scanned" ? view.match_number : null;
+    if (n == null) {
+      delete root.dataset.match;
+      return;
+    }
+    root.dataset.match = String(n);
+    document.getElementById("match-number").textContent = String(n);
+  }
+
   function apply(view) {
     if (done || !view || !view.status) return;
     known = view.status;
     if (view.status === "scanned") showScanner(view.scanned_by);
+    showMatch(view);
+    if (view.status === "cancelled") {
+      const reason = view.cancel_reason;
+      root.dataset.cancelReason =
+        reason === "declined" || reason === "wrong_match_number" ? reason : "other";
+    }
     setState(view.status);
     if (FINAL.includes(view.status)) {
       stop();

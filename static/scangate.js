@@ -21,7 +21,10 @@
       expires: "{t} 后二维码失效", scanned: "扫码成功", confirm: "请在手机上确认登录",
       success: "登录成功", cancelled: "你已取消此次登录", expired: "二维码已过期",
       retry: "重新扫码", refresh: "刷新二维码", error: "出错了", again: "重试", someone: "微信用户",
-      welcome: "欢迎，{n}", rescan: "如需登录，请重新扫码", renew: "刷新后请重新扫码", later: "请稍后重试"
+      welcome: "欢迎，{n}", rescan: "如需登录，请重新扫码", renew: "刷新后请重新扫码", later: "请稍后重试",
+      match: "在手机上点选这个数字", matchHint: "手机上会出现三个数字，请点选 {n}",
+      declined: "你已在手机上取消此次登录", wrong_match_number: "手机上点选的数字不对，此次登录已取消",
+      page: "此次登录已取消"
     },
     en: {
       title: "Sign in with WeChat", loading: "Loading QR code…", hint: "Scan with WeChat to sign in",
@@ -29,7 +32,11 @@
       success: "Signed in", cancelled: "Sign-in cancelled", expired: "QR code expired",
       retry: "Try again", refresh: "Refresh", error: "Something went wrong", again: "Retry",
       someone: "WeChat user", welcome: "Welcome, {n}", rescan: "Scan again to sign in",
-      renew: "Refresh to get a new code", later: "Please try again"
+      renew: "Refresh to get a new code", later: "Please try again",
+      match: "Tap this number on your phone", matchHint: "Your phone shows three numbers: tap {n}",
+      declined: "Sign-in declined on the phone",
+      wrong_match_number: "The wrong number was tapped on the phone: this sign-in was cancelled",
+      page: "Sign-in cancelled"
     }
   };
 
@@ -81,6 +88,8 @@
     var avatar = el("img", "sg-avatar", cover);
     avatar.alt = "";
     var name = el("div", "sg-name", cover);
+    var number = el("div", "sg-number", cover);
+    number.setAttribute("aria-live", "polite");
     var msg = el("div", "sg-msg", cover);
     var button = el("button", "sg-btn", cover);
     button.type = "button";
@@ -94,11 +103,25 @@
 
     function show(state, text, action, note) {
       root.setAttribute("data-state", state);
+      if (state !== "scanned") showNumber(null);
       msg.textContent = text || "";
       button.textContent = action || "";
       button.hidden = !action;
       hint.textContent = note || HINTS[state] || "";
       if (state !== "pending" && state !== "scanned") timer.textContent = "";
+    }
+
+    // The match step: the number the person taps among three on the phone.
+    function showNumber(n) {
+      if (n == null) {
+        root.removeAttribute("data-match");
+        number.textContent = "";
+        return;
+      }
+      root.setAttribute("data-match", String(n));
+      number.textContent = String(n);
+      msg.textContent = t.match;
+      hint.textContent = t.matchHint.replace("{n}", String(n));
     }
 
     function emit(fn, arg) {
@@ -167,12 +190,20 @@
         avatar.src = who.avatar_url || base + "/static/avatar.svg";
         name.textContent = who.nickname || t.someone;
         show("scanned", t.scanned);
+        if (v.match_number != null) {
+          showNumber(v.match_number);
+        } else {
+          // An event stream that carried no cookie has no number; ask with the bind token.
+          call("GET", qr.status_url).then(function (view) {
+            if (g === gen && known === "scanned" && view.match_number != null) showNumber(view.match_number);
+          }, function () {});
+        }
         emit(o.onScanned, who);
       } else if (v.status === "confirmed") {
         confirmed(v, g);
       } else if (v.status === "cancelled") {
-        show("cancelled", t.cancelled, t.retry);
-        emit(o.onCancel);
+        show("cancelled", t[v.cancel_reason] || t.cancelled, t.retry);
+        emit(o.onCancel, v.cancel_reason);
       } else if (v.status === "expired") {
         show("expired", t.expired, t.refresh);
         emit(o.onExpired);

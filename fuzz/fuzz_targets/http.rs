@@ -88,6 +88,9 @@ fn world() -> &'static World {
                 client_auth_failures_per_minute: 0,
                 client_auth_failures_per_client_per_minute: 0,
                 avatar_uploads_per_minute: 0,
+                approvals_per_minute: 0,
+                pending_qrcodes_per_address: 0,
+                stale_scans_per_minute: 0,
             };
             config.miniprograms = vec![MiniProgramConfig {
                 appid: APPID.into(),

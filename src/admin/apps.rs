@@ -11,7 +11,7 @@ use crate::crypto::SecretBox;
 use crate::domain::{AppId, ClientId, PoolSlug};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::qr::logo::{media_path, Logo, LogoSource};
-use crate::store::{self, apps::App, apps::ManagedBy, apps::Signup, Db};
+use crate::store::{self, apps::App, apps::ManagedBy, apps::PhoneAsk, apps::Signup, Db};
 
 /// A new app as an operator describes it.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -39,6 +39,11 @@ pub struct NewApp {
     pub public: bool,
     #[serde(default)]
     pub signup: Signup,
+    /// The match step (a number on the PC, tapped on the phone); on for a new app.
+    #[serde(default = "default_true")]
+    pub match_number: bool,
+    #[serde(default)]
+    pub phone: PhoneAsk,
 }
 
 fn default_pool() -> String {
@@ -66,6 +71,8 @@ pub struct AppChange {
     pub qr_ttl_secs: Option<u64>,
     pub require_binding: Option<bool>,
     pub signup: Option<Signup>,
+    pub match_number: Option<bool>,
+    pub phone: Option<PhoneAsk>,
 }
 
 /// `"logo": null` (remove) apart from an absent `logo` (keep).
@@ -127,6 +134,8 @@ impl Admin {
             qr_ttl_secs: new.qr_ttl_secs,
             require_binding: new.require_binding,
             signup: new.signup,
+            match_number: new.match_number,
+            phone: new.phone,
             ..AppConfig::default()
         };
         refuse_file_logo(config.logo.as_deref())?;
@@ -200,6 +209,12 @@ impl Admin {
         if let Some(v) = change.signup {
             config.signup = v;
         }
+        if let Some(v) = change.match_number {
+            config.match_number = v;
+        }
+        if let Some(v) = change.phone {
+            config.phone = v;
+        }
         refuse_file_logo(config.logo.as_deref())?;
         check(&config)?;
         let logo = match &config.logo {
@@ -224,6 +239,8 @@ impl Admin {
             qr_ttl_secs: config.qr_ttl_secs as i64,
             require_binding: config.require_binding,
             signup: config.signup,
+            match_number: config.match_number,
+            phone: config.phone,
             ..old.clone()
         };
         if !store::apps::update(&self.db, &new, version, self.clock.now()).await? {
@@ -385,6 +402,8 @@ fn as_config(app: &App) -> AppConfig {
         qr_ttl_secs: app.qr_ttl_secs.max(0) as u64,
         require_binding: app.require_binding,
         signup: app.signup,
+        match_number: app.match_number,
+        phone: app.phone,
         ..AppConfig::default()
     }
 }
@@ -404,6 +423,8 @@ fn view_fields(app: &App) -> Map<String, Value> {
     m.insert("qr_ttl_secs".into(), json!(app.qr_ttl_secs));
     m.insert("require_binding".into(), json!(app.require_binding));
     m.insert("signup".into(), json!(app.signup));
+    m.insert("match_number".into(), json!(app.match_number));
+    m.insert("phone".into(), json!(app.phone));
     m.insert("public".into(), json!(app.client_secret_hash.is_none()));
     m
 }
@@ -507,6 +528,8 @@ pub async fn record(
         qr_ttl_secs: app.qr_ttl_secs as i64,
         require_binding: app.require_binding,
         signup: app.signup,
+        match_number: app.match_number,
+        phone: app.phone,
         managed_by,
         version: 1,
         created_at: now,

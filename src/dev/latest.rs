@@ -84,9 +84,10 @@ impl TicketStore for Noting {
         &self,
         random: &str,
         user_id: &str,
+        reason: &str,
         now: Millis,
     ) -> Result<QrCode, TransitionError> {
-        self.inner.cancel(random, user_id, now).await
+        self.inner.cancel(random, user_id, reason, now).await
     }
 
     async fn take_ticket(
@@ -128,6 +129,21 @@ impl TicketStore for Noting {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+
+    async fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: Millis,
+        cap: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.inner.hold(key, member, until, cap, now).await
+    }
+
+    async fn release(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.inner.release(key, member).await
     }
 
     async fn tally(&self, key: &str, bucket: i64, keep: Duration) -> Result<(), StoreError> {

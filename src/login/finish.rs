@@ -87,7 +87,11 @@ async fn cancel_code(
     }
     // The store lets a scanned code be cancelled by its scanner only: the page acts for them.
     let as_user = qr.scanner.as_ref().map_or("", |s| s.user_id.as_str());
-    match state.tickets.cancel(random, as_user, now).await {
+    match state
+        .tickets
+        .cancel(random, as_user, crate::tickets::cancel_reason::PAGE, now)
+        .await
+    {
         Ok(_) | Err(TransitionError::Conflict(_) | TransitionError::Expired) => Ok(()),
         Err(TransitionError::NotFound | TransitionError::Forbidden(_)) => Ok(()),
         Err(TransitionError::Store(e)) => Err(e.into()),
@@ -230,7 +234,7 @@ async fn finish(
         Err(e) => return Err(e),
     };
     let auth_time = taken.confirmed_at;
-    let jar = session::start(
+    let (jar, session_hash) = session::start(
         &state.db,
         now,
         state.secure(),
@@ -240,6 +244,9 @@ async fn finish(
         auth_time,
     )
     .await?;
-    let code = codes::issue(&state.db, now, request, &user.id, auth_time).await?;
+    let (code, grant_id) = codes::issue(&state.db, now, request, &user.id, auth_time).await?;
+    if let Some(login) = &taken.login_id {
+        crate::store::logins::set_minted(&state.db, login, &grant_id, &session_hash).await?;
+    }
     Ok((jar, codes::redirect(issuer, request, &code)).into_response())
 }

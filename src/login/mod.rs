@@ -224,7 +224,7 @@ async fn try_session(
         now,
     )
     .await?;
-    let code = codes::issue(&state.db, now, request, &user.id, session.auth_time).await?;
+    let (code, _) = codes::issue(&state.db, now, request, &user.id, session.auth_time).await?;
     Ok(Some(codes::redirect(issuer, request, &code)))
 }
 
@@ -239,8 +239,18 @@ async fn show_page(
     state.limiter.check(Limit::QrCodes, &requester.ip).await?;
     let (jar, browser) = browser_cookie(jar, state.secure(), &state.secrets);
     let now = state.clock.now();
-    let (qr, _) =
-        crate::tickets::create_bound(state.tickets.as_ref(), app, &browser, requester, now).await?;
+    let random = crate::domain::Random::generate();
+    state
+        .limiter
+        .hold_pending(&requester.ip, random.as_str(), now + app.qr_ttl_secs * 1000)
+        .await?;
+    let new = crate::tickets::NewCode {
+        random,
+        browser: &browser,
+        requester,
+        match_step: app.match_number,
+    };
+    let (qr, _) = crate::tickets::create_bound(state.tickets.as_ref(), app, new, now).await?;
     state
         .funnel
         .step(&qr.client_id, crate::funnel::Step::Created)

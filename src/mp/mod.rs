@@ -4,6 +4,7 @@
 //! The WeChat `session_key` is sealed in the database and never leaves the server; the Mini
 //! Program holds only an opaque bearer token whose SHA-256 we store.
 
+mod logins;
 mod profile;
 
 use axum::extract::{FromRequestParts, State};
@@ -21,10 +22,13 @@ use crate::domain::{AppId, Random};
 use crate::error::{AppError, AppResult};
 use crate::extract::{bearer, Json, OptionalJson, Path, Requester};
 use crate::funnel::Step;
+use crate::metrics::ScannerEvent;
 use crate::ratelimit::Limit;
+use crate::requesters;
 use crate::state::AppState;
+use crate::store::apps::PhoneAsk;
 use crate::store::{self, apps::Signup, audit, identities::Identity, users::User};
-use crate::tickets::{ExchangeTicket, QrStatus, Scanner, TICKET_TTL};
+use crate::tickets::{cancel_reason, ExchangeTicket, QrStatus, Scanner, TICKET_TTL};
 
 /// Lifetime of a Mini Program bearer session.
 const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
@@ -36,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/mp/v1/qrcodes/{random}/confirm", post(confirm_post))
         .route("/api/mp/v1/qrcodes/{random}/cancel", post(cancel_post))
         .merge(profile::router())
+        .merge(logins::router())
 }
 
 #[derive(Deserialize)]
@@ -197,15 +202,75 @@ async fn load_for(
     Ok(qr)
 }
 
-/// `POST /api/mp/v1/qrcodes/{random}/scan`
+/// Where the phone can load an app's logo from, if it has one to show.
+pub(crate) fn logo_url(state: &AppState, logo: Option<String>) -> Option<String> {
+    // A logo given as a file or `data:` URI is for QR images; only a URL is one to show.
+    logo.and_then(|l| {
+        if l.starts_with("https://") || l.starts_with("http://") {
+            Some(l)
+        } else {
+            // A logo ScanGate stores, served from its own media path.
+            crate::qr::logo::stored_digest(&l).map(|_| state.config.url(&l))
+        }
+    })
+}
+
+/// What the confirm screen shows of the browser that asked for a login (the code's creator):
+/// the browser in words, its address and place, and how long ago it asked.
+pub(crate) fn requester_json(
+    state: &AppState,
+    ip: &str,
+    user_agent: &str,
+    created_at: crate::clock::Millis,
+) -> (serde_json::Value, Option<requesters::Place>) {
+    let agent = requesters::agent(user_agent);
+    let place = state.requesters.place(ip);
+    let shown = (state.clock.now() - created_at).max(0).div_euclid(1000);
+    let json = json!({
+        "ip": ip,
+        "user_agent": user_agent,
+        "created_at": rfc3339(created_at),
+        "browser": agent.browser,
+        "os": agent.os,
+        "device": agent.device,
+        "description": agent.description,
+        "location": place,
+        "shown_seconds_ago": shown,
+    });
+    (json, place)
+}
+
+/// A scan that found no pending code to take (unknown, expired, used, another's) counts
+/// against the user's `stale_scans_per_minute`: past it, `rate_limited` instead of `e`.
+async fn stale_scan(state: &AppState, who: &MpUser, e: AppError) -> AppError {
+    if !matches!(
+        e,
+        AppError::NotFound(_) | AppError::Expired(_) | AppError::Conflict(_)
+    ) {
+        return e;
+    }
+    match state.limiter.check(Limit::StaleScans, &who.user.id).await {
+        Ok(()) => e,
+        Err(limited) => limited,
+    }
+}
+
+/// `POST /api/mp/v1/qrcodes/{random}/scan`: pending → scanned by this user. Answers what the
+/// confirm screen needs: the app, who is asking (and a warning when the requester's network
+/// is a datacenter's or in another country than the phone's), the match step's three numbers
+/// and whether to ask for a phone number.
 async fn scan_post(
     State(state): State<AppState>,
     who: MpUser,
+    phone_side: Requester,
     Path(random): Path<Random>,
 ) -> AppResult<Response> {
-    let qr = load_for(&state, &who, &random).await?;
-    let signup = state.apps.get(&qr.client_id).await?.map(|a| a.signup);
-    if signup == Some(Signup::ExistingOnly) && !who.user.provisioned {
+    let qr = match load_for(&state, &who, &random).await {
+        Ok(qr) => qr,
+        Err(e) => return Err(stale_scan(&state, &who, e).await),
+    };
+    let app = state.apps.get(&qr.client_id).await?;
+    if app.as_ref().map(|a| a.signup) == Some(Signup::ExistingOnly) && !who.user.provisioned {
         return Err(AppError::Forbidden(
             "this site signs in existing accounts only: share your phone number to link your \
              account (POST /api/mp/v1/me/phone), or ask the site to add you"
@@ -217,32 +282,45 @@ async fn scan_post(
         nickname: who.user.nickname.clone(),
         avatar_url: who.user.avatar_url.clone(),
     };
-    let qr = state
+    let qr = match state
         .tickets
         .scan(&qr.random, &scanner, state.clock.now())
+        .await
+    {
+        Ok(qr) => qr,
+        Err(e) => return Err(stale_scan(&state, &who, e.into()).await),
+    };
+    // Scanned, the code no longer counts among its creator's pending ones.
+    state
+        .limiter
+        .release_pending(&qr.requester_ip, &qr.random)
         .await?;
     state.funnel.scanned(&qr.client_id, &qr.random).await;
-    let app = state.apps.get(&qr.client_id).await?;
-    let (name, logo) = app
-        .map(|a| (a.name.clone(), a.logo.clone()))
+    let (name, logo, phone) = app
+        .map(|a| (a.name.clone(), a.logo.clone(), a.phone))
         .unwrap_or_default();
-    // A logo given as a file or `data:` URI is for QR images; only a URL is one to show.
-    let logo_url = logo.and_then(|l| {
-        if l.starts_with("https://") || l.starts_with("http://") {
-            Some(l)
-        } else {
-            // A logo ScanGate stores, served from its own media path.
-            crate::qr::logo::stored_digest(&l).map(|_| state.config.url(&l))
-        }
-    });
+    let logo_url = logo_url(&state, logo);
+    let (requester, requester_place) = requester_json(
+        &state,
+        &qr.requester_ip,
+        &qr.requester_user_agent,
+        qr.created_at,
+    );
+    let phone_place = state.requesters.place(&phone_side.ip);
+    let mismatch = requesters::mismatch(requester_place.as_ref(), phone_place.as_ref());
+    if mismatch.is_some() {
+        state.metrics.scanner_event(ScannerEvent::MismatchWarned);
+    }
+    let matching = qr
+        .match_number
+        .map(|n| json!({ "choices": crate::tickets::match_choices(n) }));
     Ok(axum::Json(json!({
         "app": { "name": name, "logo_url": logo_url },
-        "requester": {
-            "ip": qr.requester_ip,
-            "user_agent": qr.requester_user_agent,
-            "created_at": rfc3339(qr.created_at),
-        },
+        "requester": requester,
         "expires_at": rfc3339(qr.expires_at),
+        "mismatch": mismatch,
+        "match": matching,
+        "phone": phone.as_str(),
     }))
     .into_response())
 }
@@ -256,10 +334,14 @@ pub struct ConfirmRequest {
     pub user_info: Option<profile::UserInfoInput>,
     #[serde(default)]
     pub phone: Option<profile::PhoneInput>,
+    /// The number the person tapped (the match step).
+    #[serde(default)]
+    pub match_number: Option<i64>,
 }
 
-/// `POST /api/mp/v1/qrcodes/{random}/confirm`: applies the optional profile and phone, then
-/// moves scanned → confirmed and issues the exchange ticket.
+/// `POST /api/mp/v1/qrcodes/{random}/confirm`: checks the match number, applies the optional
+/// profile and phone, then moves scanned → confirmed, records the login and issues the
+/// exchange ticket. A wrong match number cancels the code at once.
 async fn confirm_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -294,20 +376,65 @@ async fn confirm_post(
         }
     }
     let body = body.unwrap_or_default();
+    if let Some(expected) = qr.match_number {
+        match body.match_number {
+            None => {
+                return Err(AppError::invalid(
+                    "match_number is required: tap the number the computer's screen shows",
+                ))
+            }
+            Some(n) if n == i64::from(expected) => {}
+            Some(_) => return Err(wrong_match_number(&state, &who, &qr).await),
+        }
+    }
+    state.limiter.check(Limit::Approvals, &who.user.id).await?;
+    let phone_ask = state
+        .apps
+        .get(&qr.client_id)
+        .await?
+        .map(|a| a.phone)
+        .unwrap_or_default();
     if let Some(p) = &body.profile {
         profile::apply_profile(&state, &who, p).await?;
     }
     if let Some(u) = &body.user_info {
         profile::apply_user_info(&state, &who, u).await?;
     }
-    if let Some(p) = &body.phone {
-        profile::apply_phone(&state, &who, p).await?;
-        if p.code.is_some() {
-            // A phone code costs the Mini Program's owner a call WeChat charges for.
-            state.funnel.step(&qr.client_id, Step::PhoneLookup).await;
+    let mut phone_skipped = None;
+    match &body.phone {
+        Some(_) if phone_ask == PhoneAsk::Off => {
+            return Err(AppError::invalid(
+                "this site does not ask for a phone number",
+            ))
         }
+        Some(p) => {
+            if p.code.is_some() {
+                // A phone code costs the Mini Program's owner a call WeChat charges for.
+                state.funnel.step(&qr.client_id, Step::PhoneLookup).await;
+            }
+            if profile::read_phone(&state, &who, p).await?.is_none() {
+                phone_skipped = Some("quota_exhausted");
+                phone_quota_exhausted(&state, &who, &qr).await?;
+            }
+        }
+        // `required` is the confirm screen's to enforce: WeChat may have no number to give
+        // (the quota, errno 1400001 on the phone), and a person is not locked out for that.
+        None => {}
     }
     let now = state.clock.now();
+    let login = store::logins::Login {
+        id: store::new_id(),
+        pool: qr.pool_id.to_string(),
+        user_id: who.user.id.clone(),
+        client_id: qr.client_id.to_string(),
+        random: qr.random.to_string(),
+        requester_ip: qr.requester_ip.clone(),
+        requester_user_agent: qr.requester_user_agent.clone(),
+        confirmed_at: now,
+        reported_at: None,
+        grant_id: None,
+        session_hash: None,
+    };
     let ticket = ExchangeTicket {
         ticket: random_token(24),
         random: qr.random.clone(),
@@ -319,8 +446,10 @@ async fn confirm_post(
         require_binding: qr.require_binding,
         confirmed_at: now,
         expires_at: now + TICKET_TTL.as_millis() as i64,
+        login_id: Some(login.id.clone()),
     };
     let qr = state.tickets.confirm(&qr.random, &ticket, now).await?;
+    store::logins::insert(&state.db, &login).await?;
     state.funnel.confirmed(&qr.client_id, &qr.random).await;
     audit::record(
         &state.db,
@@ -330,15 +459,99 @@ async fn confirm_post(
             action: "qrcode.confirm",
             subject: Some(&qr.client_id),
             ip: None,
-            detail: Some(json!({ "random": qr.random })),
+            detail: Some(json!({ "random": qr.random, "login": login.id })),
         },
         now,
     )
     .await?;
-    Ok(axum::Json(json!({ "status": qr.status })).into_response())
+    let message = phone_skipped.map(|_| {
+        "WeChat could not share your phone number right now (this Mini Program's quota is used \
+         up); you are signed in without it."
+    });
+    Ok(axum::Json(json!({
+        "status": qr.status,
+        "login_id": login.id,
+        "phone_skipped": phone_skipped,
+        "phone_skipped_message": message,
+    }))
+    .into_response())
 }
 
-/// `POST /api/mp/v1/qrcodes/{random}/cancel`
+/// The person tapped a number the PC page did not show: the code is cancelled at once, so
+/// that nobody can try again, and the event is audited.
+async fn wrong_match_number(
+    state: &AppState,
+    who: &MpUser,
+    qr: &crate::tickets::QrCode,
+) -> AppError {
+    let now = state.clock.now();
+    if let Err(e) = state
+        .tickets
+        .cancel(
+            &qr.random,
+            &who.user.id,
+            cancel_reason::WRONG_MATCH_NUMBER,
+            now,
+        )
+        .await
+    {
+        return e.into();
+    }
+    state.funnel.step(&qr.client_id, Step::Cancelled).await;
+    state.metrics.scanner_event(ScannerEvent::WrongMatchNumber);
+    let audited = audit::record(
+        &state.db,
+        audit::Event {
+            pool: Some(&qr.pool_id),
+            actor: Some(&who.user.id),
+            action: "qrcode.wrong_match_number",
+            subject: Some(&qr.client_id),
+            ip: Some(&qr.requester_ip),
+            detail: Some(json!({
+                "random": qr.random,
+                "requester_user_agent": qr.requester_user_agent,
+            })),
+        },
+        now,
+    )
+    .await;
+    if let Err(e) = audited {
+        return e.into();
+    }
+    AppError::WrongMatchNumber(
+        "that is not the number the computer showed: this sign-in was cancelled. If you did \
+         not start it on a computer in front of you, someone else may have."
+            .into(),
+    )
+}
+
+/// WeChat refused the phone code because the quota is used up: audited and counted; the
+/// login goes on without the phone.
+async fn phone_quota_exhausted(
+    state: &AppState,
+    who: &MpUser,
+    qr: &crate::tickets::QrCode,
+) -> AppResult<()> {
+    state
+        .metrics
+        .scanner_event(ScannerEvent::PhoneQuotaExhausted);
+    audit::record(
+        &state.db,
+        audit::Event {
+            pool: Some(&qr.pool_id),
+            actor: Some(&who.user.id),
+            action: "mp.phone_quota_exhausted",
+            subject: Some(&who.identity.appid),
+            ip: None,
+            detail: Some(json!({ "random": qr.random, "client_id": qr.client_id })),
+        },
+        state.clock.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `POST /api/mp/v1/qrcodes/{random}/cancel`: the person declined.
 async fn cancel_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -354,7 +567,12 @@ async fn cancel_post(
     }
     let qr = state
         .tickets
-        .cancel(&qr.random, &who.user.id, state.clock.now())
+        .cancel(
+            &qr.random,
+            &who.user.id,
+            cancel_reason::DECLINED,
+            state.clock.now(),
+        )
         .await?;
     state.funnel.step(&qr.client_id, Step::Cancelled).await;
     Ok((StatusCode::OK, axum::Json(json!({ "status": qr.status }))).into_response())

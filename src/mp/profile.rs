@@ -174,10 +174,24 @@ pub async fn apply_user_info(
     apply_profile(state, who, &input).await
 }
 
-/// A phone number by `getPhoneNumber` code (new way) or encrypted data (legacy).
-/// Sets the caller's phone number from a `getPhoneNumber` code or legacy encrypted data;
-/// returns the number.
+/// Sets the caller's phone number from a `getPhoneNumber` code (new way) or legacy encrypted
+/// data; returns the number.
 pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> AppResult<String> {
+    match read_phone(state, who, input).await? {
+        Some(phone) => Ok(phone),
+        None => Err(AppError::Wechat(
+            "the Mini Program's phone number quota is exhausted; try again later".into(),
+        )),
+    }
+}
+
+/// As [`apply_phone`]; `None` when WeChat refused the code because the Mini Program's paid
+/// quota of phone numbers is used up (errcode 1400001), so a login can go on without it.
+pub async fn read_phone(
+    state: &AppState,
+    who: &MpUser,
+    input: &PhoneInput,
+) -> AppResult<Option<String>> {
     let (phone, country) = match (&input.code, &input.encrypted_data, &input.iv) {
         (Some(code), None, None) => {
             if code.is_empty() || code.len() > 256 {
@@ -186,10 +200,15 @@ pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> 
                 ));
             }
             let (_, creds) = state.miniprograms.credentials(&who.identity.appid).await?;
-            let info = state
+            let info = match state
                 .wechat
                 .phone_number(&creds, code, Some(&who.identity.openid))
-                .await?;
+                .await
+            {
+                Ok(info) => info,
+                Err(crate::wechat::WechatError::PhoneQuotaExhausted) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
             (info.pure_phone_number, info.country_code)
         }
         (None, Some(data), Some(iv)) => {
@@ -220,7 +239,7 @@ pub async fn apply_phone(state: &AppState, who: &MpUser, input: &PhoneInput) -> 
         }
     };
     store::users::set_phone(&state.db, &who.user.id, &phone, &country, state.clock.now()).await?;
-    Ok(phone)
+    Ok(Some(phone))
 }
 
 /// Links the caller to the user an operator provisioned with this phone number, if there is

@@ -11,14 +11,15 @@ use crate::error::AppError;
 use crate::pages::see_other;
 use crate::store::{self, grants::Grant, Db};
 
-/// Creates a grant and its authorization code for `user_id`; returns the code.
+/// Creates a grant and its authorization code for `user_id`; returns the code and the grant's
+/// id.
 pub async fn issue(
     db: &Db,
     now: Millis,
     request: &AuthRequest,
     user_id: &str,
     auth_time: Millis,
-) -> Result<String, AppError> {
+) -> Result<(String, String), AppError> {
     let grant = Grant {
         id: store::new_id(),
         pool: request.pool.to_string(),
@@ -44,7 +45,7 @@ pub async fn issue(
         },
     )
     .await?;
-    Ok(code)
+    Ok((code, grant.id))
 }
 
 /// The successful authorization response (RFC 6749 §4.1.2, RFC 9207 `iss`).

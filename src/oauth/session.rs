@@ -42,7 +42,7 @@ fn cookie(secure: bool, issuer: &Issuer, value: String) -> Cookie<'static> {
 }
 
 /// Ends any session this browser had and starts a new one for `user_id`. `secure`: the
-/// public URL is https.
+/// public URL is https. Returns the jar with the new cookie and the session's stored hash.
 pub async fn start(
     db: &Db,
     now: Millis,
@@ -51,14 +51,15 @@ pub async fn start(
     jar: CookieJar,
     user_id: &str,
     auth_time: Millis,
-) -> Result<CookieJar, AppError> {
+) -> Result<(CookieJar, String), AppError> {
     if let Some(old) = jar.get(SESSION_COOKIE) {
         store::browser_sessions::end(db, &sha256_hex(old.value().as_bytes()), now).await?;
     }
     let token = random_token(32);
+    let hash = sha256_hex(token.as_bytes());
     store::browser_sessions::insert(
         db,
-        &sha256_hex(token.as_bytes()),
+        &hash,
         &BrowserSession {
             pool: issuer.pool.to_string(),
             user_id: user_id.to_owned(),
@@ -68,7 +69,7 @@ pub async fn start(
         now,
     )
     .await?;
-    Ok(jar.add(cookie(secure, issuer, token)))
+    Ok((jar.add(cookie(secure, issuer, token)), hash))
 }
 
 /// Ends this browser's session, if it has one, and removes its cookie.

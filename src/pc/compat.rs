@@ -136,7 +136,7 @@ async fn gene_post(
             return Err(AppError::invalid("only the WXAPP_AUTH scene is supported").into());
         }
         let app = app_id(&headers)?;
-        let created = super::create_qrcode(&state, &app, jar, &requester).await?;
+        let created = super::create_qrcode(&state, &app, jar, &requester, true).await?;
         let data = GeneData {
             url: state
                 .config

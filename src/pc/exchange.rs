@@ -127,7 +127,8 @@ pub async fn issue_tokens(
         t.confirmed_at.div_euclid(1000),
         nonce,
     );
-    let access = id.access(scope, crate::crypto::random_token(16), None);
+    let jti = crate::crypto::random_token(16);
+    let access = id.access(scope, jti.clone(), None);
     let id_token = state
         .keys
         .sign(pool, "JWT", &id)
@@ -138,6 +139,10 @@ pub async fn issue_tokens(
         .sign(pool, "at+jwt", &access)
         .await
         .map_err(AppError::Internal)?;
+    if let Some(login) = &t.login_id {
+        // No grant names these tokens: the login keeps their jti, to revoke on a report.
+        crate::store::logins::add_token(&state.db, login, &jti, id.exp * 1000).await?;
+    }
     Ok(IssuedTokens {
         client_id: t.client_id.clone(),
         id_token,

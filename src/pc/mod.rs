@@ -77,12 +77,14 @@ pub struct Created {
 }
 
 /// Creates a pending QR code for `client_id`, bound to the caller's browser cookie (set here if
-/// absent) and to a fresh bind token.
+/// absent) and to a fresh bind token. `compat`: for the Authing-compatible API, whose pages
+/// cannot show a match number, so the match step is off.
 pub async fn create_qrcode(
     state: &AppState,
     client_id: &str,
     jar: CookieJar,
     requester: &Requester,
+    compat: bool,
 ) -> AppResult<Created> {
     state.limiter.check(Limit::QrCodes, &requester.ip).await?;
     let unknown = || {
@@ -92,14 +94,19 @@ pub async fn create_qrcode(
     let client_id = ClientId::parse(client_id).map_err(|_| unknown())?;
     let app = state.apps.get(&client_id).await?.ok_or_else(unknown)?;
     let (jar, browser) = browser_cookie(jar, state.secure(), &state.secrets);
-    let (qr, bind_token) = crate::tickets::create(
-        state.tickets.as_ref(),
-        &app,
-        &browser,
+    let now = state.clock.now();
+    let random = crate::domain::Random::generate();
+    state
+        .limiter
+        .hold_pending(&requester.ip, random.as_str(), now + app.qr_ttl_secs * 1000)
+        .await?;
+    let new = crate::tickets::NewCode {
+        random,
+        browser: &browser,
         requester,
-        state.clock.now(),
-    )
-    .await?;
+        match_step: app.match_number && !compat,
+    };
+    let (qr, bind_token) = crate::tickets::create(state.tickets.as_ref(), &app, new, now).await?;
     state
         .funnel
         .step(&qr.client_id, crate::funnel::Step::Created)
@@ -118,7 +125,7 @@ async fn qrcode_post(
     requester: Requester,
     Json(req): Json<CreateQrRequest>,
 ) -> AppResult<Response> {
-    let created = create_qrcode(&state, &req.app_id, jar, &requester).await?;
+    let created = create_qrcode(&state, &req.app_id, jar, &requester, false).await?;
     let qr = &created.qr;
     let base = state.config.url(&format!("/api/v1/qrcodes/{}", qr.random));
     let body = CreateQrResponse {

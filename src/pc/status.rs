@@ -38,6 +38,13 @@ pub struct StatusView {
     /// Revealed only to the creator (or to anyone when the app turned binding off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    /// While scanned, the number the person taps on the phone (the app's match step); shown
+    /// to the creator only, as the ticket is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_number: Option<u8>,
+    /// Why a cancelled code was cancelled: `declined`, `wrong_match_number`, `page`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
 }
 
 pub fn status_view(qr: &QrCode, now: i64, binding: &Binding) -> StatusView {
@@ -59,6 +66,13 @@ pub fn status_view(qr: &QrCode, now: i64, binding: &Binding) -> StatusView {
             .ticket
             .clone()
             .filter(|_| bound && status == QrStatus::Confirmed),
+        match_number: qr
+            .match_number
+            .filter(|_| bound && status == QrStatus::Scanned),
+        cancel_reason: qr
+            .cancel_reason
+            .clone()
+            .filter(|_| status == QrStatus::Cancelled),
     }
 }
 

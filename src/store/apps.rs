@@ -64,6 +64,38 @@ impl Signup {
     }
 }
 
+/// Whether the Mini Program asks for the person's phone number on confirming.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneAsk {
+    /// The confirm screen asks and the person cannot go on without sharing it (unless WeChat's
+    /// phone quota has run out: then the login goes on without it).
+    Required,
+    /// The confirm screen offers it; the person may skip.
+    #[default]
+    Optional,
+    /// Never asked: each successful getPhoneNumber costs the Mini Program's owner money.
+    Off,
+}
+
+impl PhoneAsk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneAsk::Required => "required",
+            PhoneAsk::Optional => "optional",
+            PhoneAsk::Off => "off",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "required" => PhoneAsk::Required,
+            "off" => PhoneAsk::Off,
+            _ => PhoneAsk::Optional,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct App {
     pub client_id: ClientId,
@@ -82,6 +114,10 @@ pub struct App {
     pub qr_ttl_secs: i64,
     pub require_binding: bool,
     pub signup: Signup,
+    /// Whether a scanned code shows a number on the PC that the person taps on the phone.
+    pub match_number: bool,
+    /// Whether the Mini Program asks for a phone number.
+    pub phone: PhoneAsk,
     pub managed_by: ManagedBy,
     /// Moves with every change: the management API's ETag. Ignored on insert (a new app is 1).
     pub version: i64,
@@ -101,7 +137,8 @@ impl std::fmt::Debug for App {
 const COLUMNS: &str =
     "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
                        miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris, \
-                       client_secret_fingerprint, managed_by, version, created_at, updated_at, signup";
+                       client_secret_fingerprint, managed_by, version, created_at, updated_at, signup, \
+                       match_number, phone";
 
 /// Inserts or, for a known client id, replaces an app (the config bootstrap).
 pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
@@ -115,7 +152,8 @@ pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
              allowed_origins = excluded.allowed_origins, miniprogram = excluded.miniprogram,
              qr_ttl_secs = excluded.qr_ttl_secs, require_binding = excluded.require_binding,
              post_logout_redirect_uris = excluded.post_logout_redirect_uris,
-             managed_by = excluded.managed_by, signup = excluded.signup, version = apps.version + 1,
+             managed_by = excluded.managed_by, signup = excluded.signup,
+             match_number = excluded.match_number, phone = excluded.phone, version = apps.version + 1,
              updated_at = excluded.updated_at",
     )
     .await
@@ -134,8 +172,8 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
     sqlx::query(&format!(
         "INSERT INTO apps (client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins,
              miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris, client_secret_fingerprint,
-             managed_by, created_at, updated_at, signup)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $11, $11, $15)
+             managed_by, created_at, updated_at, signup, match_number, phone)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $11, $11, $15, $16, $17)
          {on_conflict}"
     ))
     .bind(app.client_id.as_str())
@@ -153,6 +191,8 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
     .bind(&app.client_secret_fingerprint)
     .bind(app.managed_by.as_str())
     .bind(app.signup.as_str())
+    .bind(i64::from(app.match_number))
+    .bind(app.phone.as_str())
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -165,7 +205,7 @@ pub async fn update(db: &Db, app: &App, version: i64, now: i64) -> Result<bool, 
         "UPDATE apps SET name = $3, logo = $4, client_secret_hash = $5, redirect_uris = $6,
              allowed_origins = $7, miniprogram = $8, qr_ttl_secs = $9, require_binding = $10,
              post_logout_redirect_uris = $11, client_secret_fingerprint = $12,
-             signup = $14, version = version + 1, updated_at = $13
+             signup = $14, match_number = $15, phone = $16, version = version + 1, updated_at = $13
          WHERE client_id = $1 AND version = $2",
     )
     .bind(app.client_id.as_str())
@@ -182,6 +222,8 @@ pub async fn update(db: &Db, app: &App, version: i64, now: i64) -> Result<bool, 
     .bind(&app.client_secret_fingerprint)
     .bind(now)
     .bind(app.signup.as_str())
+    .bind(i64::from(app.match_number))
+    .bind(app.phone.as_str())
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -267,6 +309,8 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
         qr_ttl_secs: r.try_get("qr_ttl_secs")?,
         require_binding: r.try_get::<i64, _>("require_binding")? != 0,
         signup: Signup::parse(&r.try_get::<String, _>("signup")?),
+        match_number: r.try_get::<i64, _>("match_number")? != 0,
+        phone: PhoneAsk::parse(&r.try_get::<String, _>("phone")?),
         managed_by: ManagedBy::parse(&r.try_get::<String, _>("managed_by")?),
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,

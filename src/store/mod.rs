@@ -14,6 +14,7 @@ pub mod codes;
 pub mod grants;
 pub mod identities;
 pub mod keys;
+pub mod logins;
 pub mod logos;
 pub mod miniprograms;
 pub mod pools;

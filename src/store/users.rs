@@ -317,7 +317,8 @@ pub async fn absorb(
 }
 
 /// Deletes, inside `tx`, what signs `user_id` in through browsers and relying parties —
-/// authorization codes, refresh tokens, grants, browser sessions — and its avatars: the part
+/// authorization codes, refresh tokens, grants, browser sessions, the record of its logins —
+/// and its avatars: the part
 /// that deleting, merging away and linking a user all erase.
 async fn erase_sign_ins(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -330,6 +331,9 @@ async fn erase_sign_ins(
         "DELETE FROM oidc_grants WHERE user_id = $1".to_owned(),
         "DELETE FROM oidc_sessions WHERE user_id = $1".to_owned(),
         "DELETE FROM avatars WHERE user_id = $1".to_owned(),
+        "DELETE FROM login_tokens WHERE login_id IN (SELECT id FROM logins WHERE user_id = $1)"
+            .to_owned(),
+        "DELETE FROM logins WHERE user_id = $1".to_owned(),
     ] {
         sqlx::query(&statement)
             .bind(user_id)

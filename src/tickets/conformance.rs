@@ -164,6 +164,8 @@ fn new_qr(clock: &Clock) -> QrCode {
         requester_user_agent: "Mozilla/5.0 (conformance)".into(),
         scanner: None,
         ticket: None,
+        match_number: Some(42),
+        cancel_reason: None,
         random: random.as_str().into(),
     }
 }
@@ -188,6 +190,7 @@ fn exchange_ticket(qr: &QrCode, user: &str, now: Millis) -> ExchangeTicket {
         require_binding: qr.require_binding,
         confirmed_at: now,
         expires_at: now + TICKET_TTL.as_millis() as i64,
+        login_id: Some("login-1".into()),
     }
 }
 
@@ -283,7 +286,7 @@ async fn an_unknown_code_is_not_found(b: Backend) {
             .confirm(&random, &exchange_ticket(&qr, "alice", now), now)
             .await,
     );
-    assert_not_found(b.store.cancel(&random, "alice", now).await);
+    assert_not_found(b.store.cancel(&random, "alice", "declined", now).await);
     assert_eq!(
         b.store
             .take_ticket(&random_token(24), &Binding::default(), now)
@@ -393,7 +396,7 @@ async fn anyone_may_cancel_a_pending_code(b: Backend) {
     let qr = b.pending().await;
     let cancelled = b
         .store
-        .cancel(&qr.random, "mallory", b.now())
+        .cancel(&qr.random, "mallory", "declined", b.now())
         .await
         .unwrap();
     assert_eq!(cancelled.status, QrStatus::Cancelled);
@@ -404,13 +407,24 @@ async fn anyone_may_cancel_a_pending_code(b: Backend) {
 async fn only_the_scanner_may_cancel_a_scanned_code(b: Backend) {
     let qr = b.scanned_by("alice").await;
     assert_forbidden(
-        b.store.cancel(&qr.random, "bob", b.now()).await,
+        b.store.cancel(&qr.random, "bob", "declined", b.now()).await,
         NOT_THE_SCANNER,
     );
     assert_eq!(b.status(&qr.random).await, QrStatus::Scanned);
-    let cancelled = b.store.cancel(&qr.random, "alice", b.now()).await.unwrap();
+    let cancelled = b
+        .store
+        .cancel(&qr.random, "alice", "wrong_match_number", b.now())
+        .await
+        .unwrap();
     assert_eq!(cancelled.status, QrStatus::Cancelled);
     assert_eq!(cancelled.scanner, Some(scanner("alice")));
+    assert_eq!(
+        cancelled.cancel_reason.as_deref(),
+        Some("wrong_match_number")
+    );
+    let read = b.store.get_fresh(&qr.random).await.unwrap().unwrap();
+    assert_eq!(read.cancel_reason.as_deref(), Some("wrong_match_number"));
+    assert_eq!(read.match_number, Some(42));
 }
 
 async fn nothing_moves_a_code_out_of_a_final_state(b: Backend) {
@@ -422,12 +436,22 @@ async fn nothing_moves_a_code_out_of_a_final_state(b: Backend) {
             .await,
         USED,
     );
-    assert_conflict(b.store.cancel(&confirmed.random, "alice", now).await, USED);
-    assert_conflict(b.store.cancel(&confirmed.random, "bob", now).await, USED);
+    assert_conflict(
+        b.store
+            .cancel(&confirmed.random, "alice", "declined", now)
+            .await,
+        USED,
+    );
+    assert_conflict(
+        b.store
+            .cancel(&confirmed.random, "bob", "declined", now)
+            .await,
+        USED,
+    );
 
     let cancelled = b.scanned_by("alice").await;
     b.store
-        .cancel(&cancelled.random, "alice", now)
+        .cancel(&cancelled.random, "alice", "declined", now)
         .await
         .unwrap();
     assert_conflict(
@@ -442,7 +466,12 @@ async fn nothing_moves_a_code_out_of_a_final_state(b: Backend) {
     );
     let ticket = exchange_ticket(&cancelled, "alice", now);
     assert_conflict(b.store.confirm(&cancelled.random, &ticket, now).await, USED);
-    assert_conflict(b.store.cancel(&cancelled.random, "alice", now).await, USED);
+    assert_conflict(
+        b.store
+            .cancel(&cancelled.random, "alice", "declined", now)
+            .await,
+        USED,
+    );
     assert_eq!(b.status(&cancelled.random).await, QrStatus::Cancelled);
 }
 
@@ -469,18 +498,31 @@ async fn codes_expire_at_their_ttl_by_the_injected_clock(b: Backend) {
     assert_eq!(b.status(&confirmed.random).await, QrStatus::Confirmed);
 
     assert_expired(b.store.scan(&pending.random, &scanner("alice"), now).await);
-    assert_expired(b.store.cancel(&pending.random, "alice", now).await);
+    assert_expired(
+        b.store
+            .cancel(&pending.random, "alice", "declined", now)
+            .await,
+    );
     assert_expired(b.store.scan(&scanned.random, &scanner("alice"), now).await);
     let ticket = exchange_ticket(&scanned, "alice", now);
     assert_expired(b.store.confirm(&scanned.random, &ticket, now).await);
-    assert_expired(b.store.cancel(&scanned.random, "alice", now).await);
+    assert_expired(
+        b.store
+            .cancel(&scanned.random, "alice", "declined", now)
+            .await,
+    );
     assert_expired(
         b.store
             .scan(&stored_expired.random, &scanner("alice"), now)
             .await,
     );
     // A final state outlives the TTL.
-    assert_conflict(b.store.cancel(&confirmed.random, "alice", now).await, USED);
+    assert_conflict(
+        b.store
+            .cancel(&confirmed.random, "alice", "declined", now)
+            .await,
+        USED,
+    );
     // Expired records stay readable, so late pollers see `expired` rather than nothing.
     assert_eq!(
         b.store.get(&pending.random).await.unwrap().unwrap().status,
@@ -806,7 +848,7 @@ async fn a_subscription_wakes_on_each_transition(b: Backend) {
     let other = b.pending().await;
     let mut sub = b.store.subscribe(&other.random);
     b.store
-        .cancel(&other.random, "alice", b.now())
+        .cancel(&other.random, "alice", "declined", b.now())
         .await
         .unwrap();
     woken(&mut sub, "the cancellation to be announced").await;
@@ -922,6 +964,35 @@ async fn concurrent_hits_are_all_counted(b: Backend) {
     assert_eq!(counts, (1..=40).collect::<Vec<u64>>());
 }
 
+async fn holds_are_capped_per_key_and_let_go_by_release_or_time(b: Backend) {
+    let now = b.now();
+    let until = now + 60_000;
+    for member in ["a", "b"] {
+        assert!(b.store.hold("k", member, until, 2, now).await.unwrap());
+    }
+    assert!(!b.store.hold("k", "c", until, 2, now).await.unwrap());
+    assert!(b.store.hold("other", "c", until, 2, now).await.unwrap());
+    b.store.release("k", "a").await.unwrap();
+    b.store.release("k", "never-held").await.unwrap();
+    assert!(b
+        .store
+        .hold("k", "c", until + 60_000, 2, now)
+        .await
+        .unwrap());
+    assert!(!b.store.hold("k", "d", until, 2, now).await.unwrap());
+    // "b" lets go at `until`; "c" is held a minute longer.
+    assert!(b
+        .store
+        .hold("k", "d", until + 1000, 2, until)
+        .await
+        .unwrap());
+    assert!(!b
+        .store
+        .hold("k", "e", until + 1000, 2, until)
+        .await
+        .unwrap());
+}
+
 async fn a_reachable_backend_answers_ping(b: Backend) {
     b.store.ping().await.unwrap();
 }
@@ -1006,6 +1077,7 @@ conformance_suite!(
     a_reachable_backend_answers_ping,
     a_configuration_change_moves_the_counter_at_once,
     tallies_count_per_key_and_bucket_until_they_are_dropped,
+    holds_are_capped_per_key_and_let_go_by_release_or_time,
 );
 
 /// What only the Redis backend has: a fleet sharing one server, and a server that can be away.
@@ -1234,7 +1306,7 @@ mod redis_only {
             ),
             (
                 "cancel",
-                prompt("cancel", store.cancel(&qr.random, "alice", now)).await,
+                prompt("cancel", store.cancel(&qr.random, "alice", "declined", now)).await,
             ),
         ] {
             let e = err(result);

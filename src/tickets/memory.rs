@@ -24,6 +24,8 @@ struct State {
     locks: HashMap<String, (String, Millis)>,
     /// Rate counters: count and the end of their window, by key and window index.
     counters: HashMap<(String, i64), (u64, Millis)>,
+    /// Members held under a key, each until its time.
+    held: HashMap<String, HashMap<String, Millis>>,
     /// Inserts since the last sweep.
     since_sweep: usize,
 }
@@ -83,6 +85,10 @@ fn sweep(state: &mut State, now: Millis) {
     state.cache.retain(|_, (_, exp)| *exp > now);
     state.locks.retain(|_, (_, exp)| *exp > now);
     state.counters.retain(|_, (_, end)| *end > now);
+    for members in state.held.values_mut() {
+        members.retain(|_, until| *until > now);
+    }
+    state.held.retain(|_, members| !members.is_empty());
     state.since_sweep = 0;
 }
 
@@ -147,6 +153,7 @@ impl TicketStore for MemoryStore {
         &self,
         random: &str,
         user_id: &str,
+        reason: &str,
         now: Millis,
     ) -> Result<QrCode, TransitionError> {
         self.transition(random, now, |qr, _| {
@@ -154,6 +161,7 @@ impl TicketStore for MemoryStore {
                 check_scanned_by(qr, user_id)?;
             }
             qr.status = QrStatus::Cancelled;
+            qr.cancel_reason = Some(reason.to_owned());
             Ok(())
         })
     }
@@ -246,6 +254,35 @@ impl TicketStore for MemoryStore {
             .or_insert((0, end));
         counter.0 += 1;
         Ok(counter.0)
+    }
+
+    async fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: Millis,
+        cap: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let members = state.held.entry(key.to_owned()).or_default();
+        members.retain(|_, u| *u > now);
+        if members.len() as u64 >= cap {
+            return Ok(false);
+        }
+        members.insert(member.to_owned(), until);
+        Ok(true)
+    }
+
+    async fn release(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(members) = state.held.get_mut(key) {
+            members.remove(member);
+            if members.is_empty() {
+                state.held.remove(key);
+            }
+        }
+        Ok(())
     }
 
     async fn tally(&self, key: &str, bucket: i64, keep: Duration) -> Result<(), StoreError> {

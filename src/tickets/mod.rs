@@ -113,6 +113,14 @@ pub struct QrCode {
     pub scanner: Option<Scanner>,
     /// The exchange ticket, set on confirmation.
     pub ticket: Option<String>,
+    /// The two-digit number the PC page shows once the code is scanned and the person taps
+    /// on the phone among three (the app's match step); `None` when the step is off.
+    #[serde(default)]
+    pub match_number: Option<u8>,
+    /// Why a cancelled code was cancelled: `declined` (on the phone), `wrong_match_number`,
+    /// `page` (the PC page gave up).
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
 }
 
 impl QrCode {
@@ -126,16 +134,36 @@ impl QrCode {
     }
 }
 
+/// Why a code was cancelled, as the PC page is told (`cancel_reason`).
+pub mod cancel_reason {
+    /// The person tapped Decline on the phone.
+    pub const DECLINED: &str = "declined";
+    /// The person tapped a number the PC page did not show.
+    pub const WRONG_MATCH_NUMBER: &str = "wrong_match_number";
+    /// The PC page that showed the code gave up.
+    pub const PAGE: &str = "page";
+}
+
+/// What a new code is made of besides its app: who asked for it, and under which name.
+pub struct NewCode<'a> {
+    /// Its `random`, chosen beforehand so that a cap on pending codes can hold it first.
+    pub random: Random,
+    /// The creating browser's id (its cookie).
+    pub browser: &'a str,
+    pub requester: &'a Requester,
+    /// Whether the match step applies (the app's setting, unless the API cannot show it).
+    pub match_step: bool,
+}
+
 /// Creates and stores a pending code for `app`, bound to the browser id `browser` and to a
 /// fresh bind token; returns the code and the token (handed to the creator once).
 pub async fn create(
     store: &dyn TicketStore,
     app: &App,
-    browser: &str,
-    requester: &Requester,
+    new: NewCode<'_>,
     now: Millis,
 ) -> Result<(QrCode, String), StoreError> {
-    create_with(store, app, browser, requester, now, app.require_binding).await
+    create_with(store, app, new, now, app.require_binding).await
 }
 
 /// As [`create`], but always bound to its browser, whatever the app's `require_binding`: the
@@ -145,24 +173,28 @@ pub async fn create(
 pub async fn create_bound(
     store: &dyn TicketStore,
     app: &App,
-    browser: &str,
-    requester: &Requester,
+    new: NewCode<'_>,
     now: Millis,
 ) -> Result<(QrCode, String), StoreError> {
-    create_with(store, app, browser, requester, now, true).await
+    create_with(store, app, new, now, true).await
 }
 
 async fn create_with(
     store: &dyn TicketStore,
     app: &App,
-    browser: &str,
-    requester: &Requester,
+    new: NewCode<'_>,
     now: Millis,
     require_binding: bool,
 ) -> Result<(QrCode, String), StoreError> {
+    let NewCode {
+        random,
+        browser,
+        requester,
+        match_step,
+    } = new;
     let bind_token = random_token(24);
     let qr = QrCode {
-        random: Random::generate(),
+        random,
         pool_id: app.pool.clone(),
         client_id: app.client_id.clone(),
         appid: app.miniprogram.clone(),
@@ -176,9 +208,34 @@ async fn create_with(
         requester_user_agent: requester.user_agent.clone(),
         scanner: None,
         ticket: None,
+        match_number: match_step.then(match_number),
+        cancel_reason: None,
     };
     store.insert(&qr).await?;
     Ok((qr, bind_token))
+}
+
+/// A two-digit number, 10–99, from the CSPRNG.
+pub fn match_number() -> u8 {
+    use rand::Rng as _;
+    rand::rngs::OsRng.gen_range(10..=99)
+}
+
+/// Three distinct two-digit numbers in random order, `right` among them: what the phone
+/// offers to tap.
+pub fn match_choices(right: u8) -> [u8; 3] {
+    use rand::seq::SliceRandom as _;
+    use rand::Rng as _;
+    let mut rng = rand::rngs::OsRng;
+    let mut choices = vec![right];
+    while choices.len() < 3 {
+        let n = rng.gen_range(10..=99);
+        if !choices.contains(&n) {
+            choices.push(n);
+        }
+    }
+    choices.shuffle(&mut rng);
+    [choices[0], choices[1], choices[2]]
 }
 
 /// Loads the code a caller named, or fails with `not_found`.
@@ -203,6 +260,10 @@ pub struct ExchangeTicket {
     /// When the user confirmed: the `auth_time` of the tokens.
     pub confirmed_at: Millis,
     pub expires_at: Millis,
+    /// The recorded login (`store::logins`) the tokens minted from this ticket belong to, so
+    /// that a report of it ends them.
+    #[serde(default)]
+    pub login_id: Option<String>,
 }
 
 /// Proof of binding presented by a caller: hashes of its `X-ScanGate-Bind` header and its
@@ -247,6 +308,8 @@ pub enum TransitionError {
 }
 
 /// The outcome of presenting an exchange ticket.
+// One per exchange, moved once: boxing the ticket would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Take {
     /// Consumed: nobody can take it again.
@@ -326,11 +389,12 @@ pub trait TicketStore: Send + Sync + 'static {
         now: Millis,
     ) -> Result<QrCode, TransitionError>;
 
-    /// pending or scanned (by `user_id`) → cancelled.
+    /// pending or scanned (by `user_id`) → cancelled, for `reason` (see [`cancel_reason`]).
     async fn cancel(
         &self,
         random: &str,
         user_id: &str,
+        reason: &str,
         now: Millis,
     ) -> Result<QrCode, TransitionError>;
 
@@ -365,6 +429,21 @@ pub trait TicketStore: Send + Sync + 'static {
     /// and returns the count so far in that window (1 for the first). Counters vanish with
     /// their window.
     async fn hit(&self, key: &str, window: Duration, now: Millis) -> Result<u64, StoreError>;
+
+    /// Holds `member` under `key` until `until`, if fewer than `cap` members are held there at
+    /// `now`; `false` (and nothing held) when the cap is reached. A cap on things alive at once
+    /// (pending QR codes per address), where [`TicketStore::hit`] counts a rate.
+    async fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: Millis,
+        cap: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+
+    /// Lets go of `member` under `key` before its time (a no-op when not held).
+    async fn release(&self, key: &str, member: &str) -> Result<(), StoreError>;
 
     /// Fails when the backend cannot be reached.
     async fn ping(&self) -> Result<(), StoreError>;

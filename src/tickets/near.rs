@@ -99,6 +99,8 @@ mod tests {
             requester_user_agent: String::new(),
             scanner: None,
             ticket: None,
+            match_number: None,
+            cancel_reason: None,
         }
     }
 

@@ -5,11 +5,12 @@
 //!
 //! | key | type | lives until |
 //! |---|---|---|
-//! | `{prefix}:qr:{random}` | hash: `body` (the code as inserted, JSON), `status`, `expires_at`, `scanner` (JSON), `scanner_id`, `ticket` | `expires_at + RETAIN_AFTER_EXPIRY` |
+//! | `{prefix}:qr:{random}` | hash: `body` (the code as inserted, JSON), `status`, `expires_at`, `scanner` (JSON), `scanner_id`, `ticket`, `cancel_reason` | `expires_at + RETAIN_AFTER_EXPIRY` |
 //! | `{prefix}:ticket:{ticket}` | hash: `body` (JSON), `bind_hash`, `browser_hash`, `require_binding`, `expires_at` | the ticket's `expires_at` |
 //! | `{prefix}:cache:{key}` | string | the TTL given to `cache_set` |
 //! | `{prefix}:lock:{key}` | string: the holder's random token | the TTL given to `lock` |
 //! | `{prefix}:rate:{key}:{window}` | integer: events counted by `hit` in that window | the window's end |
+//! | `{prefix}:held:{key}` | sorted set: members held by `hold`, scored by when each lets go | its latest member's time |
 //! | `{prefix}:tally:{key}:{bucket}` | integer: events counted by `tally` in that bucket | the `keep` given at its first count |
 //! | `{prefix}:events` | pub/sub channel: the `random` of each changed code, or `config:` after an operator changed configuration | — |
 //!
@@ -146,7 +147,8 @@ end
 return changed()
 "#;
 
-/// pending (by anyone) or scanned (by its scanner) → cancelled. `ARGV[4]` user id.
+/// pending (by anyone) or scanned (by its scanner) → cancelled. `ARGV[4]` user id, `ARGV[5]`
+/// the reason.
 const CANCEL: &str = r#"
 local qr, err = live()
 if not qr then return failed(err) end
@@ -154,7 +156,7 @@ if qr.status ~= 'pending' then
   local by = scanned_by(qr, ARGV[4])
   if by ~= 0 then return failed(by) end
 end
-redis.call('HSET', KEYS[1], 'status', 'cancelled')
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancel_reason', ARGV[5])
 return changed()
 "#;
 
@@ -191,6 +193,17 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 "#;
 
+/// Holds `ARGV[4]` until `ARGV[2]` in the sorted set `KEYS[1]` unless `ARGV[3]` members are
+/// already held at `ARGV[1]`; 1 when held. The set lives as long as its latest member.
+const HOLD: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+local ttl = tonumber(ARGV[2]) - tonumber(ARGV[1])
+if ttl > redis.call('PTTL', KEYS[1]) then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"#;
+
 /// The loaded scripts; each is sent by `EVALSHA`, falling back to `EVAL` after a Redis restart.
 struct Scripts {
     scan: Script,
@@ -199,6 +212,7 @@ struct Scripts {
     take: Script,
     delete_if_equal: Script,
     hit: Script,
+    hold: Script,
 }
 
 impl Scripts {
@@ -211,6 +225,7 @@ impl Scripts {
             take: Script::new(TAKE),
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
             hit: Script::new(HIT),
+            hold: Script::new(HOLD),
         }
     }
 }
@@ -240,6 +255,10 @@ impl Keys {
 
     fn rate(&self, key: &str, window: i64) -> String {
         format!("{}:rate:{key}:{window}", self.prefix)
+    }
+
+    fn held(&self, key: &str) -> String {
+        format!("{}:held:{key}", self.prefix)
     }
 
     fn tally(&self, key: &str, bucket: i64) -> String {
@@ -488,6 +507,7 @@ fn decode_qr(mut fields: HashMap<String, String>) -> Result<Option<QrCode>, Stor
         None => None,
     };
     qr.ticket = fields.remove("ticket");
+    qr.cancel_reason = fields.remove("cancel_reason");
     Ok(Some(qr))
 }
 
@@ -606,9 +626,10 @@ impl TicketStore for RedisStore {
         &self,
         random: &str,
         user_id: &str,
+        reason: &str,
         now: Millis,
     ) -> Result<QrCode, TransitionError> {
-        self.transition(&self.scripts.cancel, random, now, &[], &[user_id])
+        self.transition(&self.scripts.cancel, random, now, &[], &[user_id, reason])
             .await
     }
 
@@ -704,6 +725,40 @@ impl TicketStore for RedisStore {
         call.key(self.keys.rate(key, index)).arg((end - now).max(1));
         self.run(|mut conn| async move { call.invoke_async::<u64>(&mut conn).await })
             .await
+    }
+
+    async fn hold(
+        &self,
+        key: &str,
+        member: &str,
+        until: Millis,
+        cap: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut call = self.scripts.hold.prepare_invoke();
+        call.key(self.keys.held(key))
+            .arg(now)
+            .arg(until)
+            .arg(cap)
+            .arg(member);
+        let held: i64 = self
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        Ok(held == 1)
+    }
+
+    async fn release(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let key = self.keys.held(key);
+        let member = member.to_owned();
+        self.run(|mut conn| async move {
+            redis::cmd("ZREM")
+                .arg(key)
+                .arg(member)
+                .query_async::<i64>(&mut conn)
+                .await
+        })
+        .await
+        .map(drop)
     }
 
     async fn tally(&self, key: &str, bucket: i64, keep: Duration) -> Result<(), StoreError> {
@@ -854,6 +909,8 @@ mod tests {
             requester_user_agent: "ua".into(),
             scanner: None,
             ticket: None,
+            match_number: Some(42),
+            cancel_reason: None,
         };
         let mut fields: HashMap<String, String> = encode_qr(&qr)
             .unwrap()
@@ -866,7 +923,10 @@ mod tests {
             r#"{"user_id":"u","nickname":null,"avatar_url":null}"#.into(),
         );
         fields.insert("ticket".into(), "t".into());
+        fields.insert("cancel_reason".into(), "declined".into());
         let decoded = decode_qr(fields).unwrap().unwrap();
+        assert_eq!(decoded.match_number, Some(42));
+        assert_eq!(decoded.cancel_reason.as_deref(), Some("declined"));
         assert_eq!(decoded.status, QrStatus::Confirmed);
         assert_eq!(decoded.scanner.unwrap().user_id, "u");
         assert_eq!(decoded.ticket.as_deref(), Some("t"));

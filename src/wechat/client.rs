@@ -137,6 +137,9 @@ pub enum WechatError {
     /// WeChat answered, but not with what the API promises (no openid, no image, not JSON).
     #[error("WeChat sent an unexpected reply: {0}")]
     BadReply(String),
+    /// getPhoneNumber: the Mini Program's paid quota of phone numbers is used up (1400001).
+    #[error("the Mini Program's phone number quota is exhausted")]
+    PhoneQuotaExhausted,
     #[error("WeChat error {errcode}")]
     Api { errcode: i64, errmsg: String },
     /// The shared token cache failed.
@@ -175,6 +178,7 @@ fn classify(e: WechatError) -> WechatError {
         40029 | 40163 => WechatError::InvalidCode,
         40226 | 50002 => WechatError::Refused,
         45009 | 45011 => WechatError::RateLimited,
+        1400001 => WechatError::PhoneQuotaExhausted,
         40013 | 40125 | 40164 | 40243 | 41002 | 41004 => WechatError::Misconfigured(errcode),
         _ => WechatError::Api { errcode, errmsg },
     }

@@ -79,6 +79,9 @@ struct App {
     stable_token: Option<String>,
     /// Calls to either token endpoint naming this appid.
     token_calls: usize,
+    /// Phone numbers WeChat will still sell this Mini Program; `None`: no limit. At zero,
+    /// getuserphonenumber answers 1400001 (the quota is exhausted), as the real one does.
+    phone_quota: Option<u64>,
 }
 
 struct User {
@@ -200,6 +203,7 @@ fn errmsg(errcode: i64) -> &'static str {
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit",
         47001 => "data format error",
+        1400001 => "phone number quota exhausted",
         _ => "simulated error",
     }
 }
@@ -454,6 +458,16 @@ impl Simulator {
             .extend(std::iter::repeat_n(errcode, times));
     }
 
+    /// How many more phone numbers `appid` may get (`None`: no limit); at zero every phone
+    /// code is refused with 1400001, WeChat's "quota exhausted".
+    pub fn set_phone_quota(&self, appid: &str, remaining: Option<u64>) {
+        self.state()
+            .apps
+            .entry(appid.to_owned())
+            .or_default()
+            .phone_quota = remaining;
+    }
+
     /// Pauses every WeChat API reply by `delay` (`None` to stop).
     pub fn set_delay(&self, delay: Option<Duration>) {
         self.state().delay = delay;
@@ -481,6 +495,7 @@ impl Simulator {
             .route("/_sim/login", post(sim_login_post))
             .route("/_sim/phone_code", post(sim_phone_code_post))
             .route("/_sim/encrypt", post(sim_encrypt_post))
+            .route("/_sim/phone_quota", post(sim_phone_quota_post))
             .route("/_sim/stats", get(sim_stats_get))
             .with_state(self.clone())
     }
@@ -629,9 +644,15 @@ impl Simulator {
         let body: Value = serde_json::from_slice(body).map_err(|_| 47001)?;
         let code = body_str(&body, "code").ok_or(41008)?;
         let app = state.apps.get_mut(&appid).ok_or(40013)?;
+        if app.phone_quota == Some(0) {
+            return Err(1400001);
+        }
         let grant = redeem(&mut app.phone_codes, code, now).map_err(|_| 40029)?;
         if body_str(&body, "openid").is_some_and(|o| o != grant.openid) {
             return Err(40029);
+        }
+        if let Some(left) = app.phone_quota.as_mut() {
+            *left -= 1;
         }
         let phone_number = if grant.country_code == "86" {
             grant.pure_phone.clone()
@@ -831,6 +852,23 @@ async fn sim_phone_code_post(
         .unwrap_or("86");
     let code = sim.phone_code(&req.appid, &req.openid, &req.phone, country);
     Json(json!({ "code": code })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SimPhoneQuota {
+    appid: String,
+    /// `null`: no limit.
+    remaining: Option<u64>,
+}
+
+/// `POST /_sim/phone_quota {appid, remaining}`: how many phone numbers WeChat still sells the
+/// Mini Program (0: every phone code is refused with 1400001).
+async fn sim_phone_quota_post(
+    State(sim): State<Simulator>,
+    Json(req): Json<SimPhoneQuota>,
+) -> Response {
+    sim.set_phone_quota(&req.appid, req.remaining);
+    Json(json!({ "remaining": req.remaining })).into_response()
 }
 
 #[derive(Deserialize)]

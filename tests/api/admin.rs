@@ -69,6 +69,13 @@ fn shop(client_id: &str) -> Value {
     })
 }
 
+/// The confirm body that taps the number the PC shows: an app made through the API has the
+/// match step on.
+async fn shown_number(app: &TestApp, random: &str) -> Option<Value> {
+    let shown = app.status(&app.client, random).await["match_number"].clone();
+    shown.is_number().then(|| json!({ "match_number": shown }))
+}
+
 /// Creates a QR code for `client_id`, scans and confirms it as `openid`; the ticket.
 async fn confirmed(app: &TestApp, client_id: &str, openid: &str) -> String {
     let qr = app.create_qr_for(&app.client, client_id).await;
@@ -76,7 +83,9 @@ async fn confirmed(app: &TestApp, client_id: &str, openid: &str) -> String {
     let token = app.mp_login(APPID, openid).await;
     assert_eq!(app.scan(&token, &random).await.status(), StatusCode::OK);
     assert_eq!(
-        app.confirm(&token, &random, None).await.status(),
+        app.confirm(&token, &random, shown_number(app, &random).await)
+            .await
+            .status(),
         StatusCode::OK
     );
     app.status(&app.client, &random).await["ticket"]
@@ -1898,7 +1907,9 @@ async fn a_provisioned_person_is_linked_not_created_and_strangers_are_refused(ba
     let token = ann["token"].as_str().unwrap();
     assert_eq!(app.scan(token, &random).await.status(), StatusCode::OK);
     assert_eq!(
-        app.confirm(token, &random, None).await.status(),
+        app.confirm(token, &random, shown_number(&app, &random).await)
+            .await
+            .status(),
         StatusCode::OK
     );
     let ticket = app.status(&app.client, &random).await["ticket"]

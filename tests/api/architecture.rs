@@ -20,6 +20,7 @@ const BELOW: &[&str] = &[
     "store",
     "cors",
     "ratelimit",
+    "requesters",
     "published",
     "metrics",
     "funnel",

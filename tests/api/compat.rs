@@ -729,6 +729,11 @@ async fn with_site(backend: Backend) -> (TestApp, String) {
         brief.client_id = "brief".into();
         brief.qr_ttl_secs = 3;
         c.apps.push(brief);
+        // The match step on, for the widget's number.
+        let mut matched = c.apps[0].clone();
+        matched.client_id = "matched".into();
+        matched.match_number = true;
+        c.apps.push(matched);
     })
     .await;
     site(&app, listener).await;
@@ -752,6 +757,7 @@ async fn the_widget_in_a_browser_on_another_origin_logs_in(backend: Backend) {
     env.push(("SITE", site));
     env.push(("APP_ID", "web".to_owned()));
     env.push(("SHORT_APP_ID", "brief".to_owned()));
+    env.push(("MATCH_APP_ID", "matched".to_owned()));
     env.push(("BACKEND", format!("{backend:?}").to_lowercase()));
     let out = run_node("widget-browser.mjs", &env).await;
     assert!(out.trim_end().ends_with("ok"), "{out}");

@@ -191,6 +191,8 @@ pub fn base_config(sim_base: &str) -> Config {
         miniprogram: mp.into(),
         qr_ttl_secs: 120,
         require_binding: binding,
+        // The match step has its own tests (scanner.rs); elsewhere a confirm sends no number.
+        match_number: false,
         ..AppConfig::default()
     };
     let mp = |appid: &str, pool: &str| MiniProgramConfig {

@@ -6,6 +6,7 @@
 mod helpers;
 mod js;
 mod landing;
+mod mmdb;
 
 mod admin;
 mod architecture;
@@ -32,5 +33,6 @@ mod python_rp;
 mod qrcodes;
 mod races;
 mod scale_out;
+mod scanner;
 mod secrets;
 mod tokens;

@@ -247,7 +247,7 @@ pub async fn token_request(
     post_form(app, "/oidc/token", client_id, params).await
 }
 
-async fn post_form(
+pub async fn post_form(
     app: &TestApp,
     path: &str,
     client_id: &str,
@@ -273,7 +273,7 @@ async fn assert_oauth_error(res: reqwest::Response, status: StatusCode, error: &
     body["error_description"].as_str().unwrap().to_owned()
 }
 
-async fn userinfo_status(app: &TestApp, access_token: &str) -> StatusCode {
+pub async fn userinfo_status(app: &TestApp, access_token: &str) -> StatusCode {
     app.client
         .get(app.url("/oidc/userinfo"))
         .bearer_auth(access_token)
@@ -642,6 +642,7 @@ fn with_public_client(config: &mut scangate::config::Config) {
         miniprogram: APPID.into(),
         qr_ttl_secs: 120,
         require_binding: true,
+        match_number: false,
         ..AppConfig::default()
     });
 }
@@ -1387,7 +1388,7 @@ async fn the_authorization_endpoint_accepts_a_posted_form(backend: Backend) {
 }
 
 /// Whether `browser` still has a session: `prompt=none` gets a code.
-async fn signed_in(app: &TestApp, browser: &Client) -> bool {
+pub async fn signed_in(app: &TestApp, browser: &Client) -> bool {
     let (challenge, _) = pkce();
     let res = browser
         .get(app.url("/oidc/auth"))

@@ -115,6 +115,7 @@ async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
             miniprogram: APPID.into(),
             qr_ttl_secs: 120,
             require_binding: true,
+            match_number: true,
             ..AppConfig::default()
         });
     })
@@ -161,7 +162,8 @@ async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
         ],
     )
     .await;
-    assert_eq!(out.matches("Signed in as").count(), 3, "{out}");
+    assert_eq!(out.matches("Signed in as").count(), 4, "{out}");
+    assert!(out.contains("wrong number: ok"), "{out}");
     assert!(out.contains("(小明)"), "{out}");
     assert!(
         out.contains("sso: ok") && out.contains("cancelled: ok"),

@@ -43,6 +43,13 @@ async function scanOnPhone(phone) {
   await phone.waitForSelector("#screen-confirm:not([hidden])");
 }
 
+// The demo app has the match step on: the phone taps the number the demo page shows.
+async function tapShown(demo, phone) {
+  await demo.waitForSelector("#match-number:not([hidden])");
+  const number = (await demo.textContent("#match-number")).trim();
+  await phone.click(`.match-choice:text-is("${number}")`);
+}
+
 async function finishOnPhone(phone, button) {
   await phone.click(button);
   await phone.waitForSelector("#screen-done:not([hidden])");
@@ -71,6 +78,8 @@ try {
   const scanner = await demo.innerText("#scanner-name");
   must(scanner === "WeChat user", "a new user is shown as WeChat user: " + scanner);
   await shot(demo, "dev-demo-en-1280-scanned.png");
+  await tapShown(demo, phone);
+  await shot(demo, "dev-demo-en-1280-match.png");
   await shot(phone, "dev-phone-en-375-confirm.png");
   await finishOnPhone(phone, "#confirm-button");
   await demo.waitForSelector("#welcome:not([hidden])");
@@ -109,6 +118,7 @@ try {
   await demo.waitForSelector('#qr-box[data-state="scanned"]');
   const again = await demo.innerText("#scanner-name");
   must(again !== "WeChat user", "the filled-in nickname is shown at scan: " + again);
+  await tapShown(demo, phone);
   await finishOnPhone(phone, "#confirm-button");
   await demo.waitForSelector("#welcome:not([hidden])");
   const back = await demo.innerText("#welcome-greeting");
@@ -126,6 +136,7 @@ try {
   await offered(phone, hosted);
   await shot(demo, "dev-hosted-en-1280.png");
   await scanOnPhone(phone);
+  await tapShown(demo, phone);
   await finishOnPhone(phone, "#confirm-button");
   await demo.waitForURL("**/_dev/callback**");
   await demo.waitForSelector('#hosted[data-result="signed-in"]');

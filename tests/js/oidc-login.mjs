@@ -23,6 +23,14 @@ async function phone(path, body) {
   must(res.ok, `phone ${path}: HTTP ${res.status} ${await res.text()}`);
 }
 
+// Confirms with the number the page shows (the match step).
+async function confirmShown(page, random) {
+  await page.waitForSelector("#login[data-match]", { timeout: 10000 });
+  const number = Number(await page.textContent("#match-number"));
+  must(number >= 10 && number <= 99, "a two-digit number: " + number);
+  await phone(`/api/mp/v1/qrcodes/${random}/confirm`, { match_number: number });
+}
+
 async function qrShown(page) {
   await page.waitForSelector("#qr[data-random]");
   await page.waitForFunction(() => {
@@ -55,11 +63,54 @@ try {
     must((await page.textContent("#scanner-name")) === "小明", "the scanner's name is shown");
     await shot(page, `hosted-login-${tag}-scanned.png`);
 
-    await phone(`/api/mp/v1/qrcodes/${random}/confirm`);
+    await confirmShown(page, random);
     await page.waitForURL(RP_URL + "/callback**", { timeout: 10000 });
     const result = await page.textContent("#signed-in");
     must(result.includes("Signed in as"), "the relying party got tokens: " + result);
     console.log(`${tag}: ${result}`);
+    await page.close();
+  }
+
+  // The match step at a desktop's and a small phone's size: the number large, the line to tap
+  // it; a wrong tap cancels the code and the page says why.
+  for (const [lang, size, right] of [
+    ["en", { width: 1280, height: 800 }, true],
+    ["zh-CN", { width: 375, height: 667 }, false],
+  ]) {
+    const tag = `${size.width}x${size.height}`;
+    const page = await context.newPage();
+    await page.setViewportSize(size);
+    await page.goto(`${RP_URL}/login?lang=${lang}&prompt=login`);
+    const random = await qrShown(page);
+    const res = await fetch(`${SCANGATE_URL}/api/mp/v1/qrcodes/${random}/scan`, {
+      method: "POST",
+      headers: { authorization: "Bearer " + PHONE_TOKEN },
+    });
+    const shown = await res.json();
+    await page.waitForSelector("#login[data-match]", { timeout: 10000 });
+    const number = Number(await page.textContent("#match-number"));
+    must(shown.match.choices.includes(number), `the phone offers ${number}: ${shown.match.choices}`);
+    must(await page.isVisible("#match-number"), "the number is visible");
+    const line = lang === "en" ? "Tap this number on your phone" : "在手机上点选这个数字";
+    must((await page.textContent(".cover-scanned")).includes(line), `${tag}: the line to tap it`);
+    await shot(page, `hosted-login-match-${tag}.png`);
+    if (right) {
+      await phone(`/api/mp/v1/qrcodes/${random}/confirm`, { match_number: number });
+      await page.waitForURL(RP_URL + "/callback**", { timeout: 10000 });
+      console.log(`match ${tag}: ${await page.textContent("#signed-in")}`);
+    } else {
+      const wrong = shown.match.choices.find((n) => n !== number);
+      const refused = await fetch(`${SCANGATE_URL}/api/mp/v1/qrcodes/${random}/confirm`, {
+        method: "POST",
+        headers: { authorization: "Bearer " + PHONE_TOKEN, "content-type": "application/json" },
+        body: JSON.stringify({ match_number: wrong }),
+      });
+      must(refused.status === 403, "a wrong number is refused: " + refused.status);
+      await page.waitForSelector('#login[data-state="cancelled"][data-cancel-reason="wrong_match_number"]', { timeout: 10000 });
+      must(await page.isVisible(".reason-wrong_match_number"), "the page says why");
+      await shot(page, `hosted-login-wrong-number-${tag}.png`);
+      console.log("wrong number: ok");
+    }
     await page.close();
   }
 

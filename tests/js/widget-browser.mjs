@@ -5,7 +5,7 @@
 import { launch, artifact, must } from "./lib/browser.mjs";
 import { phone } from "./lib/phone.mjs";
 
-const { SCANGATE, SIMULATOR, MP_APPID, APP_ID, SHORT_APP_ID, SITE, BACKEND } = process.env;
+const { SCANGATE, SIMULATOR, MP_APPID, APP_ID, SHORT_APP_ID, MATCH_APP_ID, SITE, BACKEND } = process.env;
 const mp = phone({ scangate: SCANGATE, simulator: SIMULATOR, appid: MP_APPID });
 must(new URL(SITE).origin !== new URL(SCANGATE).origin, "the site is another origin");
 const TIMEOUT = { timeout: 20000 };
@@ -111,12 +111,45 @@ try {
     await state(page, "scanned");
     await mp.cancel(first);
     await state(page, "cancelled");
-    must((await page.textContent(".sg")).includes("你已取消此次登录"), "cancelled text");
+    must((await page.textContent(".sg")).includes("你已在手机上取消此次登录"), "cancelled text");
     await shot(page, "zh-CN-cancelled");
     await page.click(".sg-btn");
     await qrShown(page);
     must((await random(page)) !== first, "retry shows a new code");
     must((await events(page)).includes("cancelled"), "onCancel");
+    await page.close();
+  }
+
+  // ---- the match step: the number shown large, tapped on the phone; a wrong tap cancels ----
+  for (const [lang, size, right] of [
+    ["en", { width: 1280, height: 800 }, true],
+    ["zh-CN", { width: 375, height: 667 }, false],
+  ]) {
+    const page = await open(`app=${MATCH_APP_ID}&lang=${lang}`);
+    await page.setViewportSize(size);
+    await qrShown(page);
+    const r = await random(page);
+    await mp.login(`o-match-${lang}`, { nickname: lang === "en" ? "Alice" : "小明", avatar_url: `${SITE}/avatar.svg` });
+    const shown = await mp.scan(r);
+    await page.waitForSelector(".sg[data-match]", TIMEOUT);
+    const number = Number(await page.textContent(".sg-number"));
+    must(shown.match.choices.includes(number), `the phone offers ${number}: ${shown.match.choices}`);
+    const line = lang === "en" ? "Tap this number on your phone" : "在手机上点选这个数字";
+    must((await page.textContent(".sg")).includes(line), `${lang}: the line to tap it`);
+    await page.waitForFunction(() => document.querySelector(".sg-avatar").naturalWidth > 0, null, TIMEOUT);
+    await page.screenshot({ path: artifact(`widget-match-${size.width}x${size.height}${suffix}.png`) });
+    if (right) {
+      await mp.confirm(r, { match_number: number });
+      await state(page, "success");
+    } else {
+      const wrong = shown.match.choices.find((n) => n !== number);
+      const refused = await mp.refused(r, { match_number: wrong });
+      must(refused.status === 403 && refused.body.error === "wrong_match_number", JSON.stringify(refused));
+      await state(page, "cancelled");
+      must((await page.textContent(".sg")).includes("手机上点选的数字不对"), "why it was cancelled");
+      must((await page.getAttribute(".sg", "data-match")) === null, "the number is gone");
+      await page.screenshot({ path: artifact(`widget-wrong-number-${size.width}x${size.height}${suffix}.png`) });
+    }
     await page.close();
   }
 

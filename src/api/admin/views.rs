@@ -33,6 +33,8 @@ pub fn app(a: &App) -> Value {
         "qr_ttl_secs": a.qr_ttl_secs,
         "require_binding": a.require_binding,
         "signup": a.signup,
+        "match_number": a.match_number,
+        "phone": a.phone,
         "public": a.client_secret_hash.is_none(),
         "managed_by": a.managed_by,
         "version": a.version,

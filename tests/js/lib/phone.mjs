@@ -26,7 +26,18 @@ export function phone({ scangate, simulator, appid }) {
       return profile ? call("PATCH", mp("/me"), profile) : session.user;
     },
     scan: (random) => call("POST", mp(`/qrcodes/${random}/scan`)),
-    confirm: (random) => call("POST", mp(`/qrcodes/${random}/confirm`)),
+    /** `body`: what the confirm screen sends (`{ match_number }` when the app has the step). */
+    confirm: (random, body) => call("POST", mp(`/qrcodes/${random}/confirm`), body),
+    /** As `confirm`, expecting a refusal; returns `{ status, body }`. */
+    async refused(random, body) {
+      const res = await fetch(mp(`/qrcodes/${random}/confirm`), {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      must(!res.ok, `confirm ${random} was refused`);
+      return { status: res.status, body: await res.json() };
+    },
     cancel: (random) => call("POST", mp(`/qrcodes/${random}/cancel`)),
   };
 }
