@@ -5,7 +5,7 @@
 //
 // Env: SCANGATE, SIMULATOR, MP_APPID (the Mini Program), APP_ID (a bound app of it),
 // OTHER_APP_ID (an app of another Mini Program), CONTROL (advances ScanGate's clock),
-// PART ("login" or "refusals"). Prints `user <id>` per login and `ok` at the end.
+// PART ("login", "qrljacking" or "refusals"). Prints `user <id>` per login and `ok` at the end.
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -24,10 +24,12 @@ const snap = (name) => shots.push([name, mp.html()]);
 
 // ---- the PC's side, over the public API ----
 
-async function pcCode(appId = APP_ID) {
+async function pcCode(appId = APP_ID, { ip, ua = CHROME_ON_WINDOWS } = {}) {
+  const headers = { "content-type": "application/json", "user-agent": ua };
+  if (ip) headers["x-forwarded-for"] = ip;
   const res = await fetch(`${SCANGATE}/api/v1/qrcodes`, {
     method: "POST",
-    headers: { "content-type": "application/json", "user-agent": CHROME_ON_WINDOWS },
+    headers,
     body: JSON.stringify({ app_id: appId }),
   });
   must(res.status === 201, `create a code: ${res.status}`);
@@ -114,12 +116,10 @@ async function login() {
   await mp.fire("#phone", "getphonenumber", { code: await phoneCode(alice.openid, "13800138000"), errMsg: "getPhoneNumber:ok" });
   must(mp.text("#phone-note") === "Phone number shared", `the phone: ${mp.text("#phone-note")}`);
 
-  if (status.match_number != null) {
-    tapMatch(status);
-    await mp.idle();
-  } else {
-    await mp.fire("#confirm");
-  }
+  // The match step: the number the PC shows is one of three big buttons.
+  must(typeof status.match_number === "number", `the PC shows a match number: ${show(status)}`);
+  tapMatch(status);
+  await mp.idle();
   must(mp.current().route === "pages/result/result", `the result page: ${mp.current().route} ${show(mp.current().options)}`);
   must(mp.text("#title") === "Signed in", `signed in: ${mp.text("#title")}`);
   must(mp.text("#message").includes("App web"), `to the app: ${mp.text("#message")}`);
@@ -133,7 +133,8 @@ async function login() {
   console.log(`user ${user.id}`);
 
   // The recent logins, with "This wasn't me".
-  if (mp.text("#logins") !== null) {
+  must(mp.text("#logins") !== null, "the recent logins are listed");
+  {
     const reports = mp.all(".report");
     must(reports.length >= 1, "the login just made is listed");
     must(mp.text(".login").includes("127.0.0.1"), `with who asked: ${mp.text(".login")}`);
@@ -142,8 +143,6 @@ async function login() {
     must(mp.all(".reported").length === 1, "the reported login says so");
     must(mp.text(".reported") === "Reported; that sign-in was ended", mp.text(".reported"));
     console.log("reported");
-  } else {
-    console.log("no logins list");
   }
 
   // A token ScanGate no longer honours is renewed through wx.login, once.
@@ -166,15 +165,13 @@ async function login() {
   const third = await pcCode();
   await mp.launch(alice, { q: q(third) });
   const shown = await pcStatus(third);
-  if (shown.match_number != null) {
-    tapMatch(shown, { wrong: true });
-    await mp.idle();
-    must(mp.current().options.kind === "wrong_match", `a wrong number: ${show(mp.current().options)}`);
-    must(mp.text("#title") === "Wrong number: sign-in cancelled", mp.text("#title"));
-    const after = await pcStatus(third);
-    must(after.status === "cancelled" && !after.ticket, `the code is cancelled: ${show(after)}`);
-    console.log("wrong match refused");
-  }
+  tapMatch(shown, { wrong: true });
+  await mp.idle();
+  must(mp.current().options.kind === "wrong_match", `a wrong number: ${show(mp.current().options)}`);
+  must(mp.text("#title") === "Wrong number: sign-in cancelled", mp.text("#title"));
+  const after = await pcStatus(third);
+  must(after.status === "cancelled" && !after.ticket, `the code is cancelled: ${show(after)}`);
+  console.log("wrong match refused");
 }
 
 // ---- the refusals ----
@@ -270,9 +267,39 @@ async function refusals() {
   must(warn.includes("Russia") && warn.includes("China"), warn);
 }
 
+// ---- QRLJacking: the attacker's code, scanned by the victim ----
+
+async function qrljacking() {
+  // The attacker opens a login in a datacenter and lures the victim, in Shanghai, to scan it.
+  const qr = await pcCode(APP_ID, {
+    ip: "198.51.100.7",
+    ua: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+  });
+  const victim = new Phone({ openid: "o-mp-victim", ip: "203.0.113.9" });
+  await mp.launch(victim, { q: q(qr) });
+  must(mp.current().route === "pages/confirm/confirm", `the confirm page: ${mp.current().route}`);
+  const device = mp.text("#who-device");
+  must(/Firefox/.test(device) && /Linux/.test(device), `the attacker's browser: ${device}`);
+  must(mp.text("#who-ip") === "198.51.100.7", `the attacker's IP: ${mp.text("#who-ip")}`);
+  must(mp.text("#who-place") === "Ashburn, Virginia, United States", `the attacker's place: ${mp.text("#who-place")}`);
+  const warning = mp.text("#mismatch") || "";
+  must(warning.startsWith("Be careful"), `a warning: ${warning}`);
+  const order = mp.current().page.dom.innerHTML;
+  must(order.indexOf('main--warning') >= 0 && order.indexOf('main--warning') < order.indexOf('main--match'), "the warning is above the buttons");
+  snap("qrljacking");
+  // Misled, the victim taps a number the attacker's screen does not show: the code is cancelled.
+  const shown = await pcStatus(qr);
+  tapMatch(shown, { wrong: true });
+  await mp.idle();
+  must(mp.current().options.kind === "wrong_match", `refused: ${show(mp.current().options)}`);
+  const after = await pcStatus(qr);
+  must(after.status === "cancelled" && !after.ticket, `the attacker gets no ticket: ${show(after)}`);
+}
+
 if (PART === "login") await login();
+else if (PART === "qrljacking") await qrljacking();
 else if (PART === "refusals") await refusals();
-else throw new Error(`PART is login or refusals, not ${PART}`);
+else throw new Error(`PART is login, qrljacking or refusals, not ${PART}`);
 
 if (process.env.SCREENSHOTS === "1" && shots.length) {
   const browser = await launch();

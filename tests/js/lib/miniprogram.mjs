@@ -43,8 +43,10 @@ export const MP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
 
 /** One phone: a WeChat user (openid), its storage, its language, and what its scanner reads. */
 export class Phone {
-  constructor({ openid, language = "en", loginCode = null }) {
+  constructor({ openid, language = "en", loginCode = null, ip = null }) {
     this.openid = openid;
+    // The phone's network address, as the proxy in front of ScanGate reports it.
+    this.ip = ip;
     // A code WeChat never issued, to see the Mini Program meet WeChat's refusal.
     this.loginCode = loginCode;
     this.language = language;
@@ -64,6 +66,8 @@ export function miniprogram({ scangate, simulator, appid }) {
 
   const config = require(path.join(MP_DIR, "config.js"));
   config.scangateUrl = scangate;
+
+  const forwarded = () => (phone && phone.ip ? { "x-forwarded-for": phone.ip } : {});
 
   function track(promise) {
     inflight += 1;
@@ -112,7 +116,7 @@ export function miniprogram({ scangate, simulator, appid }) {
 
     request(handler) {
       const method = (handler.method || "GET").toUpperCase();
-      const headers = { ...(handler.header || {}) };
+      const headers = { ...(handler.header || {}), ...forwarded() };
       let body;
       if (handler.data !== undefined && method !== "GET") body = JSON.stringify(handler.data);
       else delete headers["content-type"];
@@ -148,7 +152,7 @@ export function miniprogram({ scangate, simulator, appid }) {
           try {
             const { statusCode, header, text } = await fetchWx(handler.url, {
               method: "POST",
-              headers: handler.header || {},
+              headers: { ...(handler.header || {}), ...forwarded() },
               body: form,
             });
             // wx.uploadFile gives the body as a string.
