@@ -92,7 +92,12 @@ async fn cancel_code(
         .cancel(random, as_user, crate::tickets::cancel_reason::PAGE, now)
         .await
     {
-        Ok(_) | Err(TransitionError::Conflict(_) | TransitionError::Expired) => Ok(()),
+        // Cancelled, it no longer counts among the address's pending codes.
+        Ok(qr) => Ok(state
+            .limiter
+            .release_pending(&qr.requester_ip, &qr.random)
+            .await?),
+        Err(TransitionError::Conflict(_) | TransitionError::Expired) => Ok(()),
         Err(TransitionError::NotFound | TransitionError::Forbidden(_)) => Ok(()),
         Err(TransitionError::Store(e)) => Err(e.into()),
     }

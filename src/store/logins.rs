@@ -23,6 +23,25 @@ pub struct Login {
     pub session_hash: Option<String>,
 }
 
+/// How long a login stays in the person's list: 90 days.
+pub const KEPT_MS: i64 = 90 * 24 * 3600 * 1000;
+
+/// Deletes the logins confirmed before `before` (and their token records); how many.
+pub async fn purge(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM login_tokens WHERE login_id IN \
+         (SELECT id FROM logins WHERE confirmed_at < $1)",
+    )
+    .bind(before)
+    .execute(&db.pool)
+    .await?;
+    let done = sqlx::query("DELETE FROM logins WHERE confirmed_at < $1")
+        .bind(before)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 const COLUMNS: &str = "id, pool, user_id, client_id, random, requester_ip, requester_user_agent, \
                        confirmed_at, reported_at, grant_id, session_hash";
 

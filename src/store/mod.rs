@@ -115,18 +115,20 @@ impl Db {
 
 /// Tables whose rows are of no use once `expires_at` has passed: a used code or a rotated
 /// refresh token only matters (for replay detection) while it could still have been used.
-const EXPIRING: [&str; 5] = [
+const EXPIRING: [&str; 6] = [
     "mp_sessions",
     "oidc_codes",
     "oidc_refresh_tokens",
     "oidc_revoked_access_tokens",
     "oidc_sessions",
+    "login_tokens",
 ];
 
 /// Deletes every row that expired before `now`, and avatars no profile points at; returns
 /// how many.
 pub async fn purge_expired(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
     let mut deleted = avatars::purge_unreferenced(db, now).await?;
+    deleted += logins::purge(db, now - logins::KEPT_MS).await?;
     for table in EXPIRING {
         deleted += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
             .bind(now)

@@ -94,6 +94,7 @@ client_id = "web"
 name = "Web"
 miniprogram = "{APPID}"
 redirect_uris = ["http://127.0.0.1:3000/callback"]
+match_number = false
 "#
         ),
     )

@@ -520,6 +520,7 @@ name = "Web"
 miniprogram = "{APPID}"
 redirect_uris = ["http://127.0.0.1:3000/callback"]
 qr_ttl_secs = 600
+match_number = false
 "#
         ),
     )

@@ -410,6 +410,16 @@ async fn a_reported_native_login_loses_its_access_token_and_only_the_owner_may_r
     // The other login is untouched.
     let other = kept["access_token"].as_str().unwrap();
     assert_eq!(userinfo_status(&app, other).await, StatusCode::OK);
+
+    // The list keeps 90 days.
+    app.clock
+        .advance(std::time::Duration::from_secs(91 * 24 * 3600));
+    scangate::store::purge_expired(&app.state.db, app.clock.now())
+        .await
+        .unwrap();
+    let token = app.mp_login(APPID, "o-owner").await;
+    let list = app.get_json_bearer("/api/mp/v1/me/logins", &token).await;
+    assert_eq!(list, json!({ "logins": [] }));
 }
 
 async fn an_exhausted_phone_quota_lets_the_login_go_on_without_the_phone(backend: Backend) {
@@ -577,12 +587,22 @@ async fn scans_of_codes_that_are_not_pending_are_limited_per_user(backend: Backe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check"]
 async fn scan_latency_is_measured_over_loopback() {
-    for backend in [Backend::Embedded, Backend::Distributed] {
-        let app = TestApp::spawn(backend).await;
+    let dir = tempdir::Dir::new();
+    for (backend, geo) in [
+        (Backend::Embedded, false),
+        (Backend::Embedded, true),
+        (Backend::Distributed, false),
+        (Backend::Distributed, true),
+    ] {
+        let app = if geo {
+            spawn(backend, &dir).await
+        } else {
+            TestApp::spawn(backend).await
+        };
         let token = app.mp_login(APPID, "o-latency").await;
         let mut randoms = Vec::new();
         for _ in 0..300 {
-            let qr = app.create_qr().await;
+            let qr = create_from(&app, &app.client, "web", GERMAN_IP, ATTACKER_UA).await;
             randoms.push(qr["random"].as_str().unwrap().to_owned());
         }
         // Warm up connections and caches.
@@ -592,14 +612,14 @@ async fn scan_latency_is_measured_over_loopback() {
         let mut took = Vec::new();
         for random in randoms.iter().skip(20) {
             let start = std::time::Instant::now();
-            let res = app.scan(&token, random).await;
+            let res = scan_from(&app, &token, random, VICTIM_IP).await;
             took.push(start.elapsed());
             assert_eq!(res.status(), StatusCode::OK);
         }
         took.sort();
         let at = |q: f64| took[((took.len() as f64 - 1.0) * q).round() as usize];
         println!(
-            "scan latency {backend:?}: n={} p50={:?} p99={:?} max={:?}",
+            "scan latency {backend:?} geoip={geo}: n={} p50={:?} p99={:?} max={:?}",
             took.len(),
             at(0.5),
             at(0.99),

@@ -120,39 +120,6 @@ try {
     await page.close();
   }
 
-  // ---- the match step: the number shown large, tapped on the phone; a wrong tap cancels ----
-  for (const [lang, size, right] of [
-    ["en", { width: 1280, height: 800 }, true],
-    ["zh-CN", { width: 375, height: 667 }, false],
-  ]) {
-    const page = await open(`app=${MATCH_APP_ID}&lang=${lang}`);
-    await page.setViewportSize(size);
-    await qrShown(page);
-    const r = await random(page);
-    await mp.login(`o-match-${lang}`, { nickname: lang === "en" ? "Alice" : "小明", avatar_url: `${SITE}/avatar.svg` });
-    const shown = await mp.scan(r);
-    await page.waitForSelector(".sg[data-match]", TIMEOUT);
-    const number = Number(await page.textContent(".sg-number"));
-    must(shown.match.choices.includes(number), `the phone offers ${number}: ${shown.match.choices}`);
-    const line = lang === "en" ? "Tap this number on your phone" : "在手机上点选这个数字";
-    must((await page.textContent(".sg")).includes(line), `${lang}: the line to tap it`);
-    await page.waitForFunction(() => document.querySelector(".sg-avatar").naturalWidth > 0, null, TIMEOUT);
-    await page.screenshot({ path: artifact(`widget-match-${size.width}x${size.height}${suffix}.png`) });
-    if (right) {
-      await mp.confirm(r, { match_number: number });
-      await state(page, "success");
-    } else {
-      const wrong = shown.match.choices.find((n) => n !== number);
-      const refused = await mp.refused(r, { match_number: wrong });
-      must(refused.status === 403 && refused.body.error === "wrong_match_number", JSON.stringify(refused));
-      await state(page, "cancelled");
-      must((await page.textContent(".sg")).includes("手机上点选的数字不对"), "why it was cancelled");
-      must((await page.getAttribute(".sg", "data-match")) === null, "the number is gone");
-      await page.screenshot({ path: artifact(`widget-wrong-number-${size.width}x${size.height}${suffix}.png`) });
-    }
-    await page.close();
-  }
-
   // ---- the cookie lost (third-party cookies blocked): the bind token still binds ----
   {
     const page = await open(`app=${APP_ID}&lang=en`);
@@ -210,6 +177,39 @@ try {
     await qrShown(page);
     const expiries = (await events(page)).filter((e) => e === "expired").length;
     must(expiries === 2, `onExpired twice: ${await events(page)}`);
+    await page.close();
+  }
+
+  // ---- the match step: the number shown large, tapped on the phone; a wrong tap cancels ----
+  for (const [lang, size, right] of [
+    ["en", { width: 1280, height: 800 }, true],
+    ["zh-CN", { width: 375, height: 667 }, false],
+  ]) {
+    const page = await open(`app=${MATCH_APP_ID}&lang=${lang}`);
+    await page.setViewportSize(size);
+    await qrShown(page);
+    const r = await random(page);
+    await mp.login(`o-match-${lang}`, { nickname: lang === "en" ? "Alice" : "小明", avatar_url: `${SITE}/avatar.svg` });
+    const shown = await mp.scan(r);
+    await page.waitForSelector(".sg[data-match]", TIMEOUT);
+    const number = Number(await page.textContent(".sg-number"));
+    must(shown.match.choices.includes(number), `the phone offers ${number}: ${shown.match.choices}`);
+    const line = lang === "en" ? "Tap this number on your phone" : "在手机上点选这个数字";
+    must((await page.textContent(".sg")).includes(line), `${lang}: the line to tap it`);
+    await page.waitForFunction(() => document.querySelector(".sg-avatar").naturalWidth > 0, null, TIMEOUT);
+    await page.screenshot({ path: artifact(`widget-match-${size.width}x${size.height}${suffix}.png`) });
+    if (right) {
+      await mp.confirm(r, { match_number: number });
+      await state(page, "success");
+    } else {
+      const wrong = shown.match.choices.find((n) => n !== number);
+      const refused = await mp.refused(r, { match_number: wrong });
+      must(refused.status === 403 && refused.body.error === "wrong_match_number", JSON.stringify(refused));
+      await state(page, "cancelled");
+      must((await page.textContent(".sg")).includes("手机上点选的数字不对"), "why it was cancelled");
+      must((await page.getAttribute(".sg", "data-match")) === null, "the number is gone");
+      await page.screenshot({ path: artifact(`widget-wrong-number-${size.width}x${size.height}${suffix}.png`) });
+    }
     await page.close();
   }
 
