@@ -22,6 +22,7 @@ mod exhaustion;
 mod images;
 mod limits;
 mod metrics;
+mod miniprogram;
 mod mp;
 mod multi_instance;
 mod oidc;
