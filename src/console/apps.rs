@@ -246,8 +246,18 @@ fn respond(signed: &Signed, status: StatusCode, view: AppResult<AppPage>) -> Res
 /// `GET /admin/apps/new`
 async fn app_new_get(State(state): State<AppState>, signed: Signed) -> Response {
     let d = AppConfig::default();
+    // A Mini Program of the pool preselected, so that the defaults fit together.
+    let miniprogram = state
+        .admin
+        .list_miniprograms(signed.actor())
+        .await
+        .ok()
+        .and_then(|mps| mps.into_iter().find(|m| m.pool == "default"))
+        .map(|m| m.appid)
+        .unwrap_or_default();
     let form = FormView::with(&[
         ("pool", "default".into()),
+        ("miniprogram", miniprogram),
         ("qr_ttl_secs", d.qr_ttl_secs.to_string()),
         ("require_binding", "1".into()),
         ("signup", "open".into()),
