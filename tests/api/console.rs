@@ -1018,6 +1018,10 @@ async fn the_preview_follows_the_form_and_the_callback_checker_says_why(backend:
     };
     let html = check("http://127.0.0.1:3000/callback/").await;
     assert!(html.contains("trailing slash differs"), "{html}");
+    assert!(
+        html.contains("callback?url=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback%2F&#38;lang=zh"),
+        "the language link keeps the page's query"
+    );
     let html = check("http://127.0.0.1:3001/callback").await;
     assert!(html.contains("port differs"));
     let html = check("https://127.0.0.1:3000/callback").await;
