@@ -16,6 +16,7 @@ mod cli;
 mod compat;
 mod config_check;
 mod connections;
+mod console;
 mod deploy;
 mod dev;
 mod exhaustion;
