@@ -19,6 +19,7 @@ pub mod miniprograms;
 pub mod pools;
 pub mod sessions;
 pub mod users;
+pub mod wechat_diagnostics;
 
 use std::str::FromStr;
 use std::time::Duration;

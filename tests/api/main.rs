@@ -16,6 +16,7 @@ mod compat;
 mod config_check;
 mod deploy;
 mod dev;
+mod diagnostics;
 mod exhaustion;
 mod images;
 mod limits;
