@@ -48,6 +48,8 @@ static ASSETS: &[Asset] = &[
     asset!("avatar.svg"),
     asset!("scangate.js"),
     asset!("scangate-widget.css"),
+    asset!("console.css"),
+    asset!("console.js"),
 ];
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -94,14 +94,23 @@ pub async fn list_apps(config: &Config) -> anyhow::Result<Vec<store::apps::App>>
 /// Shortest accepted admin password.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
-/// Creates an admin account; with no `password`, generates one. Returns the password when it
-/// was generated (to show once).
+/// Creates an admin account of `role` (`owner`, `admin` or `viewer`), limited to `pool` when
+/// given; with no `password`, generates one. Returns the password when it was generated (to
+/// show once).
 pub async fn create_admin(
     config: &Config,
     username: &str,
     password: Option<String>,
+    role: &str,
+    pool: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
     check_username(username)?;
+    let role = crate::admin::Role::parse(role)
+        .ok_or_else(|| anyhow::anyhow!("--role must be viewer, admin or owner"))?;
+    let pool = pool
+        .map(crate::domain::PoolSlug::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--pool: {e}"))?;
     let generated = password.is_none();
     let password = password.unwrap_or_else(|| crate::crypto::random_token(18));
     let chars = password.chars().count();
@@ -115,6 +124,11 @@ pub async fn create_admin(
     if store::admins::get(&db, username).await?.is_some() {
         anyhow::bail!(admin_exists(username));
     }
+    if let Some(pool) = &pool {
+        if store::pools::get(&db, pool).await?.is_none() {
+            anyhow::bail!("--pool: no pool `{pool}`");
+        }
+    }
     let hashed = password.clone();
     let password_hash =
         tokio::task::spawn_blocking(move || crate::crypto::hash_password(&hashed)).await??;
@@ -122,6 +136,8 @@ pub async fn create_admin(
         username: username.to_owned(),
         password_hash,
         created_at: Clock::System.now(),
+        role: role.as_str().to_owned(),
+        pool: pool.map(String::from),
     };
     if !store::admins::create(&db, &admin).await? {
         anyhow::bail!(admin_exists(username));

@@ -226,6 +226,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Every field and its message, in the order found.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(f, m)| (f.as_str(), m.as_str()))
+    }
+
     /// `Ok` when nothing was wrong, else the error naming every field.
     pub fn into_result(self) -> AppResult<()> {
         if self.is_empty() {

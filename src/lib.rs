@@ -25,6 +25,7 @@
 //! - `login`: the hosted login page behind the authorization endpoint.
 //! - `ops`: liveness, readiness, `/metrics`; the `config check` and `backup` commands.
 //! - `api`: the management REST API (`/api/admin/v1`).
+//! - `console`: the admin console (`/admin`): server-rendered pages over `admin`.
 //! - `dev`: the `/_dev/` demo and simulators of `scangate dev`.
 //!
 //! Services:
@@ -62,6 +63,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod cors;
 pub mod crypto;
 pub mod dev;

@@ -146,6 +146,12 @@ enum AdminCommand {
         /// Read the password (at least 12 characters) from standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// viewer (reads), admin (also changes apps and users) or owner (also pools and keys).
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Limit the account to one user pool; every pool when absent.
+        #[arg(long)]
+        pool: Option<String>,
     },
     /// Management API keys.
     Key {
@@ -253,9 +259,11 @@ async fn main() -> std::process::ExitCode {
                 AdminCommand::Create {
                     username,
                     password_stdin,
+                    role,
+                    pool,
                     ..
                 },
-        } => admin_create(&config, &username, password_stdin).await,
+        } => admin_create(&config, &username, password_stdin, &role, pool.as_deref()).await,
         Command::Admin {
             command:
                 AdminCommand::Key {
@@ -379,7 +387,13 @@ async fn app_list(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn admin_create(config: &Config, username: &str, password_stdin: bool) -> anyhow::Result<()> {
+async fn admin_create(
+    config: &Config,
+    username: &str,
+    password_stdin: bool,
+    role: &str,
+    pool: Option<&str>,
+) -> anyhow::Result<()> {
     let password = if password_stdin {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
@@ -388,8 +402,11 @@ async fn admin_create(config: &Config, username: &str, password_stdin: bool) -> 
     } else {
         None
     };
-    let generated = scangate::cli::create_admin(config, username, password).await?;
-    println!("admin {username} created");
+    let generated = scangate::cli::create_admin(config, username, password, role, pool).await?;
+    println!(
+        "admin {username} created ({role}, {})",
+        pool.unwrap_or("all pools")
+    );
     if let Some(password) = generated {
         println!("password: {password}");
         println!("\nStore the password now: it cannot be shown again.");

@@ -39,6 +39,14 @@ impl Lang {
         }
     }
 
+    /// `zh` or `en`, whichever is this language's.
+    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+
     fn of_tag(tag: &str) -> Option<Lang> {
         let tag = tag.trim().to_ascii_lowercase();
         if tag == "zh" || tag.starts_with("zh-") {

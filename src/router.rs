@@ -59,11 +59,13 @@ pub fn front(state: AppState, dev: Option<Simulator>) -> Front {
 fn router(state: AppState, dev: Option<Simulator>, envelope_state: Envelope) -> Router {
     let cors = state.cors();
     let issuer = || crate::oidc::router(&cors).merge(crate::login::router());
+    let console = crate::console::router(&state, dev.is_some());
     let mut app = Router::new()
         .merge(crate::ops::router())
         .merge(crate::pc::router(&cors))
         .merge(crate::mp::router())
         .merge(crate::api::admin::router())
+        .merge(console)
         .nest("/oidc", issuer())
         .nest("/pools/{slug}/oidc", issuer())
         .merge(crate::assets::router());

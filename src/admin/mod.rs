@@ -11,6 +11,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod console;
 pub mod funnel;
 pub mod keys;
 pub mod miniprograms;

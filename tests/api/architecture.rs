@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// HTTP features: each owns its routes and may use everything below it.
-const FEATURES: &[&str] = &["pc", "mp", "oidc", "login", "ops", "dev", "api"];
+const FEATURES: &[&str] = &["pc", "mp", "oidc", "login", "ops", "dev", "api", "console"];
 /// Services and base: no routes, no `AppState`, no feature.
 const BELOW: &[&str] = &[
     "admin",

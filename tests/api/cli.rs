@@ -347,6 +347,48 @@ async fn admins_are_created_once_with_a_strong_password(backend: crate::helpers:
         .unwrap()
         .unwrap();
     assert!(verify_password(&generated, &second.password_hash));
+    assert_eq!(second.role, "owner", "an owner of every pool by default");
+    assert_eq!(second.pool, None);
+
+    // A role and a pool scope.
+    let out = run(
+        &app,
+        &[
+            "admin",
+            "create",
+            "--username",
+            "watcher",
+            "--role",
+            "viewer",
+            "--pool",
+            "other",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let watcher = scangate::store::admins::get(&app.state.db, "watcher")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (watcher.role.as_str(), watcher.pool.as_deref()),
+        ("viewer", Some("other"))
+    );
+    for bad in [["--role", "boss"], ["--pool", "nope"]] {
+        let out = run(
+            &app,
+            &["admin", "create", "--username", "third", bad[0], bad[1]],
+            None,
+        )
+        .await;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(bad[0]), "{}", stderr(&out));
+    }
+    assert!(scangate::store::admins::get(&app.state.db, "third")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 crate::both_backends!(

@@ -14,6 +14,7 @@ mod bad_input;
 mod cli;
 mod compat;
 mod config_check;
+mod console;
 mod deploy;
 mod dev;
 mod diagnostics;
