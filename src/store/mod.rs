@@ -4,6 +4,7 @@
 //! work on both, times are BIGINT milliseconds, booleans BIGINT 0/1). The one dialect difference
 //! that matters — how a unique violation is reported — is handled by [`is_unique_violation`].
 
+pub mod admin_accounts;
 pub mod admin_keys;
 pub mod admins;
 pub mod apps;

@@ -15,6 +15,7 @@ mod cli;
 mod compat;
 mod config_check;
 mod console;
+mod console_ops;
 mod deploy;
 mod dev;
 mod diagnostics;
