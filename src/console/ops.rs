@@ -159,6 +159,7 @@ pub fn browser(event: &crate::store::audit::Recorded) -> String {
         .as_ref()
         .and_then(|d| d.get("user_agent"))
         .and_then(|v| v.as_str())
+        .filter(|ua| !ua.is_empty())
         .map(|ua| ua.chars().take(120).collect())
         .unwrap_or_else(|| "—".into())
 }

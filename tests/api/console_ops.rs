@@ -271,6 +271,16 @@ async fn the_users_search_finds_a_user_by_each_key(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("openid-zhang-1") && html.contains("union-zhang-1"));
     assert!(!html.contains("<b>Zhang</b>"));
+    // Wildcards are taken literally.
+    for q in ["*", "%", "_", "?", "["] {
+        let path = format!(
+            "/admin/users?pool=default&q={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        let (status, html) = get(&app, &owner, &path).await;
+        assert_eq!(status, StatusCode::OK, "{q}");
+        assert!(!html.contains(&id), "{q} matches nothing");
+    }
     // A search too long is said so, not a 500.
     let (status, html) = get(&app, &owner, &format!("/admin/users?q={}", "x".repeat(80))).await;
     assert_eq!(status, StatusCode::OK);
@@ -934,4 +944,87 @@ async fn the_diagnostics_page_shows_an_error_the_simulator_produced(backend: Bac
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Every operations page in headless Chromium, in both languages at 1280×800 and 375×667:
+/// headings, Chinese text, nothing wider than the screen; screenshots under
+/// `target/console-ops-screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operations_pages_render_in_a_real_browser_in_both_languages_and_sizes() {
+    crate::js::chromium();
+    let app = TestApp::spawn(Backend::Embedded).await;
+    console_admin(&app, "boss", "owner", None).await;
+    console_admin(&app, "watcher", "viewer", Some("other")).await;
+    let id = provisioned(
+        &app,
+        "张三 <script>alert(1)</script>",
+        "13912345678",
+        "union-shot",
+    )
+    .await;
+    app.mp_login_full(
+        APPID,
+        "openid-shot-with-a-rather-long-value-0123456789",
+        Some("union-shot"),
+    )
+    .await;
+    provisioned(&app, "李四", "13912345679", "union-shot-2").await;
+    // A login, so that the user shows one with its browser.
+    app.exchanged("openid-shot-with-a-rather-long-value-0123456789")
+        .await;
+    // A WeChat error for the diagnostics.
+    app.sim.fail_next("/cgi-bin/stable_token", 40164, 1);
+    let token = app.mp_login(APPID, "o-shot").await;
+    let code = app.sim.phone_code(APPID, "o-shot", "13000000001", "86");
+    app.mp_post(
+        &token,
+        "/api/mp/v1/me/phone",
+        Some(serde_json::json!({ "code": code })),
+    )
+    .await;
+    app.sim.fail_next("/wxa/getwxacodeunlimit", 41030, 1);
+    let creds = scangate::wechat::Credentials {
+        appid: APPID.into(),
+        secret: crate::helpers::MP_SECRET.into(),
+    };
+    let req = scangate::wechat::WxaCodeRequest {
+        scene: "s".into(),
+        ..Default::default()
+    };
+    let _ = app.state.wechat.wxacode_unlimit(&creds, &req).await;
+    let invitation = app
+        .state
+        .admin
+        .invite_admin(
+            &Actor::cli(),
+            scangate::admin::admins::NewAdmin {
+                username: "newcomer".into(),
+                role: "admin".into(),
+                pool: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Some sign-in history for the admin's page.
+    signed_in(&app, "boss").await;
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-ops-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = crate::js::run_node(
+        "console-ops.mjs",
+        &[
+            ("SCANGATE_URL", app.base.clone()),
+            ("USERNAME", "boss".into()),
+            ("PASSWORD", PASSWORD.into()),
+            ("USER_ID", id),
+            ("APPID", APPID.into()),
+            (
+                "SET_PASSWORD_PATH",
+                format!("/admin/set-password/{}", invitation.token),
+            ),
+            ("ARTIFACTS_DIR", dir.display().to_string()),
+        ],
+    )
+    .await;
+    assert!(out.contains("console ops pages: ok"), "{out}");
 }
