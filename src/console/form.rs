@@ -105,6 +105,8 @@ pub async fn parse(parts: &Parts, bytes: Bytes) -> AppResult<Form> {
         }
     } else if kind.starts_with("multipart/form-data") {
         let mut req = Request::new(Body::from(bytes));
+        // With the console's body limit (an extension the router set), not the default 2 MB.
+        *req.extensions_mut() = parts.extensions.clone();
         if let Some(v) = parts.headers.get(header::CONTENT_TYPE) {
             req.headers_mut().insert(header::CONTENT_TYPE, v.clone());
         }

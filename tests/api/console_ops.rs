@@ -918,6 +918,12 @@ async fn the_diagnostics_page_shows_an_error_the_simulator_produced(backend: Bac
     .await;
     let (owner, _) = signed_in(&app, "boss").await;
     let path = format!("/admin/miniprograms/{APPID}/diagnostics");
+    let (status, mp) = get(&app, &owner, &format!("/admin/miniprograms/{APPID}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        mp.contains(&format!("href=\"{path}\"")),
+        "the Mini Program links its diagnostics"
+    );
     let zh = owner
         .get(app.url(&path))
         .header("accept-language", "zh-CN")
