@@ -212,6 +212,30 @@ async fn show(state: &AppState, signed: &Signed, shown: Shown) -> AppResult<AppP
         callback,
         upload,
     } = shown;
+    // An app of the config file is drawn as it is configured (its `qr_*` keys).
+    let configured = app
+        .as_ref()
+        .filter(|a| a.managed_by == ManagedBy::Config)
+        .and_then(|a| state.qr.configured(a.client_id.as_str()));
+    if let Some(b) = configured {
+        for (k, v) in [
+            ("qr_foreground", b.foreground.hex()),
+            ("qr_background", b.background.hex()),
+            ("qr_size", b.size.to_string()),
+            ("qr_quiet_zone", b.quiet_zone.to_string()),
+            (
+                "qr_mode",
+                if b.mode == QrMode::Wxacode {
+                    "wxacode"
+                } else {
+                    "qrcode"
+                }
+                .to_owned(),
+            ),
+        ] {
+            form.values.insert(k.to_owned(), v);
+        }
+    }
     preview_defaults(&mut form);
     let preview = preview(
         state,

@@ -160,7 +160,7 @@ pub struct Chrome {
     pub pool: Option<String>,
     /// The CSRF token every form carries.
     pub csrf: String,
-    /// This page's path, for the language links.
+    /// This page's path and query (without `lang`), for the language links.
     pub path: String,
     /// Whether `scangate dev` is running (the phone simulator exists).
     pub dev: bool,
@@ -170,6 +170,12 @@ impl Chrome {
     /// `zh` or `en`, in the page's language.
     pub fn t<'a>(&self, zh: &'a str, en: &'a str) -> &'a str {
         self.lang.pick(zh, en)
+    }
+
+    /// This page in `lang` (`zh` or `en`), its query kept.
+    pub fn lang_href(&self, lang: &str) -> String {
+        let sep = if self.path.contains('?') { '&' } else { '?' };
+        format!("{}{sep}lang={lang}", self.path)
     }
 
     pub fn nav(&self) -> &'static [NavItem] {
@@ -308,6 +314,24 @@ async fn guard(State(guarded): State<Guard>, req: Request, next: Next) -> Respon
         Err(e) => return e.into_response(),
     };
     let path = parts.uri.path().to_owned();
+    let kept: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k != "lang")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let here = if kept.is_empty() {
+        path.clone()
+    } else {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .finish();
+        format!("{path}?{query}")
+    };
     let asked = parts
         .uri
         .query()
@@ -338,7 +362,7 @@ async fn guard(State(guarded): State<Guard>, req: Request, next: Next) -> Respon
             parts.extensions.insert(Signed {
                 session: session.clone(),
                 lang,
-                path: path.clone(),
+                path: here,
                 dev,
             });
         }

@@ -604,7 +604,15 @@ fn file(bytes: Vec<u8>, name: &str, kind: &str) -> reqwest::multipart::Part {
 }
 
 async fn mini_programs_and_apps_are_made_through_their_forms(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, |config| {
+        let web = config
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id == "web")
+            .unwrap();
+        web.qr_foreground = "#1a3a8a".into();
+    })
+    .await;
     console_admin(&app, "ops", "admin", None).await;
     let (client, csrf) = signed_in(&app, "ops").await;
     let secret = "0123456789abcdef0123456789abcdef";
@@ -714,6 +722,11 @@ async fn mini_programs_and_apps_are_made_through_their_forms(backend: Backend) {
 
     // The config file's apps are read-only.
     let form = app_form(&csrf, "web", "Renamed");
+    let (_, html) = get(&app, &client, "/admin/apps/web").await;
+    assert!(
+        html.contains("value=\"#1a3a8a\""),
+        "a config app's preview uses its configured colours"
+    );
     let res = client
         .post(app.url("/admin/apps/web"))
         .multipart(form)
@@ -1005,6 +1018,10 @@ async fn the_preview_follows_the_form_and_the_callback_checker_says_why(backend:
     };
     let html = check("http://127.0.0.1:3000/callback/").await;
     assert!(html.contains("trailing slash differs"), "{html}");
+    assert!(
+        html.contains("callback?url=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback%2F&#38;lang=zh"),
+        "the language link keeps the page's query"
+    );
     let html = check("http://127.0.0.1:3001/callback").await;
     assert!(html.contains("port differs"));
     let html = check("https://127.0.0.1:3000/callback").await;
