@@ -19,6 +19,8 @@ pub struct Login<'a> {
     /// The app signed in to.
     pub client_id: &'a str,
     pub ip: &'a str,
+    /// The browser's `User-Agent`, kept (shortened) in the audit event for the console.
+    pub user_agent: &'a str,
     /// The audit action: `login.exchange`, `login.oidc`.
     pub action: &'static str,
     /// The QR code that carried the login.
@@ -48,7 +50,10 @@ pub async fn complete_login(
             action: login.action,
             subject: Some(login.client_id),
             ip: Some(login.ip),
-            detail: Some(json!({ "random": login.random })),
+            detail: Some(json!({
+                "random": login.random,
+                "user_agent": login.user_agent.chars().take(200).collect::<String>(),
+            })),
         },
         now,
     )

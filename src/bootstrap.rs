@@ -20,7 +20,7 @@ use crate::store::{self, Db};
 use crate::tickets::memory::MemoryStore;
 use crate::tickets::TicketStore;
 use crate::tokens::Keys;
-use crate::wechat::{MiniPrograms, WechatClient};
+use crate::wechat::{Diagnostics, MiniPrograms, WechatClient};
 
 /// The ticket store the configuration names: Redis, or the in-process store.
 pub async fn connect_tickets(
@@ -66,7 +66,8 @@ pub async fn state(
             config.wechat_timeout(),
             Arc::clone(&tickets),
         )
-        .with_metrics(Arc::clone(&metrics)),
+        .with_metrics(Arc::clone(&metrics))
+        .with_diagnostics(Diagnostics::new(db.clone(), clock.clone())),
     );
     let published = Arc::new(Published::new(clock.clone()));
     let keys = Arc::new(Keys::new(

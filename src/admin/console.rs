@@ -63,7 +63,13 @@ impl Admin {
             return Err(locked());
         }
         let account = accounts::get(&self.db, &username).await?;
-        let hash = account.as_ref().map(|a| a.password_hash.clone());
+        // An account waiting for its set-password link has no hash; it is checked against
+        // the dummy, so that it takes as long and matches nothing.
+        let hash = account
+            .as_ref()
+            .map(|a| a.password_hash.clone())
+            .filter(|h| h.starts_with('$'));
+        let disabled = crate::store::admin_accounts::is_disabled(&self.db, &username).await?;
         let typed = password.chars().take(1024).collect::<String>();
         let matches = tokio::task::spawn_blocking(move || {
             let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
@@ -72,7 +78,7 @@ impl Admin {
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
         let actor = account
-            .filter(|_| matches)
+            .filter(|_| matches && !disabled)
             .and_then(|a| actor_of(&a, ip).ok());
         accounts::record_sign_in(
             &self.db,
@@ -140,6 +146,9 @@ impl Admin {
         let Some(account) = accounts::get(&self.db, &stored.username).await? else {
             return Ok(None);
         };
+        if crate::store::admin_accounts::is_disabled(&self.db, &stored.username).await? {
+            return Ok(None);
+        }
         let Ok(actor) = actor_of(&account, ip) else {
             return Ok(None);
         };

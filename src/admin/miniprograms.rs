@@ -6,8 +6,10 @@ use serde_json::json;
 use super::{expect_version, stale, Actor, Admin, Role};
 use crate::domain::{AppId, PoolSlug};
 use crate::error::{AppError, AppResult, FieldErrors};
+use crate::store::wechat_diagnostics::ErrorCount;
 use crate::store::{self, apps::ManagedBy, miniprograms::MiniProgram};
-use crate::wechat::{Credentials, WechatError};
+use crate::wechat::diagnostics::{self, Explanation};
+use crate::wechat::{Credentials, TokenState, WechatError};
 
 /// A Mini Program as an operator registers it.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -48,7 +50,54 @@ pub struct Check {
     pub message: String,
 }
 
+/// What WeChat last said to a Mini Program: its errors by errcode, each explained, and the
+/// state of its access-token cache.
+#[derive(Debug, serde::Serialize)]
+pub struct Diagnostics {
+    pub appid: String,
+    pub errors: Vec<ExplainedError>,
+    pub access_token: TokenState,
+}
+
+/// One errcode's count, with what it means and what to do.
+#[derive(Debug, serde::Serialize)]
+pub struct ExplainedError {
+    #[serde(flatten)]
+    pub count: ErrorCount,
+    /// Whether ScanGate knows this errcode (else `help` is a generic note).
+    pub known: bool,
+    pub help: &'static Explanation,
+}
+
 impl Admin {
+    /// What WeChat last answered a Mini Program in the actor's scope, every instance's
+    /// calls together. Reading it is not audited: it changes nothing and holds no secret.
+    pub async fn miniprogram_diagnostics(
+        &self,
+        actor: &Actor,
+        appid: &str,
+    ) -> AppResult<Diagnostics> {
+        let mp = self.miniprogram(actor, appid).await?;
+        let errors = store::wechat_diagnostics::errors(&self.db, &mp.appid)
+            .await?
+            .into_iter()
+            .map(|count| {
+                let known = diagnostics::explain(count.errcode);
+                ExplainedError {
+                    known: known.is_some(),
+                    help: known.unwrap_or(&diagnostics::UNKNOWN),
+                    count,
+                }
+            })
+            .collect();
+        let access_token = self.wechat.token_state(&mp.appid).await?;
+        Ok(Diagnostics {
+            appid: mp.appid,
+            errors,
+            access_token,
+        })
+    }
+
     /// The Mini Programs in the actor's scope, by AppID.
     pub async fn list_miniprograms(&self, actor: &Actor) -> AppResult<Vec<MiniProgram>> {
         Ok(store::miniprograms::list(&self.db, actor.pool.as_deref()).await?)
@@ -179,6 +228,7 @@ impl Admin {
         if !store::miniprograms::delete(&self.db, appid, version).await? {
             return Err(stale());
         }
+        store::wechat_diagnostics::forget(&self.db, appid).await?;
         self.record(
             actor,
             Some(&mp.pool),

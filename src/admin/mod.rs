@@ -9,6 +9,7 @@
 //! the action, the subject and the fields changed (never a secret), and tells every instance
 //! that configuration changed so their caches drop what they hold.
 
+pub mod admins;
 pub mod apps;
 pub mod audit;
 pub mod console;

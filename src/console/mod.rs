@@ -16,13 +16,19 @@
 //! CSRF token, the current section) and extends `console/layout.html`; its handler takes
 //! [`Signed`] (and [`Form`] for a post) and calls the management layer with `signed.actor()`.
 
+mod admins;
 mod apps;
+mod audit;
 mod charts;
 mod dashboard;
+mod diagnostics;
 mod form;
+mod keys;
 mod miniprograms;
+pub(crate) mod ops;
 mod pools;
 mod session;
+mod users;
 
 use askama::Template;
 use axum::body::Body;
@@ -68,6 +74,11 @@ pub fn router(state: &AppState, dev: bool) -> Router<AppState> {
         .merge(pools::router())
         .merge(miniprograms::router())
         .merge(apps::router())
+        .merge(users::router())
+        .merge(audit::router())
+        .merge(keys::router())
+        .merge(admins::router())
+        .merge(diagnostics::router())
         .route_layer(axum::middleware::from_fn_with_state(guarded, guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
@@ -105,6 +116,36 @@ pub const NAV: &[NavItem] = &[
         href: "/admin/pools",
         zh: "用户池",
         en: "Pools",
+    },
+    NavItem {
+        key: "users",
+        href: "/admin/users",
+        zh: "用户",
+        en: "Users",
+    },
+    NavItem {
+        key: "audit",
+        href: "/admin/audit",
+        zh: "审计",
+        en: "Audit",
+    },
+    NavItem {
+        key: "keys",
+        href: "/admin/keys",
+        zh: "签名密钥",
+        en: "Keys",
+    },
+    NavItem {
+        key: "api-keys",
+        href: "/admin/api-keys",
+        zh: "API 密钥",
+        en: "API keys",
+    },
+    NavItem {
+        key: "admins",
+        href: "/admin/admins",
+        zh: "管理员",
+        en: "Admins",
     },
 ];
 
@@ -259,7 +300,7 @@ struct Guard {
 
 /// Whether a path is reachable without a session.
 fn is_public(path: &str) -> bool {
-    path == "/admin/sign-in"
+    path == "/admin/sign-in" || path.starts_with("/admin/set-password/")
 }
 
 /// The language, the session and the CSRF check of every console request (see the module

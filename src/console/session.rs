@@ -22,7 +22,8 @@ use crate::extract::Requester;
 use crate::pages::{page, see_other, Lang};
 use crate::state::AppState;
 
-const PRE_COOKIE: &str = "scangate_admin_pre";
+/// The pre-session cookie of the forms posted without a session (sign-in, set password).
+pub const PRE_COOKIE: &str = "scangate_admin_pre";
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -228,6 +228,7 @@ async fn finish(
         pool: &issuer.pool,
         client_id: &request.client_id,
         ip: &requester.ip,
+        user_agent: &requester.user_agent,
         action: "login.oidc",
         random: &taken.random,
     };

@@ -89,6 +89,7 @@ pub async fn redeem(
             pool: &t.pool_id,
             client_id: &t.client_id,
             ip: &requester.ip,
+            user_agent: &requester.user_agent,
             action: "login.exchange",
             random: &t.random,
         },

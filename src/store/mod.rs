@@ -4,6 +4,7 @@
 //! work on both, times are BIGINT milliseconds, booleans BIGINT 0/1). The one dialect difference
 //! that matters — how a unique violation is reported — is handled by [`is_unique_violation`].
 
+pub mod admin_accounts;
 pub mod admin_keys;
 pub mod admins;
 pub mod apps;
@@ -20,6 +21,7 @@ pub mod miniprograms;
 pub mod pools;
 pub mod sessions;
 pub mod users;
+pub mod wechat_diagnostics;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 
 use sqlx::Row as _;
 
-use super::{Db, Row};
+use super::{Db, DbKind, Row};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -109,6 +109,12 @@ pub async fn record_login(db: &Db, id: &str, ip: &str, now: i64) -> Result<(), s
 /// One page of a pool's users in id order (ids are time-ordered UUIDv7s), after the id
 /// `after`; with `prefix`, only users whose id, nickname, phone, openid or unionid starts
 /// with it.
+///
+/// A search is a union of one prefix lookup per key, each along its index: on SQLite as a
+/// `GLOB` whose pattern is the escaped prefix (which SQLite turns into an index range, as it
+/// compares bytes), on PostgreSQL as a comparison of the leading characters (whatever the
+/// database's collation). Measured with 100,000 users (`bench/console/users.rs`): one scan
+/// of the pool per key and row would take a third of a second.
 pub async fn page(
     db: &Db,
     pool: &str,
@@ -121,25 +127,59 @@ pub async fn page(
         .map(|c| format!("u.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = sqlx::query(&format!(
+    let starts = |col: &str| match db.kind {
+        DbKind::Sqlite => format!("{col} GLOB $5"),
+        DbKind::Postgres => format!("substr({col}, 1, length($2)) = $2"),
+    };
+    let search = format!(
+        "u.id IN (SELECT id FROM users WHERE pool = $1 AND {id}
+                  UNION SELECT id FROM users WHERE pool = $1 AND {nickname}
+                  UNION SELECT id FROM users WHERE pool = $1 AND {phone}
+                  UNION SELECT user_id FROM identities WHERE pool = $1 AND {openid}
+                  UNION SELECT user_id FROM identities WHERE pool = $1 AND {unionid})",
+        id = starts("id"),
+        nickname = starts("nickname"),
+        phone = starts("phone"),
+        openid = starts("openid"),
+        unionid = starts("unionid"),
+    );
+    let filter = if prefix.is_some() {
+        search
+    } else {
+        "$2 IS NULL".into()
+    };
+    let sql = format!(
         "SELECT {columns} FROM users u
-         WHERE u.pool = $1 AND ($3 IS NULL OR u.id > $3)
-           AND ($2 IS NULL
-                OR substr(u.id, 1, length($2)) = $2
-                OR substr(u.nickname, 1, length($2)) = $2
-                OR substr(u.phone, 1, length($2)) = $2
-                OR EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id
-                           AND (substr(i.openid, 1, length($2)) = $2
-                                OR substr(i.unionid, 1, length($2)) = $2)))
+         WHERE u.pool = $1 AND ($3 IS NULL OR u.id > $3) AND ({filter})
          ORDER BY u.id LIMIT $4"
-    ))
-    .bind(pool)
-    .bind(prefix)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(pool)
+        .bind(prefix)
+        .bind(after)
+        .bind(limit);
+    if let (DbKind::Sqlite, Some(p)) = (db.kind, prefix) {
+        query = query.bind(glob_prefix(p));
+    }
+    let rows = query.fetch_all(&db.pool).await?;
     rows.iter().map(from_row).collect()
+}
+
+/// A SQLite `GLOB` pattern matching what starts with `prefix`: its wildcards taken literally.
+fn glob_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 4);
+    for c in prefix.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                pattern.push('[');
+                pattern.push(c);
+                pattern.push(']');
+            }
+            other => pattern.push(other),
+        }
+    }
+    pattern.push('*');
+    pattern
 }
 
 /// Who an operator provisions ahead of their first scan.

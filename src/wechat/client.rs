@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use url::Url;
 
+use super::diagnostics::{Diagnostics, TokenState};
 use crate::tickets::{StoreError, TicketStore};
 
 /// errcodes that mean the access token we sent is not (or no longer) valid.
@@ -219,6 +220,8 @@ fn transport(e: reqwest::Error, secrets: &[&str]) -> WechatError {
 
 /// One request to WeChat. `secrets` lists values that must not appear in any error.
 struct Call<'a> {
+    /// The Mini Program the call is for, under which its errors are recorded.
+    appid: String,
     method: Method,
     /// Relative to the API base: no leading `/`.
     path: &'static str,
@@ -349,6 +352,8 @@ pub struct WechatClient {
     token_fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Where calls are counted, when the app records metrics.
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Where WeChat's errors and token fetches are recorded for the operator.
+    diagnostics: Option<Diagnostics>,
 }
 
 impl std::fmt::Debug for WechatClient {
@@ -385,6 +390,7 @@ impl WechatClient {
             store,
             token_fetches: Mutex::default(),
             metrics: None,
+            diagnostics: None,
         }
     }
 
@@ -392,6 +398,35 @@ impl WechatClient {
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Records WeChat's errors and the access-token fetches in `diagnostics`.
+    pub fn with_diagnostics(mut self, diagnostics: Diagnostics) -> Self {
+        self.diagnostics = Some(diagnostics);
+        self
+    }
+
+    /// What the access-token cache holds for `appid` and how its last fetches went: whether
+    /// a token is cached now (never the token), when it expires, when it was last fetched and
+    /// the last fetch error.
+    pub async fn token_state(&self, appid: &str) -> Result<TokenState, WechatError> {
+        let cached = self
+            .store
+            .cache_get(&token_cache_key(appid))
+            .await?
+            .is_some();
+        let recorded = match &self.diagnostics {
+            Some(d) => d.token_state(appid).await,
+            None => Default::default(),
+        };
+        Ok(TokenState {
+            cached,
+            expires_at: recorded.expires_at.filter(|_| cached),
+            refreshed_at: recorded.refreshed_at,
+            error_at: recorded.error_at,
+            error_code: recorded.error_code,
+            error_message: recorded.error_message,
+        })
     }
 
     /// code2Session (`GET /sns/jscode2session`): a `wx.login` code → the user's openid,
@@ -402,6 +437,7 @@ impl WechatClient {
         js_code: &str,
     ) -> Result<Session, WechatError> {
         let call = || Call {
+            appid: creds.appid.clone(),
             method: Method::GET,
             path: "sns/jscode2session",
             query: vec![
@@ -483,6 +519,7 @@ impl WechatClient {
         }
         let reply = self
             .call_with_token(creds, |token| Call {
+                appid: creds.appid.clone(),
                 method: Method::POST,
                 path: "wxa/business/getuserphonenumber",
                 query: vec![("access_token", token)],
@@ -507,6 +544,7 @@ impl WechatClient {
             .map_err(|e| WechatError::BadReply(format!("request not serialisable: {e}")))?;
         let reply = self
             .call_with_token(creds, |token| Call {
+                appid: creds.appid.clone(),
                 method: Method::POST,
                 path: "wxa/getwxacodeunlimit",
                 query: vec![("access_token", token)],
@@ -563,13 +601,31 @@ impl WechatClient {
             "force_refresh": false,
         });
         let call = || Call {
+            appid: creds.appid.clone(),
             method: Method::POST,
             path: "cgi-bin/stable_token",
             query: Vec::new(),
             body: Some(body.clone()),
             secrets: vec![creds.secret.as_str()],
         };
-        let reply = self.call(call).await.map_err(classify_token)?.into_json()?;
+        let fetched = self.fetch_token(call, key).await;
+        if let Some(d) = &self.diagnostics {
+            match &fetched {
+                Ok((_, ttl)) => d.refreshed(&creds.appid, *ttl).await,
+                Err(e) => d.refresh_failed(&creds.appid, e).await,
+            }
+        }
+        fetched.map(|(token, _)| token).map_err(classify_token)
+    }
+
+    /// Calls `stable_token` and caches the token; returns it and how long it is cached. A
+    /// refusal keeps WeChat's errcode and errmsg, for the diagnostics to record.
+    async fn fetch_token<'a>(
+        &self,
+        call: impl Fn() -> Call<'a>,
+        key: &str,
+    ) -> Result<(String, Duration), WechatError> {
+        let reply = self.call(call).await?.into_json()?;
         let token = reply
             .get("access_token")
             .and_then(Value::as_str)
@@ -584,7 +640,7 @@ impl WechatClient {
             .saturating_sub(TOKEN_EARLY_EXPIRY)
             .max(MIN_TOKEN_TTL);
         self.store.cache_set(key, &token, ttl).await?;
-        Ok(token)
+        Ok((token, ttl))
     }
 
     /// Whether WeChat gives these credentials a token now, asked afresh (`POST
@@ -598,6 +654,7 @@ impl WechatClient {
             "force_refresh": false,
         });
         let call = || Call {
+            appid: creds.appid.clone(),
             method: Method::POST,
             path: "cgi-bin/stable_token",
             query: Vec::new(),
@@ -673,6 +730,9 @@ impl WechatClient {
             parse_reply(status, &content_type, &body, &call.secrets)
         }
         .await;
+        if let (Some(d), Err(WechatError::Api { errcode, errmsg })) = (&self.diagnostics, &result) {
+            d.error(&call.appid, *errcode, call.path, errmsg).await;
+        }
         if let Some(metrics) = &self.metrics {
             let errcode = match &result {
                 Ok(_) => Some(0),

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod crypt;
+pub mod diagnostics;
 pub mod miniprograms;
 pub mod simulator;
 
@@ -14,5 +15,6 @@ pub use client::{
     Credentials, LineColor, PhoneInfo, Session, WechatClient, WechatError, WxaCodeRequest,
 };
 pub use crypt::{check_signature, decrypt, encrypt, DecryptError};
+pub use diagnostics::{Diagnostics, TokenState};
 pub use miniprograms::MiniPrograms;
 pub use simulator::Simulator;

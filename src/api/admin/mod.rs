@@ -64,6 +64,10 @@ pub fn router() -> Router<AppState> {
             "/api/admin/v1/miniprograms/{appid}/check",
             post(miniprogram_check_post),
         )
+        .route(
+            "/api/admin/v1/miniprograms/{appid}/diagnostics",
+            get(miniprogram_diagnostics_get),
+        )
         .route("/api/admin/v1/apps", get(apps_get).post(apps_post))
         .route(
             "/api/admin/v1/apps/{client_id}",
@@ -502,6 +506,15 @@ async fn miniprogram_check_post(
 ) -> AppResult<Response> {
     let check = state.admin.check_miniprogram(&actor, &appid).await?;
     Ok(ok(json!(check)))
+}
+
+async fn miniprogram_diagnostics_get(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(appid): Path<String>,
+) -> AppResult<Response> {
+    let diagnostics = state.admin.miniprogram_diagnostics(&actor, &appid).await?;
+    Ok(ok(json!(diagnostics)))
 }
 
 // ---- signing keys
