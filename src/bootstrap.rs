@@ -151,7 +151,7 @@ async fn upsert_configured(state: &AppState) -> anyhow::Result<()> {
         store::miniprograms::upsert(db, &record, now).await?;
     }
     for app in &state.config.apps {
-        let record = crate::admin::apps::record(
+        let mut record = crate::admin::apps::record(
             db,
             &state.secrets,
             app,
@@ -159,6 +159,12 @@ async fn upsert_configured(state: &AppState) -> anyhow::Result<()> {
             now,
         )
         .await?;
+        if app.match_number.is_none() {
+            // Not set in the file: a stored app keeps what it has.
+            if let Some(stored) = store::apps::get(db, record.client_id.as_str()).await? {
+                record.match_number = stored.match_number;
+            }
+        }
         store::apps::upsert(db, &record, now).await?;
     }
     // Existing keys load now, so a wrong `secret_key` stops start-up. The very first start

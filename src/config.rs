@@ -119,9 +119,11 @@ pub struct AppConfig {
     #[serde(default)]
     pub signup: crate::store::apps::Signup,
     /// The match step: once the code is scanned the PC page shows a two-digit number and the
-    /// person taps the same one among three on the phone; a wrong tap cancels the code.
-    #[serde(default = "default_true")]
-    pub match_number: bool,
+    /// person taps the same one among three on the phone; a wrong tap cancels the code. Unset:
+    /// on for an app that is new, and for one already stored whatever it has (so an upgrade
+    /// does not turn the step on under a Mini Program that does not show it).
+    #[serde(default)]
+    pub match_number: Option<bool>,
     /// Whether the Mini Program asks for the phone number: `required`, `optional` or `off`.
     #[serde(default)]
     pub phone: crate::store::apps::PhoneAsk,
@@ -192,7 +194,7 @@ impl Default for AppConfig {
             qr_ttl_secs: default_qr_ttl(),
             require_binding: true,
             signup: crate::store::apps::Signup::Open,
-            match_number: true,
+            match_number: None,
             phone: crate::store::apps::PhoneAsk::Optional,
             qr_foreground: default_qr_foreground(),
             qr_background: default_qr_background(),

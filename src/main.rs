@@ -359,7 +359,7 @@ async fn app_create(config: &Config, args: AppCreate) -> anyhow::Result<()> {
         miniprogram: args.miniprogram,
         qr_ttl_secs: args.qr_ttl_secs,
         require_binding: !args.no_binding,
-        match_number: !args.no_match_number,
+        match_number: Some(!args.no_match_number),
         phone: match args.phone.as_str() {
             "required" => scangate::store::apps::PhoneAsk::Required,
             "off" => scangate::store::apps::PhoneAsk::Off,

@@ -134,7 +134,7 @@ impl Admin {
             qr_ttl_secs: new.qr_ttl_secs,
             require_binding: new.require_binding,
             signup: new.signup,
-            match_number: new.match_number,
+            match_number: Some(new.match_number),
             phone: new.phone,
             ..AppConfig::default()
         };
@@ -210,7 +210,7 @@ impl Admin {
             config.signup = v;
         }
         if let Some(v) = change.match_number {
-            config.match_number = v;
+            config.match_number = Some(v);
         }
         if let Some(v) = change.phone {
             config.phone = v;
@@ -239,7 +239,7 @@ impl Admin {
             qr_ttl_secs: config.qr_ttl_secs as i64,
             require_binding: config.require_binding,
             signup: config.signup,
-            match_number: config.match_number,
+            match_number: config.match_number.unwrap_or(old.match_number),
             phone: config.phone,
             ..old.clone()
         };
@@ -402,7 +402,7 @@ fn as_config(app: &App) -> AppConfig {
         qr_ttl_secs: app.qr_ttl_secs.max(0) as u64,
         require_binding: app.require_binding,
         signup: app.signup,
-        match_number: app.match_number,
+        match_number: Some(app.match_number),
         phone: app.phone,
         ..AppConfig::default()
     }
@@ -528,7 +528,7 @@ pub async fn record(
         qr_ttl_secs: app.qr_ttl_secs as i64,
         require_binding: app.require_binding,
         signup: app.signup,
-        match_number: app.match_number,
+        match_number: app.match_number.unwrap_or(true),
         phone: app.phone,
         managed_by,
         version: 1,

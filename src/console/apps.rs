@@ -26,7 +26,7 @@ use crate::pages::{page, see_other, Lang};
 use crate::qr::logo::{stored_digest, MAX_LOGO_BYTES};
 use crate::qr::{Branding, Format};
 use crate::state::AppState;
-use crate::store::apps::{App, ManagedBy, Signup};
+use crate::store::apps::{App, ManagedBy, PhoneAsk, Signup};
 use crate::store::miniprograms::MiniProgram;
 use crate::store::pools::Pool;
 
@@ -175,6 +175,11 @@ fn values_of(app: &App) -> FormView {
             if app.require_binding { "1" } else { "" }.to_owned(),
         ),
         ("signup", app.signup.as_str().to_owned()),
+        (
+            "match_number",
+            if app.match_number { "1" } else { "" }.to_owned(),
+        ),
+        ("phone", app.phone.as_str().to_owned()),
         ("version", app.version.to_string()),
     ]);
     preview_defaults(&mut view);
@@ -284,7 +289,9 @@ async fn app_new_get(State(state): State<AppState>, signed: Signed) -> Response 
         ("miniprogram", miniprogram),
         ("qr_ttl_secs", d.qr_ttl_secs.to_string()),
         ("require_binding", "1".into()),
+        ("match_number", "1".into()),
         ("signup", "open".into()),
+        ("phone", "optional".into()),
     ]);
     let view = show(&state, &signed, Shown::new(None, form)).await;
     respond(&signed, StatusCode::OK, view)
@@ -374,6 +381,14 @@ fn has_script(svg: &[u8]) -> bool {
     text.contains("<script") || text.contains("javascript:") || handler
 }
 
+fn phone_of(value: &str) -> PhoneAsk {
+    match value {
+        "required" => PhoneAsk::Required,
+        "off" => PhoneAsk::Off,
+        _ => PhoneAsk::Optional,
+    }
+}
+
 fn signup_of(value: &str) -> Signup {
     if value == "existing_only" {
         Signup::ExistingOnly
@@ -426,6 +441,8 @@ async fn apps_post(State(state): State<AppState>, signed: Signed, form: Form) ->
         require_binding: form.checked("require_binding"),
         public: form.checked("public"),
         signup: signup_of(&form.text("signup")),
+        match_number: form.checked("match_number"),
+        phone: phone_of(&form.text("phone")),
     };
     match state.admin.create_app(signed.actor(), new).await {
         Ok(made) => {
@@ -531,6 +548,8 @@ async fn app_post(
         qr_ttl_secs: form.text("qr_ttl_secs").parse().ok(),
         require_binding: Some(form.checked("require_binding")),
         signup: Some(signup_of(&form.text("signup"))),
+        match_number: Some(form.checked("match_number")),
+        phone: Some(phone_of(&form.text("phone"))),
     };
     let version = form.text("version").parse().ok();
     match state

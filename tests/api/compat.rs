@@ -734,7 +734,7 @@ async fn with_site(backend: Backend) -> (TestApp, String) {
         // The match step on, for the widget's number.
         let mut matched = c.apps[0].clone();
         matched.client_id = "matched".into();
-        matched.match_number = true;
+        matched.match_number = Some(true);
         c.apps.push(matched);
     })
     .await;

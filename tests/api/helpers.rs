@@ -192,7 +192,7 @@ pub fn base_config(sim_base: &str) -> Config {
         qr_ttl_secs: 120,
         require_binding: binding,
         // The match step has its own tests (scanner.rs); elsewhere a confirm sends no number.
-        match_number: false,
+        match_number: Some(false),
         ..AppConfig::default()
     };
     let mp = |appid: &str, pool: &str| MiniProgramConfig {

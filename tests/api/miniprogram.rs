@@ -44,7 +44,7 @@ async fn spawn(backend: Backend, dir: &tempdir::Dir) -> TestApp {
     TestApp::spawn_with(backend, move |config| {
         config.geoip_database = Some(path);
         for app in &mut config.apps {
-            app.match_number = true;
+            app.match_number = Some(true);
         }
     })
     .await

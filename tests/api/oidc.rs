@@ -642,7 +642,7 @@ fn with_public_client(config: &mut scangate::config::Config) {
         miniprogram: APPID.into(),
         qr_ttl_secs: 120,
         require_binding: true,
-        match_number: false,
+        match_number: Some(false),
         ..AppConfig::default()
     });
 }

@@ -115,7 +115,7 @@ async fn a_browser_signs_in_through_the_hosted_page(backend: Backend) {
             miniprogram: APPID.into(),
             qr_ttl_secs: 120,
             require_binding: true,
-            match_number: true,
+            match_number: Some(true),
             ..AppConfig::default()
         });
     })
