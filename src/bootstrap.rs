@@ -112,6 +112,7 @@ pub async fn state(
         config: Arc::new(config),
         db,
         tickets,
+        rendered: Arc::default(),
         wechat,
         keys,
         client_secrets: Arc::default(),

@@ -10,11 +10,13 @@
 //! `x-authing-app-id` header. A preflight, or an error about something that names no app,
 //! is granted to origins that some app allows: it reveals nothing about any one app's codes.
 
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::future::BoxFuture;
 
 use std::sync::Arc;
 
@@ -42,10 +44,7 @@ pub struct Cors {
 
 /// Wraps `router` so its responses carry CORS grants and its preflights are answered.
 pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, cors: &Cors) -> Router<S> {
-    router.layer(axum::middleware::from_fn_with_state(
-        cors.clone(),
-        grant_cors,
-    ))
+    router.layer(cors.clone())
 }
 
 /// Whose origins decide a grant.
@@ -56,41 +55,94 @@ enum Scope {
     AnyApp,
 }
 
-async fn grant_cors(State(state): State<Cors>, req: Request, next: Next) -> Response {
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    // Without an Origin there is nothing to grant: skip working out the scope.
-    let scope = origin.as_ref().map(|_| request_scope(&req));
-    let preflight = req.method() == Method::OPTIONS
-        && req
+impl<S> tower::Layer<S> for Cors {
+    type Service = Granting<S>;
+
+    fn layer(&self, inner: S) -> Granting<S> {
+        Granting {
+            cors: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// A route whose responses carry CORS grants.
+#[derive(Clone)]
+pub struct Granting<S> {
+    cors: Cors,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Granting<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let origin = req
             .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        vary(&mut res);
-        if let (Some(origin), Some(scope)) = (origin, scope) {
-            if allowed(&state, scope, &origin).await {
-                grant(&mut res, &origin);
-                preflight_grant(&mut res, req.headers());
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let preflight = req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        // Without an Origin there is nothing to grant: skip working out the scope.
+        let Some(origin) = origin else {
+            if preflight {
+                return Box::pin(async {
+                    let mut res = StatusCode::NO_CONTENT.into_response();
+                    vary(&mut res);
+                    Ok(res)
+                });
             }
-        }
-        return res;
-    }
-    let mut res = next.run(req).await;
-    vary(&mut res);
-    if let (Some(origin), Some(scope)) = (origin, scope) {
-        let scope = match res.extensions().get::<ForApp>() {
-            Some(ForApp(app)) => Scope::App(app.to_string()),
-            None => scope,
+            let answered = self.inner.call(req);
+            return Box::pin(async move {
+                let mut res = answered.await?;
+                vary(&mut res);
+                Ok(res)
+            });
         };
-        if allowed(&state, scope, &origin).await {
-            grant(&mut res, &origin);
+        let scope = request_scope(&req);
+        let cors = self.cors.clone();
+        if preflight {
+            let headers = req.headers().clone();
+            return Box::pin(async move {
+                let mut res = StatusCode::NO_CONTENT.into_response();
+                vary(&mut res);
+                if allowed(&cors, scope, &origin).await {
+                    grant(&mut res, &origin);
+                    preflight_grant(&mut res, &headers);
+                }
+                Ok(res)
+            });
         }
+        let answered = self.inner.call(req);
+        Box::pin(async move {
+            let mut res = answered.await?;
+            vary(&mut res);
+            let scope = match res.extensions().get::<ForApp>() {
+                Some(ForApp(app)) => Scope::App(app.to_string()),
+                None => scope,
+            };
+            if allowed(&cors, scope, &origin).await {
+                grant(&mut res, &origin);
+            }
+            Ok(res)
+        })
     }
-    res
 }
 
 /// The scope a request names by itself.
@@ -124,7 +176,7 @@ fn request_scope(req: &Request) -> Scope {
 async fn allowed(state: &Cors, scope: Scope, origin: &str) -> bool {
     let client_id = match scope {
         Scope::App(id) => Some(id),
-        Scope::Qr(random) => match state.tickets.get(&random).await {
+        Scope::Qr(random) => match state.tickets.get_shared(&random).await {
             Ok(Some(qr)) => Some(qr.client_id.to_string()),
             Ok(None) => None,
             Err(_) => return false,

@@ -31,9 +31,12 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// Seals and opens secrets at rest.
+/// Seals and opens secrets at rest. Cheap to clone: the keys are shared (every request's
+/// state holds a few copies).
 #[derive(Clone)]
-pub struct SecretBox {
+pub struct SecretBox(std::sync::Arc<SecretKeys>);
+
+struct SecretKeys {
     cipher: Aes256Gcm,
     /// Key of [`SecretBox::fingerprint`], derived from the same `secret_key`.
     mac_key: [u8; 32],
@@ -67,10 +70,10 @@ impl SecretBox {
             .chain_update(key)
             .finalize()
             .into();
-        Ok(Self {
+        Ok(Self(std::sync::Arc::new(SecretKeys {
             cipher: Aes256Gcm::new(&key.into()),
             mac_key,
-        })
+        })))
     }
 
     /// A fresh random key in the configuration's format.
@@ -85,6 +88,7 @@ impl SecretBox {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         // Encryption with a valid key and a 12-byte nonce cannot fail.
         let ct = self
+            .0
             .cipher
             .encrypt(Nonce::from_slice(&nonce), plaintext)
             .unwrap_or_default();
@@ -102,7 +106,8 @@ impl SecretBox {
             return Err(SecretBoxError::Open);
         }
         let (nonce, ct) = bytes.split_at(12);
-        self.cipher
+        self.0
+            .cipher
             .decrypt(Nonce::from_slice(nonce), ct)
             .map_err(|_| SecretBoxError::Open)
     }
@@ -113,7 +118,7 @@ impl SecretBox {
         use hmac::Mac as _;
         // HMAC takes a key of any length, so this cannot fail; if it did, a random value
         // matches nothing.
-        let Ok(mut mac) = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.mac_key) else {
+        let Ok(mut mac) = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.0.mac_key) else {
             return random_token(32);
         };
         mac.update(data);

@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -79,10 +78,7 @@ fn router(state: AppState, dev: Option<Simulator>, envelope_state: Envelope) -> 
     };
     app.fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            envelope_state,
-            envelope,
-        ))
+        .layer(envelope_state)
 }
 
 /// Answers a `GET` of a published document (see [`crate::published`]) itself, with the same
@@ -138,40 +134,89 @@ impl tower::Service<Request> for Front {
 /// What every routed request and response passes through, in one step: a request id (the
 /// caller's `x-request-id`, or a new one) on both, a tracing span naming the method, the
 /// matched route and the id, a panic turned into a 500 error, and the default security headers.
-async fn envelope(State(env): State<Envelope>, mut req: Request, next: Next) -> Response {
-    let id = env.ids.of(&req);
-    let metrics = Arc::clone(&env.metrics);
-    req.headers_mut().insert(X_REQUEST_ID, id.clone());
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("-", MatchedPath::as_str);
-    let span = request_span(&req, path, &id);
-    let route = metrics.enabled().then(|| path.to_owned());
-    let mut res = async move {
-        let start = Instant::now();
-        let res = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-            Ok(res) => res,
-            Err(_) => AppError::Internal(anyhow::anyhow!("handler panicked")).into_response(),
-        };
-        let elapsed = start.elapsed();
-        tracing::debug!(
-            status = res.status().as_u16(),
-            latency_us = elapsed.as_micros() as u64,
-            "response"
-        );
-        if let Some(route) = route {
-            metrics.http(&route, res.status().as_u16(), elapsed);
-            if let Some(failure) = res.extensions().get::<crate::metrics::StorageFailure>() {
-                metrics.storage_error(*failure);
-            }
+/// A tower layer rather than a function middleware: one boxed future per request and no
+/// per-request copy of the inner service.
+impl<S> tower::Layer<S> for Envelope {
+    type Service = Enveloped<S>;
+
+    fn layer(&self, inner: S) -> Enveloped<S> {
+        Enveloped {
+            env: self.clone(),
+            inner,
         }
-        res
     }
-    .instrument(span)
-    .await;
-    finish(&mut res, id, env.hsts);
-    res
+}
+
+/// A route inside the [`Envelope`].
+#[derive(Clone)]
+struct Enveloped<S> {
+    env: Envelope,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Enveloped<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let env = &self.env;
+        let id = env.ids.of(&req);
+        req.headers_mut().insert(X_REQUEST_ID, id.clone());
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let path = route.as_ref().map_or("-", MatchedPath::as_str);
+        let span = request_span(&req, path, &id);
+        let metrics = env.metrics.enabled().then(|| Arc::clone(&env.metrics));
+        let hsts = env.hsts;
+        // The handler's future is made inside the span too, and a panic there caught as well.
+        let called =
+            span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))));
+        let answered = async move {
+            let start = Instant::now();
+            let res = match called {
+                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            let res = match res {
+                Ok(Ok(res)) => res,
+                Ok(Err(never)) => match never {},
+                Err(_) => AppError::Internal(anyhow::anyhow!("handler panicked")).into_response(),
+            };
+            let elapsed = start.elapsed();
+            tracing::debug!(
+                status = res.status().as_u16(),
+                latency_us = elapsed.as_micros() as u64,
+                "response"
+            );
+            if let Some(metrics) = metrics {
+                let route = route.as_ref().map_or("-", MatchedPath::as_str);
+                metrics.http(route, res.status().as_u16(), elapsed);
+                if let Some(failure) = res.extensions().get::<crate::metrics::StorageFailure>() {
+                    metrics.storage_error(*failure);
+                }
+            }
+            res
+        }
+        .instrument(span);
+        Box::pin(async move {
+            let mut res = answered.await;
+            finish(&mut res, id, hsts);
+            Ok(res)
+        })
+    }
 }
 
 fn request_span(req: &Request, path: &str, id: &HeaderValue) -> tracing::Span {
@@ -187,6 +232,8 @@ fn request_span(req: &Request, path: &str, id: &HeaderValue) -> tracing::Span {
 /// (a year, this host only: sibling hosts may not all serve https).
 fn finish(res: &mut Response, id: HeaderValue, hsts: bool) {
     let headers = res.headers_mut();
+    // Room for what follows at once, rather than growing the map on the way.
+    headers.reserve(DEFAULT_HEADERS.len() + 2);
     headers.entry(X_REQUEST_ID).or_insert(id);
     if hsts {
         headers.insert(
@@ -227,7 +274,8 @@ impl RequestIds {
 
     fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+        // Handed over as it is, not copied again.
+        HeaderValue::from_maybe_shared(axum::body::Bytes::from(format!("{}-{n:x}", self.prefix)))
             .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
@@ -262,14 +310,11 @@ mod tests {
                     )
                 }),
             )
-            .layer(axum::middleware::from_fn_with_state(
-                Envelope {
-                    ids: RequestIds::new(),
-                    hsts: false,
-                    metrics: Arc::new(Metrics::new(true)),
-                },
-                envelope,
-            ))
+            .layer(Envelope {
+                ids: RequestIds::new(),
+                hsts: false,
+                metrics: Arc::new(Metrics::new(true)),
+            })
     }
 
     async fn get_path(path: &str) -> Response {

@@ -17,7 +17,7 @@ use crate::qr::QrImages;
 use crate::ratelimit::RateLimiter;
 use crate::server::Draining;
 use crate::store::{apps, Db};
-use crate::tickets::TicketStore;
+use crate::tickets::{Rendered, TicketStore};
 use crate::tokens::Keys;
 use crate::wechat::{MiniPrograms, WechatClient};
 
@@ -31,6 +31,8 @@ pub struct AppState {
     /// QR codes, exchange tickets, their change notifications, and small shared counters and
     /// caches (rate limits, the WeChat access token): in-process or Redis.
     pub tickets: Arc<dyn TicketStore>,
+    /// Status answers already serialised, kept while their code is unchanged.
+    pub rendered: Arc<Rendered>,
     /// WeChat's server API.
     pub wechat: Arc<WechatClient>,
     /// The Mini Programs served and their credentials.

@@ -1,10 +1,16 @@
-//! The token endpoint under load: refresh-token grants in a closed loop.
+//! The token endpoint under load: refresh-token grants in a closed loop, or (`--codes N`)
+//! authorization-code redemptions with PKCE.
 //!
 //! Each connection first logs in once through the hosted login page (QR code scanned and
 //! confirmed by a Mini Program session against the WeChat simulator) and exchanges the code for
 //! a refresh token with `offline_access`. Then it posts `grant_type=refresh_token` over and over,
 //! each answer (a signed ID token, a signed JWT access token and the rotated refresh token)
 //! giving the next request its refresh token.
+//!
+//! With `--codes N`, N codes are minted first, each through a whole login as above (PKCE S256,
+//! `openid profile`), `--connections` logins at a time; then `--connections` workers redeem
+//! them (`grant_type=authorization_code` with the code verifier) until none is left, and the
+//! rate and CPU time are those of the redemptions alone.
 //!
 //! Prints `LABEL rate req/s cpu µs/req`, the CPU time being the server process's (`--pid`)
 //! user + system time over the measured seconds, from `/proc`.
@@ -59,11 +65,17 @@ struct Cli {
     token_url: Option<String>,
     #[arg(long)]
     client_secret: Option<String>,
+    /// Authorization-code grants instead: this many codes minted beforehand, then redeemed.
+    #[arg(long)]
+    codes: Option<usize>,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let cli = Cli::parse();
+    if let Some(n) = cli.codes {
+        return code_grants(&cli, n).await;
+    }
     let mut refresh = Vec::with_capacity(cli.connections);
     for i in 0..cli.connections {
         refresh.push(match &cli.seed_url {
@@ -159,8 +171,109 @@ async fn seeded(url: &str) -> Result<String, Error> {
         .to_owned())
 }
 
+/// Mints `n` codes, then redeems them all at `--connections` at a time.
+async fn code_grants(cli: &Cli, n: usize) -> Result<(), Error> {
+    use futures::StreamExt as _;
+    let minted: Vec<(String, String)> = futures::stream::iter(0..n)
+        .map(|i| {
+            login_code(
+                cli,
+                format!("bench-user-{}", i % cli.connections),
+                "openid profile",
+            )
+        })
+        .buffer_unordered(cli.connections)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let queue = Arc::new(std::sync::Mutex::new(minted));
+    let client = Client::builder()
+        .pool_max_idle_per_host(cli.connections)
+        .build()?;
+    let url = format!("{}/oidc/token", cli.base);
+    let before = cpu_ticks(cli.pid)?;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..cli.connections {
+        let (client, url, queue) = (client.clone(), url.clone(), queue.clone());
+        let (client_id, redirect_uri) = (cli.client_id.clone(), cli.redirect_uri.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().map_err(|_| "poisoned")?.pop();
+                let Some((code, verifier)) = next else {
+                    return Ok::<_, Error>(());
+                };
+                redeem(&client, &url, &client_id, &redirect_uri, &code, &verifier).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = cpu_ticks(cli.pid)?;
+    let tick = 100.0; // USER_HZ on Linux
+    println!(
+        "{:<22} {:>10.0} req/s {:>8.1} µs CPU/req",
+        cli.label,
+        n as f64 / elapsed,
+        (after - before) as f64 / tick * 1e6 / n as f64
+    );
+    Ok(())
+}
+
+/// `grant_type=authorization_code` with the PKCE verifier; the answer as JSON.
+async fn redeem(
+    client: &Client,
+    url: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    code: &str,
+    verifier: &str,
+) -> Result<Value, Error> {
+    let res = client
+        .post(url)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await?;
+    let status = res.status();
+    let body: Value = res.json().await?;
+    if status != StatusCode::OK || body["id_token"].as_str().is_none() {
+        return Err(format!("code grant: {status} {body}").into());
+    }
+    Ok(body)
+}
+
 /// One login through the hosted page; returns the refresh token of the new grant.
 async fn login(cli: &Cli, openid: &str) -> Result<String, Error> {
+    let (code, verifier) =
+        login_code(cli, openid.to_owned(), "openid profile offline_access").await?;
+    let tokens = redeem(
+        &Client::new(),
+        &format!("{}/oidc/token", cli.base),
+        &cli.client_id,
+        &cli.redirect_uri,
+        &code,
+        &verifier,
+    )
+    .await?;
+    Ok(tokens["refresh_token"]
+        .as_str()
+        .ok_or("no refresh_token: is offline_access granted?")?
+        .to_owned())
+}
+
+/// One login through the hosted page (QR code scanned and confirmed); returns the
+/// authorization code and its PKCE verifier.
+async fn login_code(cli: &Cli, openid: String, scope: &str) -> Result<(String, String), Error> {
+    let openid = openid.as_str();
     let browser = Client::builder()
         .cookie_store(true)
         .redirect(redirect::Policy::none())
@@ -173,7 +286,7 @@ async fn login(cli: &Cli, openid: &str) -> Result<String, Error> {
             ("response_type", "code"),
             ("client_id", &cli.client_id),
             ("redirect_uri", &cli.redirect_uri),
-            ("scope", "openid profile offline_access"),
+            ("scope", scope),
             ("state", "st"),
             ("nonce", "n1"),
             ("code_challenge", &challenge),
@@ -226,24 +339,7 @@ async fn login(cli: &Cli, openid: &str) -> Result<String, Error> {
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .ok_or("no code in the redirect")?;
-    let tokens: Value = http
-        .post(format!("{}/oidc/token", cli.base))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &cli.redirect_uri),
-            ("code_verifier", &verifier),
-            ("client_id", &cli.client_id),
-        ])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(tokens["refresh_token"]
-        .as_str()
-        .ok_or("no refresh_token: is offline_access granted?")?
-        .to_owned())
+    Ok((code, verifier))
 }
 
 /// An attribute's value in a page (the first occurrence), HTML-unescaped.

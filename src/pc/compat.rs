@@ -8,8 +8,9 @@
 //! never looks at the HTTP status (a non-2xx status makes its HTTP client throw before the body
 //! is read).
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -17,7 +18,8 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{exchange, status_view};
+use super::exchange;
+use super::status::{json_bytes, json_response, view_as, Seen};
 use crate::clock::rfc3339;
 use crate::cors::ForApp;
 use crate::domain::Random;
@@ -25,7 +27,7 @@ use crate::error::AppError;
 use crate::extract::{binding, Json, OptionalJson, Query, Requester};
 use crate::state::AppState;
 use crate::store::{self, users::User};
-use crate::tickets::QrStatus;
+use crate::tickets::{Binding, QrStatus};
 
 /// Authing's code for "QR code does not exist" (unknown, malformed, or expired and gone).
 pub const QR_NOT_FOUND: i64 = 2241;
@@ -80,12 +82,31 @@ type CompatResult<T> = Result<T, CompatError>;
 
 /// The envelope around a result.
 fn envelope<T: Serialize>(result: CompatResult<T>) -> Response {
+    json_response(envelope_bytes(result))
+}
+
+/// The envelope around a result, as the JSON bytes of the answer.
+fn envelope_bytes<T: Serialize>(result: CompatResult<T>) -> axum::body::Bytes {
     let body = match result {
         Ok(data) => json!({ "code": 200, "message": "success", "data": data }),
         Err(e) => json!({ "code": e.code, "message": e.message, "data": null }),
     };
-    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    json_bytes(&body)
 }
+
+/// The `x-authing-app-id` header as sent, read without copying the other headers.
+struct AppIdHeader(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for AppIdHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(AppIdHeader(parts.headers.get(APP_ID_HEADER).cloned()))
+    }
+}
+
+/// Which endpoint an answer kept in [`crate::tickets::Rendered`] is for.
+const CHECK_ANSWER: u8 = 1;
 
 fn app_id(headers: &HeaderMap) -> CompatResult<String> {
     headers
@@ -174,8 +195,8 @@ struct CheckData {
 /// the app turned binding off.
 async fn check_get(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    jar: CookieJar,
+    AppIdHeader(app): AppIdHeader,
+    binding: Binding,
     query: Result<Query<CheckQuery>, AppError>,
 ) -> Response {
     let result = async {
@@ -186,34 +207,44 @@ async fn check_get(
         let Ok(random) = Random::parse(&random) else {
             return Err(CompatError::qr_not_found());
         };
-        let qr = match crate::tickets::load(state.tickets.as_ref(), &random).await {
+        let qr = match crate::tickets::load_shared(state.tickets.as_ref(), &random).await {
             Ok(qr) => qr,
             Err(AppError::NotFound(_)) => return Err(CompatError::qr_not_found()),
             Err(e) => return Err(e.into()),
         };
         // A code of another app does not exist as far as this app is concerned.
-        if headers
-            .get(APP_ID_HEADER)
+        if app
+            .as_ref()
             .and_then(|v| v.to_str().ok())
             .is_some_and(|app| !app.is_empty() && qr.client_id != app)
         {
             return Err(CompatError::qr_not_found());
         }
-        let view = status_view(&qr, state.clock.now(), &binding(&headers, &jar));
-        let data = CheckData {
-            random: view.random.to_string(),
-            status: status_number(view.status),
-            ticket: view.ticket,
-            // The SDK reads `userInfo.token` on success, so it must be an object then too.
-            user_info: view
-                .scanned_by
-                .map(|s| json!({ "nickname": s.nickname, "photo": s.avatar_url })),
-        };
-        Ok::<_, CompatError>((qr.client_id, data))
+        // Made once for each code and what its callers see, then answered with the same bytes
+        // until the code changes.
+        let seen = Seen::of(&qr, state.clock.now(), &binding);
+        let body = state
+            .rendered
+            .get_or_make(&qr, seen.variant(CHECK_ANSWER), || {
+                let view = view_as(&qr, seen);
+                envelope_bytes(Ok(CheckData {
+                    random: view.random.to_string(),
+                    status: status_number(view.status),
+                    ticket: view.ticket,
+                    // The SDK reads `userInfo.token` on success, so it must be an object then
+                    // too.
+                    user_info: view
+                        .scanned_by
+                        .map(|s| json!({ "nickname": s.nickname, "photo": s.avatar_url })),
+                }))
+            });
+        Ok::<_, CompatError>((qr.client_id.clone(), body))
     }
     .await;
     match result {
-        Ok((client_id, data)) => (Extension(ForApp(client_id)), envelope(Ok(data))).into_response(),
+        Ok((client_id, body)) => {
+            (Extension(ForApp(client_id)), json_response(body)).into_response()
+        }
         Err(e) => envelope::<()>(Err(e)),
     }
 }

@@ -13,8 +13,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -32,10 +33,28 @@ pub struct ImageQuery {
     size: Option<u32>,
 }
 
+/// The `If-None-Match` values of a request, read without copying its other headers.
+pub struct IfNoneMatch(Vec<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts
+                .headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect(),
+        ))
+    }
+}
+
 pub async fn image_png_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,
-    headers: HeaderMap,
+    headers: IfNoneMatch,
     Query(q): Query<ImageQuery>,
 ) -> AppResult<Response> {
     image(state, random, q, headers, Format::Png).await
@@ -44,7 +63,7 @@ pub async fn image_png_get(
 pub async fn image_svg_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,
-    headers: HeaderMap,
+    headers: IfNoneMatch,
     Query(q): Query<ImageQuery>,
 ) -> AppResult<Response> {
     image(state, random, q, headers, Format::Svg).await
@@ -54,7 +73,7 @@ async fn image(
     state: AppState,
     random: Random,
     q: ImageQuery,
-    headers: HeaderMap,
+    headers: IfNoneMatch,
     format: Format,
 ) -> AppResult<Response> {
     if let Some(size) = q.size {
@@ -66,7 +85,7 @@ async fn image(
             )));
         }
     }
-    let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
+    let qr = crate::tickets::load_shared(state.tickets.as_ref(), &random).await?;
     let branding = branding(&state, &qr).await?;
     let size = q.size.unwrap_or(branding.size);
     let now = state.clock.now();
@@ -86,7 +105,7 @@ async fn image(
                 .await?;
             make(
                 state.clone(),
-                qr.clone(),
+                QrCode::clone(&qr),
                 Arc::clone(&branding),
                 size,
                 format,
@@ -163,9 +182,9 @@ pub async fn logo_get(
 }
 
 /// Whether `If-None-Match` names this entity (RFC 9110 §13.1.2: weak comparison, `*` matches).
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+fn not_modified(headers: &IfNoneMatch, etag: &str) -> bool {
     headers
-        .get_all(header::IF_NONE_MATCH)
+        .0
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

@@ -4,8 +4,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
@@ -20,7 +21,7 @@ use crate::extract::{Path, Query, Requester};
 use crate::ratelimit::Held;
 use crate::server::Draining;
 use crate::state::AppState;
-use crate::tickets::{Binding, QrCode, QrStatus, Subscription, TicketStore};
+use crate::tickets::{Binding, QrCode, QrStatus, Rendered, Subscription, TicketStore};
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct ScannedBy {
@@ -49,8 +50,37 @@ pub struct StatusView {
 }
 
 pub fn status_view(qr: &QrCode, now: i64, binding: &Binding) -> StatusView {
-    let status = qr.status_at(now);
-    let bound = !qr.require_binding || binding.matches(&qr.bind_hash, qr.browser_hash.as_deref());
+    view_as(qr, Seen::of(qr, now, binding))
+}
+
+/// What a view of a code depends on besides the code itself: the status it has at the moment,
+/// and whether the caller is the browser it is bound to. A view is made from these two and the
+/// code alone, so a view made once is right for every caller who sees the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    status: QrStatus,
+    bound: bool,
+}
+
+impl Seen {
+    pub fn of(qr: &QrCode, now: Millis, binding: &Binding) -> Seen {
+        Seen {
+            status: qr.status_at(now),
+            bound: !qr.require_binding
+                || binding.matches(&qr.bind_hash, qr.browser_hash.as_deref()),
+        }
+    }
+
+    /// The variant of an answer of `kind` (one number per endpoint) made from what is seen,
+    /// for [`Rendered`].
+    pub fn variant(self, kind: u8) -> u16 {
+        (u16::from(kind) << 8) | ((self.status as u16) << 1) | u16::from(self.bound)
+    }
+}
+
+/// The view of `qr` for a caller who sees `seen`.
+pub fn view_as(qr: &QrCode, seen: Seen) -> StatusView {
+    let Seen { status, bound } = seen;
     StatusView {
         random: qr.random.clone(),
         status,
@@ -108,28 +138,69 @@ pub async fn qrcode_get(
     let _waiting = sub
         .is_some()
         .then(|| state.metrics.waiting(crate::metrics::WaitKind::LongPoll));
-    let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
-    let mut view = status_view(&qr, state.clock.now(), &binding);
+    let mut qr = crate::tickets::load_shared(state.tickets.as_ref(), &random).await?;
+    let mut now = state.clock.now();
     if let Some(sub) = sub.as_mut() {
-        let seen = known.unwrap_or(view.status);
-        if view.status == seen && !view.status.is_final() {
-            let until =
-                tokio::time::Instant::now() + wait.min(until_expiry(state.clock.now(), &qr));
+        let current = qr.status_at(now);
+        let seen = known.unwrap_or(current);
+        if current == seen && !current.is_final() {
+            let until = tokio::time::Instant::now() + wait.min(until_expiry(now, &qr));
             loop {
                 let draining = tokio::select! {
                     _ = sub.changed() => false,
                     _ = tokio::time::sleep_until(until) => false,
                     _ = state.draining.started() => true,
                 };
-                let qr = crate::tickets::load(state.tickets.as_ref(), &random).await?;
-                view = status_view(&qr, state.clock.now(), &binding);
-                if draining || view.status != seen || tokio::time::Instant::now() >= until {
+                qr = crate::tickets::load_shared(state.tickets.as_ref(), &random).await?;
+                now = state.clock.now();
+                if draining || qr.status_at(now) != seen || tokio::time::Instant::now() >= until {
                     break;
                 }
             }
         }
     }
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(view)).into_response())
+    Ok(status_answer(&state.rendered, &qr, now, &binding))
+}
+
+/// Which endpoint an answer kept in [`Rendered`] is for.
+pub const NATIVE_ANSWER: u8 = 0;
+
+/// The status answer: the view as JSON, made once for each code and what its callers see, and
+/// then answered with the bytes already made until the code changes.
+fn status_answer(
+    rendered: &Rendered,
+    qr: &Arc<QrCode>,
+    now: Millis,
+    binding: &Binding,
+) -> Response {
+    let seen = Seen::of(qr, now, binding);
+    let body = rendered.get_or_make(qr, seen.variant(NATIVE_ANSWER), || {
+        json_bytes(&view_as(qr, seen))
+    });
+    json_response(body)
+}
+
+/// A value as JSON bytes.
+pub fn json_bytes(value: &impl Serialize) -> Bytes {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .unwrap_or_default()
+}
+
+/// JSON bytes as an uncacheable answer, with the headers `axum::Json` and the endpoint set.
+pub fn json_response(body: Bytes) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Time left until the code expires by itself (no notification marks that moment).

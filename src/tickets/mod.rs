@@ -18,6 +18,9 @@ mod conformance;
 pub mod memory;
 mod near;
 pub mod redis;
+mod rendered;
+
+pub use rendered::Rendered;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -246,6 +249,14 @@ pub async fn load(store: &dyn TicketStore, random: &Random) -> AppResult<QrCode>
         .ok_or_else(|| AppError::NotFound("no such QR code".into()))
 }
 
+/// As [`load`], shared (see [`TicketStore::get_shared`]).
+pub async fn load_shared(store: &dyn TicketStore, random: &Random) -> AppResult<Arc<QrCode>> {
+    store
+        .get_shared(random.as_str())
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such QR code".into()))
+}
+
 /// The one-time ticket a confirmed QR code yields; exchanged once for the user and tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeTicket {
@@ -364,6 +375,12 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn insert(&self, qr: &QrCode) -> Result<(), StoreError>;
 
     async fn get(&self, random: &str) -> Result<Option<QrCode>, StoreError>;
+
+    /// As [`TicketStore::get`], shared: a store that keeps codes in memory hands out the copy
+    /// it keeps, without copying it (the status poll reads every code this way).
+    async fn get_shared(&self, random: &str) -> Result<Option<Arc<QrCode>>, StoreError> {
+        Ok(self.get(random).await?.map(Arc::new))
+    }
 
     /// As [`TicketStore::get`], past any near cache: for a decision that a copy lagging another
     /// instance's change (by its notification's delay) would get wrong.

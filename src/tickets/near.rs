@@ -12,7 +12,7 @@
 //! Transitions never read from here; they run as scripts in Redis.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::QrCode;
 
@@ -21,7 +21,7 @@ const CAPACITY: usize = 20_000;
 
 #[derive(Default)]
 struct Inner {
-    codes: HashMap<String, QrCode>,
+    codes: HashMap<String, Arc<QrCode>>,
     /// Bumped by every invalidation.
     generation: u64,
     /// Whether invalidations are flowing (the listener is subscribed).
@@ -38,7 +38,8 @@ impl NearCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, random: &str) -> Option<QrCode> {
+    /// The kept copy itself: the same one for every read until the code changes.
+    pub fn get(&self, random: &str) -> Option<Arc<QrCode>> {
         let inner = self.inner();
         inner.codes.get(random).filter(|_| inner.active).cloned()
     }
@@ -50,7 +51,7 @@ impl NearCache {
 
     /// Keeps `qr`, read from Redis after [`NearCache::generation`] returned `generation`,
     /// unless an invalidation happened since.
-    pub fn fill(&self, generation: u64, qr: &QrCode) {
+    pub fn fill(&self, generation: u64, qr: &Arc<QrCode>) {
         let mut inner = self.inner();
         if !inner.active || inner.generation != generation {
             return;
@@ -58,7 +59,7 @@ impl NearCache {
         if inner.codes.len() >= CAPACITY {
             inner.codes.clear();
         }
-        inner.codes.insert(qr.random.to_string(), qr.clone());
+        inner.codes.insert(qr.random.to_string(), Arc::clone(qr));
     }
 
     /// Drops a code that has changed.
@@ -83,8 +84,8 @@ mod tests {
     use super::*;
     use crate::tickets::QrStatus;
 
-    fn code(random: &str) -> QrCode {
-        QrCode {
+    fn code(random: &str) -> Arc<QrCode> {
+        Arc::new(QrCode {
             random: random.into(),
             pool_id: "default".into(),
             client_id: "web".into(),
@@ -101,7 +102,7 @@ mod tests {
             ticket: None,
             match_number: None,
             cancel_reason: None,
-        }
+        })
     }
 
     #[test]

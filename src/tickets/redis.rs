@@ -543,8 +543,12 @@ impl TicketStore for RedisStore {
     }
 
     async fn get(&self, random: &str) -> Result<Option<QrCode>, StoreError> {
+        Ok(self.get_shared(random).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn get_shared(&self, random: &str) -> Result<Option<Arc<QrCode>>, StoreError> {
         let now = self.clock.now();
-        let retained = |qr: &QrCode| qr.expires_at + millis(RETAIN_AFTER_EXPIRY) > now;
+        let retained = |qr: &Arc<QrCode>| qr.expires_at + millis(RETAIN_AFTER_EXPIRY) > now;
         if let Some(qr) = self.near.get(random).filter(retained) {
             return Ok(Some(qr));
         }
@@ -556,7 +560,7 @@ impl TicketStore for RedisStore {
                 async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
             })
             .await?;
-        let qr = decode_qr(fields)?;
+        let qr = decode_qr(fields)?.map(Arc::new);
         if let Some(qr) = &qr {
             self.near.fill(generation, qr);
         }
