@@ -369,7 +369,8 @@ impl Default for RateLimits {
 }
 
 /// Bounds on what one client holds open on an instance, so that a few clients cannot take all
-/// its sockets and memory (slow uploads, thousands of event streams).
+/// its sockets and memory (slow uploads, thousands of event streams). The caps leave room for
+/// an office of hundreds behind one address, each with a login page open.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionLimits {
@@ -387,8 +388,8 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
-            per_address: 256,
-            event_streams_per_address: 32,
+            per_address: 1024,
+            event_streams_per_address: 512,
             body_read_timeout_secs: 60,
         }
     }

@@ -109,8 +109,12 @@ try {
   const openid = "o-console-" + Date.now();
   const mp = phone({ scangate: SCANGATE_URL, simulator: SIM_URL, appid: APPID });
   await mp.login(openid, { nickname: "控制台用户" });
-  await mp.scan(random);
-  await mp.confirm(random);
+  const shown = await mp.scan(random);
+  // A new app has the match step: the phone taps the number the hosted page shows.
+  await hosted.waitForSelector("#login[data-match]", { timeout: 10000 });
+  const number = Number(await hosted.textContent("#match-number"));
+  must(shown.match && shown.match.choices.includes(number), `the phone offers ${number}`);
+  await mp.confirm(random, { match_number: number });
   await hosted.waitForURL(`${CALLBACK}?**`, { timeout: 15000 });
   must(new URL(hosted.url()).searchParams.get("code"), "the app got a code: " + hosted.url());
   await hosted.close();
@@ -119,9 +123,8 @@ try {
   const users = await api(`/pools/default/users?q=${encodeURIComponent(openid)}`);
   must(users.items.length === 1, "the user is listed: " + JSON.stringify(users));
   const usersPage = await page.goto(`${SCANGATE_URL}/admin/users?q=${encodeURIComponent(openid)}`);
-  if (usersPage.status() === 200) {
-    must((await page.textContent("main")).includes("控制台用户"), "the users page lists the user");
-  }
+  must(usersPage.status() === 200, `the users page answers ${usersPage.status()}`);
+  must((await page.textContent("main")).includes("控制台用户"), "the users page lists the user");
   const audit = await api(`/audit?subject=${CLIENT_ID}`);
   must(audit.items.some((e) => e.action.startsWith("login.")), "the login is audited: " + JSON.stringify(audit.items.map((e) => e.action)));
   const created = audit.items.find((e) => e.action === "admin.app.create");

@@ -189,7 +189,7 @@ try {
     await page.setViewportSize(size);
     await qrShown(page);
     const r = await random(page);
-    await mp.login(`o-match-${lang}`, { nickname: lang === "en" ? "Alice" : "小明", avatar_url: `${SITE}/avatar.svg` });
+    await mp.login(`o-match-${lang}`, { nickname: lang === "en" ? "Alice" : "小明", avatar: AVATAR_PNG });
     const shown = await mp.scan(r);
     await page.waitForSelector(".sg[data-match]", TIMEOUT);
     const number = Number(await page.textContent(".sg-number"));
