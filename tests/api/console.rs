@@ -96,12 +96,13 @@ pub async fn csrf_token(app: &TestApp, client: &Client) -> String {
 }
 
 /// `GET path` with `client`: the status and the body.
-async fn get(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
+pub async fn get(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
     let res = client.get(app.url(path)).send().await.unwrap();
     (res.status(), res.text().await.unwrap())
 }
 
-async fn post(
+/// `POST path` with `client` and a urlencoded `form`.
+pub async fn post(
     app: &TestApp,
     client: &Client,
     path: &str,

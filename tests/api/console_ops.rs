@@ -8,7 +8,7 @@ use reqwest::header::LOCATION;
 use reqwest::{Client, StatusCode};
 
 use crate::both_backends;
-use crate::console::{browser, console_admin, csrf_of, sign_in_as, signed_in, PASSWORD};
+use crate::console::{browser, console_admin, csrf_of, get, post, sign_in_as, signed_in, PASSWORD};
 use crate::helpers::{Backend, TestApp, APPID};
 use scangate::admin::users::NewUser;
 use scangate::admin::Actor;
@@ -39,20 +39,6 @@ const PAGES: &[&str] = &[
     "/admin/admins/boss",
     "/admin/miniprograms/wx0123456789abcdef/diagnostics",
 ];
-
-async fn get(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
-    let res = client.get(app.url(path)).send().await.unwrap();
-    (res.status(), res.text().await.unwrap())
-}
-
-async fn post(
-    app: &TestApp,
-    client: &Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    client.post(app.url(path)).form(form).send().await.unwrap()
-}
 
 fn location(res: &reqwest::Response) -> String {
     res.headers()
