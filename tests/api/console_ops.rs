@@ -5,7 +5,7 @@
 //! CSRF token.
 
 use reqwest::header::LOCATION;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 
 use crate::both_backends;
 use crate::console::{browser, console_admin, csrf_of, get, post, sign_in_as, signed_in, PASSWORD};
