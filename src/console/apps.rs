@@ -381,14 +381,6 @@ fn has_script(svg: &[u8]) -> bool {
     text.contains("<script") || text.contains("javascript:") || handler
 }
 
-fn phone_of(value: &str) -> PhoneAsk {
-    match value {
-        "required" => PhoneAsk::Required,
-        "off" => PhoneAsk::Off,
-        _ => PhoneAsk::Optional,
-    }
-}
-
 fn signup_of(value: &str) -> Signup {
     if value == "existing_only" {
         Signup::ExistingOnly
@@ -442,7 +434,7 @@ async fn apps_post(State(state): State<AppState>, signed: Signed, form: Form) ->
         public: form.checked("public"),
         signup: signup_of(&form.text("signup")),
         match_number: form.checked("match_number"),
-        phone: phone_of(&form.text("phone")),
+        phone: PhoneAsk::parse(&form.text("phone")),
     };
     match state.admin.create_app(signed.actor(), new).await {
         Ok(made) => {
@@ -549,7 +541,7 @@ async fn app_post(
         require_binding: Some(form.checked("require_binding")),
         signup: Some(signup_of(&form.text("signup"))),
         match_number: Some(form.checked("match_number")),
-        phone: Some(phone_of(&form.text("phone"))),
+        phone: Some(PhoneAsk::parse(&form.text("phone"))),
     };
     let version = form.text("version").parse().ok();
     match state

@@ -87,7 +87,8 @@ impl PhoneAsk {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// The setting named `s`; anything unknown is the default, `optional`.
+    pub fn parse(s: &str) -> Self {
         match s {
             "required" => PhoneAsk::Required,
             "off" => PhoneAsk::Off,
