@@ -72,6 +72,11 @@ fn counted_as(client: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The set of codes `ip` has pending, in the ticket store.
+fn pending_key(ip: &str) -> String {
+    format!("pending_qrcodes:{}", counted_as(ip))
+}
+
 /// The configured limits and the shared counts they are checked against.
 #[derive(Clone)]
 pub struct RateLimiter {
@@ -138,7 +143,7 @@ impl RateLimiter {
         if cap == 0 {
             return Ok(());
         }
-        let key = format!("pending_qrcodes:{}", counted_as(ip));
+        let key = pending_key(ip);
         if !self
             .counts
             .hold(&key, random, until, cap, self.clock.now())
@@ -158,7 +163,7 @@ impl RateLimiter {
         if self.limits.pending_qrcodes_per_address == 0 {
             return Ok(());
         }
-        let key = format!("pending_qrcodes:{}", counted_as(ip));
+        let key = pending_key(ip);
         Ok(self.counts.release(&key, random).await?)
     }
 }
