@@ -73,6 +73,8 @@ api_base = "http://127.0.0.1:18100/"
 qrcodes_per_minute = 0
 sessions_per_minute = 0
 exchanges_per_minute = 0
+approvals_per_minute = 0
+pending_qrcodes_per_address = 0
 
 [[miniprograms]]
 appid = "$APPID"
@@ -196,6 +198,8 @@ secret_key = "$SECRET_KEY"
 qrcodes_per_minute = 0
 sessions_per_minute = 0
 exchanges_per_minute = 0
+approvals_per_minute = 0
+pending_qrcodes_per_address = 0
 TOML
   # The first start creates the pool and its RS256 key; another algorithm is a rotation.
   RUST_LOG=warn taskset -c 0 "$BIN/scangate" dev --config "$dir/scangate.toml" 2>"$dir/log" &

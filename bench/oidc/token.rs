@@ -28,6 +28,9 @@ use reqwest::{redirect, Client, StatusCode};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
+/// The longest one step of a login may take before the run stops with an error.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Parser)]
@@ -274,7 +277,9 @@ async fn login(cli: &Cli, openid: &str) -> Result<String, Error> {
 /// authorization code and its PKCE verifier.
 async fn login_code(cli: &Cli, openid: String, scope: &str) -> Result<(String, String), Error> {
     let openid = openid.as_str();
+    // A step that hangs is an error, not a stalled run.
     let browser = Client::builder()
+        .timeout(STEP_TIMEOUT)
         .cookie_store(true)
         .redirect(redirect::Policy::none())
         .build()?;
@@ -303,7 +308,7 @@ async fn login_code(cli: &Cli, openid: String, scope: &str) -> Result<(String, S
     let random = attr(&page, "data-random")?;
     let continue_url = format!("{}{}", cli.base, attr(&page, "data-continue-url")?);
 
-    let http = Client::new();
+    let http = Client::builder().timeout(STEP_TIMEOUT).build()?;
     let code: Value = http
         .post(format!("{}/_sim/login", cli.sim))
         .json(&json!({ "appid": cli.appid, "openid": openid }))
@@ -321,13 +326,25 @@ async fn login_code(cli: &Cli, openid: String, scope: &str) -> Result<(String, S
         .json()
         .await?;
     let mp = session["token"].as_str().ok_or("no session token")?;
-    for step in ["scan", "confirm"] {
-        http.post(format!("{}/api/mp/v1/qrcodes/{random}/{step}", cli.base))
-            .bearer_auth(mp)
-            .send()
-            .await?
-            .error_for_status()?;
-    }
+    http.post(format!("{}/api/mp/v1/qrcodes/{random}/scan", cli.base))
+        .bearer_auth(mp)
+        .send()
+        .await?
+        .error_for_status()?;
+    // With the match step on, the phone must send the number the computer shows.
+    let shown: Value = browser
+        .get(format!("{}/api/v1/qrcodes/{random}", cli.base))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    http.post(format!("{}/api/mp/v1/qrcodes/{random}/confirm", cli.base))
+        .bearer_auth(mp)
+        .json(&json!({ "match_number": shown["match_number"] }))
+        .send()
+        .await?
+        .error_for_status()?;
     let back = browser.get(&continue_url).send().await?;
     let location = back
         .headers()

@@ -3,6 +3,8 @@
 //! SQL is grouped by aggregate, one module each; every statement is portable (`$n` placeholders
 //! work on both, times are BIGINT milliseconds, booleans BIGINT 0/1). The one dialect difference
 //! that matters — how a unique violation is reported — is handled by [`is_unique_violation`].
+//! `migrations/` is the schema of both; `migrations/postgres/` adds what PostgreSQL alone needs
+//! (indexes in the byte-order collation for prefix searches), applied in the same version order.
 
 pub mod admin_accounts;
 pub mod admin_keys;
@@ -27,6 +29,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use sqlx::any::AnyRow as Row;
@@ -47,7 +50,24 @@ pub enum DbKind {
 /// The most connections a SQLite pool opens, whatever `database_max_connections` says.
 const SQLITE_MAX_CONNECTIONS: u32 = 2;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations both databases apply.
+static SHARED: Migrator = sqlx::migrate!("./migrations");
+/// What PostgreSQL applies besides: indexes SQLite has no words for (see the files).
+static POSTGRES_ONLY: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The migrations of a database of `kind`, in version order: one migrator, so that a
+/// migration applied but no longer known is still refused.
+fn migrator(kind: DbKind) -> Migrator {
+    let mut migrations = SHARED.migrations.to_vec();
+    if kind == DbKind::Postgres {
+        migrations.extend(POSTGRES_ONLY.migrations.iter().cloned());
+        migrations.sort_by_key(|m| m.version);
+    }
+    Migrator {
+        migrations: std::borrow::Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
 
 impl Db {
     /// Connects lazily: start-up does not fail if the database is briefly away, and a pool
@@ -95,7 +115,7 @@ impl Db {
         // A database never migrated has no table to count in yet. The table is not created
         // here: that happens under the migrator's lock, so simultaneous starts stay safe.
         let before = self.applied_migrations().await.unwrap_or(0);
-        MIGRATOR.run(&self.pool).await?;
+        migrator(self.kind).run(&self.pool).await?;
         Ok(self.applied_migrations().await?.saturating_sub(before))
     }
 
