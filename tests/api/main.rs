@@ -19,6 +19,7 @@ mod connections;
 mod console;
 mod console_ops;
 mod deploy;
+mod device;
 mod dev;
 mod diagnostics;
 mod exhaustion;
