@@ -77,7 +77,10 @@ async fn venv_python() -> Option<PathBuf> {
     .clone()
 }
 
-both_backends!(authlib_runs_the_code_flow_refresh_userinfo_and_logout);
+both_backends!(
+    authlib_runs_the_code_flow_refresh_userinfo_and_logout,
+    an_authlib_device_client_completes_the_grant_approved_on_the_phone,
+);
 
 async fn authlib_runs_the_code_flow_refresh_userinfo_and_logout(backend: Backend) {
     let Some(python) = venv_python().await else {
@@ -114,8 +117,6 @@ async fn authlib_runs_the_code_flow_refresh_userinfo_and_logout(backend: Backend
         assert!(out.contains(&format!("ok: {step}\n")), "{step} in:\n{out}");
     }
 }
-
-both_backends!(an_authlib_device_client_completes_the_grant_approved_on_the_phone);
 
 /// `tests/python/device_client.py` runs the device flow as an independent client would; this
 /// side plays the phone (scan and approve over the Mini Program API) and moves ScanGate's clock
