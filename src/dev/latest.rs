@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 
 use super::DEMO_APPID;
 use crate::clock::{rfc3339, Millis};
+use crate::domain::UserCode;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::domain::UserCode;
 use crate::tickets::{
-    Binding, DeviceRequest, ExchangeTicket, Poll, QrCode, Scanner, StoreError, Subscription,
-    Take, TicketStore, TransitionError, WrongCode, RETAIN_AFTER_EXPIRY,
+    Binding, DeviceRequest, ExchangeTicket, Poll, QrCode, Scanner, StoreError, Subscription, Take,
+    TicketStore, TransitionError, WrongCode, RETAIN_AFTER_EXPIRY,
 };
 
 /// The cache key of the note; under the store's own prefix like every other key.
@@ -181,7 +181,9 @@ impl TicketStore for Noting {
         approve: bool,
         now: Millis,
     ) -> Result<DeviceRequest, TransitionError> {
-        self.inner.device_decide(random, user_id, approve, now).await
+        self.inner
+            .device_decide(random, user_id, approve, now)
+            .await
     }
 
     async fn device_wrong_code(

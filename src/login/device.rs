@@ -73,7 +73,11 @@ pub struct DevicePage {
 }
 
 /// `GET {issuer}/device`: the code form; `?user_code=` fills it in.
-async fn device_get(issuer: Issuer, headers: HeaderMap, query: axum::extract::RawQuery) -> Response {
+async fn device_get(
+    issuer: Issuer,
+    headers: HeaderMap,
+    query: axum::extract::RawQuery,
+) -> Response {
     let value = query
         .0
         .and_then(|q| parse_params(&q).ok())
@@ -286,10 +290,9 @@ async fn link_form(
 async fn show(state: &AppState, lang: Lang, req: &DeviceRequest) -> Response {
     let link = state.config.url(&link_path(&req.random));
     let branding = state.qr.branding(&req.client_id);
-    let drawn = tokio::task::spawn_blocking(move || {
-        crate::qr::render(&link, &branding, 240, Format::Svg)
-    })
-    .await;
+    let drawn =
+        tokio::task::spawn_blocking(move || crate::qr::render(&link, &branding, 240, Format::Svg))
+            .await;
     let svg = match drawn {
         Ok(Ok(svg)) => svg,
         Ok(Err(e)) => return AppError::Internal(e).into_page(lang),
@@ -304,7 +307,10 @@ async fn show(state: &AppState, lang: Lang, req: &DeviceRequest) -> Response {
     let place = state.requesters.place(&req.requester_ip);
     let mut device = format!("{} · {}", agent.description, req.requester_ip);
     if let Some(p) = place {
-        let named: Vec<String> = [p.city, p.region, p.country].into_iter().flatten().collect();
+        let named: Vec<String> = [p.city, p.region, p.country]
+            .into_iter()
+            .flatten()
+            .collect();
         if !named.is_empty() {
             device = format!("{device} · {}", named.join(", "));
         }

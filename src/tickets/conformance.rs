@@ -23,8 +23,8 @@ use super::{
     Subscription, Take, TicketStore, TransitionError, WrongCode, TICKET_TTL,
 };
 use crate::clock::{Clock, Millis};
-use crate::domain::UserCode;
 use crate::crypto::{random_token, sha256_hex};
+use crate::domain::UserCode;
 
 /// The longest a test waits for something that should happen at once.
 const WAIT: Duration = Duration::from_secs(5);
@@ -1059,16 +1059,28 @@ impl Backend {
     }
 
     async fn device_status(&self, random: &str) -> DeviceStatus {
-        let req = self.store.device_get(random).await.unwrap().expect("stored");
+        let req = self
+            .store
+            .device_get(random)
+            .await
+            .unwrap()
+            .expect("stored");
         req.status_at(self.now())
     }
 }
 
 async fn a_device_request_reads_back_and_is_found_by_its_user_code(b: Backend) {
     let req = b.device().await;
-    assert_eq!(b.store.device_get(&req.random).await.unwrap().as_ref(), Some(&req));
     assert_eq!(
-        b.store.device_by_user_code(&req.user_code).await.unwrap().as_ref(),
+        b.store.device_get(&req.random).await.unwrap().as_ref(),
+        Some(&req)
+    );
+    assert_eq!(
+        b.store
+            .device_by_user_code(&req.user_code)
+            .await
+            .unwrap()
+            .as_ref(),
         Some(&req)
     );
     assert_eq!(b.store.device_get("unknown-random").await.unwrap(), None);
@@ -1090,7 +1102,11 @@ async fn a_live_requests_user_code_is_not_given_to_another(b: Backend) {
     later.user_code = first.user_code.clone();
     assert!(b.store.device_insert(&later).await.unwrap());
     assert_eq!(
-        b.store.device_by_user_code(&first.user_code).await.unwrap().map(|r| r.random),
+        b.store
+            .device_by_user_code(&first.user_code)
+            .await
+            .unwrap()
+            .map(|r| r.random),
         Some(later.random)
     );
 }
@@ -1100,25 +1116,42 @@ async fn a_poll_sooner_than_the_interval_slows_down_and_the_interval_grows(b: Ba
     let poll = |at: Millis| b.store.device_poll(&req.random, at);
     let t = b.now();
     assert_eq!(poll(t).await.unwrap(), Poll::Pending { interval_secs: 5 });
-    assert_eq!(poll(t + 4_999).await.unwrap(), Poll::SlowDown { interval_secs: 10 });
+    assert_eq!(
+        poll(t + 4_999).await.unwrap(),
+        Poll::SlowDown { interval_secs: 10 }
+    );
     // Counted from the last poll, at the grown interval.
-    assert_eq!(poll(t + 14_000).await.unwrap(), Poll::SlowDown { interval_secs: 15 });
-    assert_eq!(poll(t + 29_000).await.unwrap(), Poll::Pending { interval_secs: 15 });
+    assert_eq!(
+        poll(t + 14_000).await.unwrap(),
+        Poll::SlowDown { interval_secs: 15 }
+    );
+    assert_eq!(
+        poll(t + 29_000).await.unwrap(),
+        Poll::Pending { interval_secs: 15 }
+    );
     let stored = b.store.device_get(&req.random).await.unwrap().unwrap();
-    assert_eq!((stored.interval_secs, stored.last_poll_at), (15, Some(t + 29_000)));
+    assert_eq!(
+        (stored.interval_secs, stored.last_poll_at),
+        (15, Some(t + 29_000))
+    );
 }
 
 async fn an_approved_request_is_redeemed_by_one_poll_only(b: Backend) {
     let req = b.device().await;
     let now = b.now();
-    let approved = b.store.device_decide(&req.random, "alice", true, now).await.unwrap();
+    let approved = b
+        .store
+        .device_decide(&req.random, "alice", true, now)
+        .await
+        .unwrap();
     assert_eq!(approved.status, DeviceStatus::Approved);
     assert_eq!(approved.decided_by.as_deref(), Some("alice"));
     const N: usize = 40;
     let start = Arc::new(Barrier::new(N));
     let polls: Vec<_> = (0..N)
         .map(|_| {
-            let (store, start, random) = (Arc::clone(&b.store), Arc::clone(&start), req.random.clone());
+            let (store, start, random) =
+                (Arc::clone(&b.store), Arc::clone(&start), req.random.clone());
             tokio::spawn(async move {
                 start.wait().await;
                 store.device_poll(&random, now).await.unwrap()
@@ -1141,20 +1174,34 @@ async fn an_approved_request_is_redeemed_by_one_poll_only(b: Backend) {
 async fn a_request_is_decided_once(b: Backend) {
     let req = b.device().await;
     let now = b.now();
-    let denied = b.store.device_decide(&req.random, "bob", false, now).await.unwrap();
+    let denied = b
+        .store
+        .device_decide(&req.random, "bob", false, now)
+        .await
+        .unwrap();
     assert_eq!(denied.status, DeviceStatus::Denied);
     assert_eq!(denied.deny_reason.as_deref(), Some("declined"));
     for approve in [true, false] {
         assert_conflict_device(
-            b.store.device_decide(&req.random, "bob", approve, now).await,
+            b.store
+                .device_decide(&req.random, "bob", approve, now)
+                .await,
         );
     }
-    assert_eq!(b.store.device_poll(&req.random, now).await.unwrap(), Poll::Denied);
+    assert_eq!(
+        b.store.device_poll(&req.random, now).await.unwrap(),
+        Poll::Denied
+    );
     assert!(matches!(
-        b.store.device_decide("unknown-random", "bob", true, now).await,
+        b.store
+            .device_decide("unknown-random", "bob", true, now)
+            .await,
         Err(TransitionError::NotFound)
     ));
-    assert_eq!(b.store.device_poll("unknown-random", now).await.unwrap(), Poll::Unknown);
+    assert_eq!(
+        b.store.device_poll("unknown-random", now).await.unwrap(),
+        Poll::Unknown
+    );
 }
 
 fn assert_conflict_device(result: Result<DeviceRequest, TransitionError>) {
@@ -1175,17 +1222,31 @@ async fn device_requests_expire_by_the_injected_clock(b: Backend) {
     let now = b.now();
     for req in [&pending, &approved] {
         assert_eq!(b.device_status(&req.random).await, DeviceStatus::Expired);
-        assert_eq!(b.store.device_poll(&req.random, now).await.unwrap(), Poll::Expired);
+        assert_eq!(
+            b.store.device_poll(&req.random, now).await.unwrap(),
+            Poll::Expired
+        );
     }
     assert!(matches!(
-        b.store.device_decide(&pending.random, "carol", true, now).await,
+        b.store
+            .device_decide(&pending.random, "carol", true, now)
+            .await,
         Err(TransitionError::Expired)
     ));
     assert_eq!(
-        b.store.device_wrong_code(&pending.random, 5, now).await.unwrap(),
+        b.store
+            .device_wrong_code(&pending.random, 5, now)
+            .await
+            .unwrap(),
         WrongCode::NotPending
     );
-    assert_eq!(b.store.device_by_user_code(&pending.user_code).await.unwrap(), None);
+    assert_eq!(
+        b.store
+            .device_by_user_code(&pending.user_code)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn wrong_user_codes_deny_a_request_at_the_limit(b: Backend) {
@@ -1193,12 +1254,18 @@ async fn wrong_user_codes_deny_a_request_at_the_limit(b: Backend) {
     let now = b.now();
     for n in 1..=4 {
         assert_eq!(
-            b.store.device_wrong_code(&req.random, 5, now).await.unwrap(),
+            b.store
+                .device_wrong_code(&req.random, 5, now)
+                .await
+                .unwrap(),
             WrongCode::Counted(n)
         );
     }
     assert_eq!(
-        b.store.device_wrong_code(&req.random, 5, now).await.unwrap(),
+        b.store
+            .device_wrong_code(&req.random, 5, now)
+            .await
+            .unwrap(),
         WrongCode::Locked
     );
     let stored = b.store.device_get(&req.random).await.unwrap().unwrap();
@@ -1206,11 +1273,17 @@ async fn wrong_user_codes_deny_a_request_at_the_limit(b: Backend) {
     assert_eq!(stored.deny_reason.as_deref(), Some("locked"));
     assert_eq!(stored.wrong_codes, 5);
     assert_eq!(
-        b.store.device_wrong_code(&req.random, 5, now).await.unwrap(),
+        b.store
+            .device_wrong_code(&req.random, 5, now)
+            .await
+            .unwrap(),
         WrongCode::NotPending
     );
     assert_conflict_device(b.store.device_decide(&req.random, "dave", true, now).await);
-    assert_eq!(b.store.device_poll(&req.random, now).await.unwrap(), Poll::Denied);
+    assert_eq!(
+        b.store.device_poll(&req.random, now).await.unwrap(),
+        Poll::Denied
+    );
 }
 
 macro_rules! conformance_suite {

@@ -110,9 +110,13 @@ pub enum Poll {
     /// No such request (gone after its retention, or never).
     Unknown,
     /// Still waiting for the person; poll again after `interval_secs`.
-    Pending { interval_secs: i64 },
+    Pending {
+        interval_secs: i64,
+    },
     /// Polled sooner than the interval: the interval is now `interval_secs` (5 more).
-    SlowDown { interval_secs: i64 },
+    SlowDown {
+        interval_secs: i64,
+    },
     Denied,
     Expired,
     /// Approved, and this poll won it: mint the tokens. Every later poll is `Used`.

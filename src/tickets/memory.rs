@@ -15,8 +15,8 @@ use super::{
     Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take,
     TicketStore, TransitionError, RETAIN_AFTER_EXPIRY,
 };
-use crate::domain::UserCode;
 use crate::clock::{Clock, Millis};
+use crate::domain::UserCode;
 
 #[derive(Default)]
 struct State {

@@ -1017,9 +1017,7 @@ impl TicketStore for RedisStore {
             }),
             status::NOT_FOUND => Err(TransitionError::NotFound),
             status::EXPIRED => Err(TransitionError::Expired),
-            status::USED => Err(TransitionError::Conflict(
-                super::device::ALREADY_DECIDED,
-            )),
+            status::USED => Err(TransitionError::Conflict(super::device::ALREADY_DECIDED)),
             other => Err(TransitionError::Store(StoreError(anyhow!(
                 "unexpected decision status {other}"
             )))),
@@ -1057,9 +1055,11 @@ impl TicketStore for RedisStore {
             1 => Poll::SlowDown { interval_secs },
             2 => Poll::Denied,
             3 => Poll::Expired,
-            4 => Poll::Redeemed(Box::new(decode_device(fields)?.ok_or_else(|| {
-                StoreError(anyhow!("a redemption returned no record"))
-            })?)),
+            4 => {
+                Poll::Redeemed(Box::new(decode_device(fields)?.ok_or_else(|| {
+                    StoreError(anyhow!("a redemption returned no record"))
+                })?))
+            }
             5 => Poll::Used,
             6 => Poll::Unknown,
             other => return Err(StoreError(anyhow!("unexpected poll outcome {other}"))),

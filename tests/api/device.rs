@@ -115,8 +115,12 @@ fn random_of(auth: &Value) -> String {
 
 /// Plays the Mini Program: opens the request's link and answers `action` (approve or deny).
 async fn phone(app: &TestApp, token: &str, random: &str, action: &str) -> reqwest::Response {
-    app.mp_post(token, &format!("/api/mp/v1/devices/{random}/{action}"), None)
-        .await
+    app.mp_post(
+        token,
+        &format!("/api/mp/v1/devices/{random}/{action}"),
+        None,
+    )
+    .await
 }
 
 fn claims(jwt: &str) -> Value {
@@ -192,7 +196,10 @@ async fn a_device_gets_tokens_once_the_phone_approves(backend: Backend) {
     assert_eq!(view["device"]["client_name"], "Living-room TV");
     assert_eq!(view["device"]["user_code"], user_code);
     assert_eq!(view["device"]["ip"], "127.0.0.1");
-    assert_eq!(view["scopes"], serde_json::json!(["openid", "profile", "offline_access"]));
+    assert_eq!(
+        view["scopes"],
+        serde_json::json!(["openid", "profile", "offline_access"])
+    );
     assert_eq!(view["status"], "pending");
     // Looking is not approving: the device still waits.
     app.clock.advance(Duration::from_secs(5));
@@ -233,7 +240,10 @@ async fn a_device_gets_tokens_once_the_phone_approves(backend: Backend) {
     .await;
     let actions = audit_actions(&app).await;
     for action in ["device.authorize", "device.approve", "device.redeem"] {
-        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
     }
     let metrics = app
         .client
@@ -274,9 +284,17 @@ async fn polling_faster_than_the_interval_slows_the_device_down_on_every_instanc
     )
     .await;
     // At once again, through the other instance: 5 s more.
-    let slow = assert_oauth(poll(other, code).await, StatusCode::BAD_REQUEST, "slow_down").await;
+    let slow = assert_oauth(
+        poll(other, code).await,
+        StatusCode::BAD_REQUEST,
+        "slow_down",
+    )
+    .await;
     assert!(
-        slow["error_description"].as_str().unwrap().contains("10 seconds"),
+        slow["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("10 seconds"),
         "{slow}"
     );
     // Six seconds would have been enough before; now the interval is ten: slow down again.
@@ -290,7 +308,12 @@ async fn polling_faster_than_the_interval_slows_the_device_down_on_every_instanc
         "{slower}"
     );
     app.clock.advance(Duration::from_secs(14));
-    assert_oauth(poll(other, code).await, StatusCode::BAD_REQUEST, "slow_down").await;
+    assert_oauth(
+        poll(other, code).await,
+        StatusCode::BAD_REQUEST,
+        "slow_down",
+    )
+    .await;
     // Waiting the full, grown interval is pending again.
     app.clock.advance(Duration::from_secs(20));
     assert_oauth(
@@ -381,7 +404,11 @@ async fn exactly_one_of_twenty_concurrent_redemptions_gets_tokens(backend: Backe
     );
     let code = auth["device_code"].as_str().unwrap();
     let polls = (0..20).map(|i| {
-        let on = if i % 2 == 0 { &app } else { peer.as_ref().unwrap_or(&app) };
+        let on = if i % 2 == 0 {
+            &app
+        } else {
+            peer.as_ref().unwrap_or(&app)
+        };
         poll(on, code)
     });
     let answers = futures::future::join_all(polls).await;
@@ -414,24 +441,45 @@ async fn five_wrong_codes_on_the_link_page_lock_the_request(backend: Backend) {
     let app = spawn(backend).await;
     let auth = authorize(&app, "openid").await;
     let random = random_of(&auth);
-    let page = app.client.get(app.url(&format!("/q/d/{random}"))).send().await.unwrap();
+    let page = app
+        .client
+        .get(app.url(&format!("/q/d/{random}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let page = page.text().await.unwrap();
     assert!(page.contains("Living-room TV") && page.contains("name=\"user_code\""));
-    assert!(!page.contains(auth["user_code"].as_str().unwrap()), "the code is not given away");
+    assert!(
+        !page.contains(auth["user_code"].as_str().unwrap()),
+        "the code is not given away"
+    );
 
     let right = auth["user_code"].as_str().unwrap();
-    let wrong = if right.starts_with('B') { "CCCC-CCCC" } else { "BBBB-BBBB" };
+    let wrong = if right.starts_with('B') {
+        "CCCC-CCCC"
+    } else {
+        "BBBB-BBBB"
+    };
     for _ in 0..4 {
-        assert_eq!(type_on_link(&app, &random, wrong).await.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            type_on_link(&app, &random, wrong).await.status(),
+            StatusCode::BAD_REQUEST
+        );
     }
     // Still waiting after four: the right code shows the QR code.
     let shown = type_on_link(&app, &random, &right.to_lowercase()).await;
     assert_eq!(shown.status(), StatusCode::OK);
     assert!(shown.text().await.unwrap().contains(right));
     // The fifth wrong one locks it for good: the right code no longer helps.
-    assert_eq!(type_on_link(&app, &random, wrong).await.status(), StatusCode::GONE);
-    assert_eq!(type_on_link(&app, &random, right).await.status(), StatusCode::GONE);
+    assert_eq!(
+        type_on_link(&app, &random, wrong).await.status(),
+        StatusCode::GONE
+    );
+    assert_eq!(
+        type_on_link(&app, &random, right).await.status(),
+        StatusCode::GONE
+    );
     assert_oauth(
         poll(&app, auth["device_code"].as_str().unwrap()).await,
         StatusCode::BAD_REQUEST,
@@ -445,7 +493,10 @@ async fn five_wrong_codes_on_the_link_page_lock_the_request(backend: Backend) {
         "conflict",
     )
     .await;
-    assert!(audit_actions(&app).await.iter().any(|a| a == "device.locked"));
+    assert!(audit_actions(&app)
+        .await
+        .iter()
+        .any(|a| a == "device.locked"));
 }
 
 /// Types `code` on the verification page as a browser behind a proxy at `from`.
@@ -466,7 +517,11 @@ async fn user_codes_are_rate_limited_per_address(backend: Backend) {
     let guesser = "198.51.100.7";
     for guess in ["BCDF-GHJK", "BCDF-GHJL", "BCDF-GHJM"] {
         let res = type_on_page(&app, guesser, guess).await;
-        let want = if guess == right { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+        let want = if guess == right {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         assert_eq!(res.status(), want);
     }
     // Over the limit, even the right code is not looked up.
@@ -487,16 +542,30 @@ async fn user_codes_are_rate_limited_per_address(backend: Backend) {
         StatusCode::TOO_MANY_REQUESTS
     );
     // Another address is not slowed by the guesser.
-    assert_eq!(type_on_page(&app, "203.0.113.9", right).await.status(), StatusCode::OK);
+    assert_eq!(
+        type_on_page(&app, "203.0.113.9", right).await.status(),
+        StatusCode::OK
+    );
     app.clock.advance(Duration::from_secs(60));
-    assert_eq!(type_on_page(&app, guesser, right).await.status(), StatusCode::OK);
+    assert_eq!(
+        type_on_page(&app, guesser, right).await.status(),
+        StatusCode::OK
+    );
 }
 
 async fn the_verification_page_shows_the_requests_qr_code(backend: Backend) {
     let app = spawn(backend).await;
-    let page = app.client.get(app.url("/oidc/device")).send().await.unwrap();
+    let page = app
+        .client
+        .get(app.url("/oidc/device"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert!(page.text().await.unwrap().contains("name=\"user_code\""));
 
@@ -527,9 +596,19 @@ async fn the_verification_page_shows_the_requests_qr_code(backend: Backend) {
             .status(),
         StatusCode::BAD_REQUEST
     );
-    let wrong = if right.starts_with('B') { "CCCC-CCCC" } else { "BBBB-BBBB" };
-    assert_eq!(type_on_page(&app, "192.0.2.1", wrong).await.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(type_on_page(&app, "192.0.2.1", "not a code").await.status(), StatusCode::BAD_REQUEST);
+    let wrong = if right.starts_with('B') {
+        "CCCC-CCCC"
+    } else {
+        "BBBB-BBBB"
+    };
+    assert_eq!(
+        type_on_page(&app, "192.0.2.1", wrong).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        type_on_page(&app, "192.0.2.1", "not a code").await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }
 
 async fn bad_device_requests_get_rfc_errors(backend: Backend) {
@@ -541,7 +620,13 @@ async fn bad_device_requests_get_rfc_errors(backend: Backend) {
     let auth = "/oidc/device/auth";
     let token = "/oidc/token";
     let table: Vec<(&str, &str, Vec<(&str, &str)>, StatusCode, &str)> = vec![
-        ("no client_id", auth, vec![("scope", "openid")], unauthorized, "invalid_client"),
+        (
+            "no client_id",
+            auth,
+            vec![("scope", "openid")],
+            unauthorized,
+            "invalid_client",
+        ),
         (
             "unknown client",
             auth,
@@ -552,14 +637,22 @@ async fn bad_device_requests_get_rfc_errors(backend: Backend) {
         (
             "wrong secret",
             auth,
-            vec![("client_id", "web"), ("client_secret", "wrong"), ("scope", "openid")],
+            vec![
+                ("client_id", "web"),
+                ("client_secret", "wrong"),
+                ("scope", "openid"),
+            ],
             unauthorized,
             "invalid_client",
         ),
         (
             "grant not enabled",
             auth,
-            vec![("client_id", "open"), ("client_secret", CLIENT_SECRET), ("scope", "openid")],
+            vec![
+                ("client_id", "open"),
+                ("client_secret", CLIENT_SECRET),
+                ("scope", "openid"),
+            ],
             bad,
             "unauthorized_client",
         ),
@@ -570,7 +663,13 @@ async fn bad_device_requests_get_rfc_errors(backend: Backend) {
             bad,
             "invalid_scope",
         ),
-        ("no scope", auth, vec![("client_id", "tv")], bad, "invalid_request"),
+        (
+            "no scope",
+            auth,
+            vec![("client_id", "tv")],
+            bad,
+            "invalid_request",
+        ),
         (
             "another pool's client",
             "/pools/other/oidc/device/auth",
@@ -588,7 +687,11 @@ async fn bad_device_requests_get_rfc_errors(backend: Backend) {
         (
             "wrong device_code",
             token,
-            vec![("grant_type", GRANT), ("client_id", "tv"), ("device_code", "nonsense")],
+            vec![
+                ("grant_type", GRANT),
+                ("client_id", "tv"),
+                ("device_code", "nonsense"),
+            ],
             bad,
             "invalid_grant",
         ),
@@ -632,7 +735,11 @@ async fn bad_device_requests_get_rfc_errors(backend: Backend) {
         let res = form(&app, path, &params).await;
         let got = res.status();
         let body: Value = res.json().await.unwrap();
-        assert_eq!((got, body["error"].as_str()), (status, Some(error)), "{case}: {body}");
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(error)),
+            "{case}: {body}"
+        );
     }
     // A form is required; a JSON body is not one.
     let res = app
@@ -678,7 +785,10 @@ async fn the_phone_decides_a_request_once_and_only_its_own_mini_programs(backend
         .await
         .unwrap();
     assert_error(unauthenticated, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    assert_eq!(phone(&app, &token, &random, "approve").await.status(), StatusCode::OK);
+    assert_eq!(
+        phone(&app, &token, &random, "approve").await.status(),
+        StatusCode::OK
+    );
     for action in ["approve", "deny", "scan"] {
         assert_error(
             phone(&app, &token, &random, action).await,

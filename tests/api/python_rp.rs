@@ -153,9 +153,17 @@ async fn an_authlib_device_client_completes_the_grant_approved_on_the_phone(back
                 let random = link.rsplit('/').next().expect("a random");
                 for action in ["scan", "approve"] {
                     let res = app
-                        .mp_post(&phone_token, &format!("/api/mp/v1/devices/{random}/{action}"), None)
+                        .mp_post(
+                            &phone_token,
+                            &format!("/api/mp/v1/devices/{random}/{action}"),
+                            None,
+                        )
                         .await;
-                    assert!(res.status().is_success(), "phone {action}: {}", res.status());
+                    assert!(
+                        res.status().is_success(),
+                        "phone {action}: {}",
+                        res.status()
+                    );
                 }
                 "approved\n"
             } else if let Some(secs) = line.strip_prefix("wait: ") {
@@ -191,7 +199,10 @@ async fn an_authlib_device_client_completes_the_grant_approved_on_the_phone(back
         "userinfo and refresh",
         "single use",
     ] {
-        assert!(seen.contains(&format!("ok: {step}\n")), "{step} in:\n{seen}");
+        assert!(
+            seen.contains(&format!("ok: {step}\n")),
+            "{step} in:\n{seen}"
+        );
     }
     assert_eq!(waited, 10, "the client waited out the grown interval once");
 }
