@@ -611,6 +611,15 @@ async fn the_verification_page_shows_the_requests_qr_code(backend: Backend) {
     );
 }
 
+/// One bad request: what it is, where it goes, its form, and the status and error it gets.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    StatusCode,
+    &'a str,
+);
+
 async fn bad_device_requests_get_rfc_errors(backend: Backend) {
     let app = spawn(backend).await;
     let tv = authorize(&app, "openid").await;
@@ -619,7 +628,7 @@ async fn bad_device_requests_get_rfc_errors(backend: Backend) {
     let unauthorized = StatusCode::UNAUTHORIZED;
     let auth = "/oidc/device/auth";
     let token = "/oidc/token";
-    let table: Vec<(&str, &str, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    let table: Vec<Case> = vec![
         (
             "no client_id",
             auth,
