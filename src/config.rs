@@ -127,6 +127,10 @@ pub struct AppConfig {
     /// Whether the Mini Program asks for the phone number: `required`, `optional` or `off`.
     #[serde(default)]
     pub phone: crate::store::apps::PhoneAsk,
+    /// Whether the app may use the device authorization grant (RFC 8628): a device without
+    /// a browser shows a code, and the person approves it in the Mini Program. Off unless set.
+    #[serde(default)]
+    pub device_grant: bool,
     /// Colour of the QR code's dark modules, `#rrggbb`.
     #[serde(default = "default_qr_foreground")]
     pub qr_foreground: String,
@@ -196,6 +200,7 @@ impl Default for AppConfig {
             signup: crate::store::apps::Signup::Open,
             match_number: None,
             phone: crate::store::apps::PhoneAsk::Optional,
+            device_grant: false,
             qr_foreground: default_qr_foreground(),
             qr_background: default_qr_background(),
             qr_size: default_qr_size(),
@@ -348,6 +353,14 @@ pub struct RateLimits {
     /// Scans per Mini Program user of codes that are not pending (unknown, expired, used,
     /// another's): what guessing or replaying photographed codes looks like.
     pub stale_scans_per_minute: u64,
+    /// Device authorization requests (RFC 8628) per address: each stores a request.
+    pub device_authorizations_per_minute: u64,
+    /// User codes typed on the device verification pages per address, right or wrong: with
+    /// about 34 bits per code, guessing one takes billions of tries.
+    pub user_codes_per_minute: u64,
+    /// Wrong user codes typed for one device request (on its own page) before it is denied
+    /// for good; a cap over the request's life, not a rate.
+    pub wrong_user_codes_per_device: u64,
 }
 
 impl Default for RateLimits {
@@ -364,6 +377,9 @@ impl Default for RateLimits {
             approvals_per_minute: 10,
             pending_qrcodes_per_address: 300,
             stale_scans_per_minute: 30,
+            device_authorizations_per_minute: 60,
+            user_codes_per_minute: 20,
+            wrong_user_codes_per_device: 5,
         }
     }
 }

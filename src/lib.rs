@@ -31,7 +31,8 @@
 //! Services:
 //! - `tickets`: QR state machine; in-process and Redis backends behind one trait.
 //! - `accounts`: who may sign in, and completing a login.
-//! - `oauth`: the authorization server's engine: issuer, request, codes, browser session.
+//! - `oauth`: the authorization server's engine: issuer, request, codes, browser session,
+//!   device authorization requests.
 //! - `tokens`: signing keys, ID and access token claims.
 //! - `wechat`: WeChat API client, open-data decryption, Mini Program credentials, simulator.
 //! - `qr`: QR image rendering and branding.

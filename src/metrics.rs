@@ -116,6 +116,7 @@ pub struct Metrics {
     token_grants: Family<GrantLabels, Counter>,
     storage_errors: Family<BackendLabels, Counter>,
     scanner_events: Family<EventLabels, Counter>,
+    device_events: Family<EventLabels, Counter>,
 }
 
 /// What the phone's protections did, as counted.
@@ -138,6 +139,36 @@ impl ScannerEvent {
             ScannerEvent::WrongMatchNumber => "wrong_match_number",
             ScannerEvent::PhoneQuotaExhausted => "phone_quota_exhausted",
             ScannerEvent::LoginReported => "login_reported",
+        }
+    }
+}
+
+/// What happened to a device authorization request (RFC 8628), as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// A device asked for a code.
+    Authorized,
+    /// The person approved it on the phone.
+    Approved,
+    /// The person declined it on the phone.
+    Denied,
+    /// Wrong user codes locked it.
+    Locked,
+    /// The device got its tokens.
+    Redeemed,
+    /// The device polled too fast and was told to slow down.
+    SlowDown,
+}
+
+impl DeviceEvent {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeviceEvent::Authorized => "authorized",
+            DeviceEvent::Approved => "approved",
+            DeviceEvent::Denied => "denied",
+            DeviceEvent::Locked => "locked",
+            DeviceEvent::Redeemed => "redeemed",
+            DeviceEvent::SlowDown => "slow_down",
         }
     }
 }
@@ -208,6 +239,13 @@ impl Metrics {
              phone_quota_exhausted, login_reported",
             scanner_events.clone(),
         );
+        let device_events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "device_authorizations",
+            "Device authorization requests (RFC 8628) by event: authorized, approved, denied, \
+             locked, redeemed, slow_down",
+            device_events.clone(),
+        );
         registry.register(
             "build",
             "The running build",
@@ -228,6 +266,7 @@ impl Metrics {
             token_grants,
             storage_errors,
             scanner_events,
+            device_events,
         }
     }
 
@@ -299,7 +338,7 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// A grant the token endpoint issued: `authorization_code` or `refresh_token`.
+    /// A grant the token endpoint issued: `authorization_code`, `refresh_token` or `device_code`.
     pub fn token_grant(&self, grant_type: &'static str) {
         if self.enabled {
             self.token_grants
@@ -312,6 +351,17 @@ impl Metrics {
     pub fn scanner_event(&self, event: ScannerEvent) {
         if self.enabled {
             self.scanner_events
+                .get_or_create(&EventLabels {
+                    event: event.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    /// One event of a device authorization request.
+    pub fn device_event(&self, event: DeviceEvent) {
+        if self.enabled {
+            self.device_events
                 .get_or_create(&EventLabels {
                     event: event.as_str(),
                 })

@@ -4,8 +4,10 @@
 //! Limits guard what costs us something: stored QR codes and avatars, calls to WeChat, Argon2
 //! checks of client secrets, and guesses at exchange tickets and secrets. Reading a status is
 //! not limited; it is what a waiting page does. On the phone's side, per Mini Program user:
-//! approvals, and scans of codes that are not pending (guessing, replayed photos). Besides
-//! these rates, one cap: how many QR codes an address may have pending at once.
+//! approvals, and scans of codes that are not pending (guessing, replayed photos). For the
+//! device grant: device authorizations and user codes typed, per address. Besides these
+//! rates, two caps: how many QR codes an address may have pending at once, and how many wrong
+//! user codes one device request takes before it is denied.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +39,10 @@ pub enum Limit {
     Approvals,
     /// Scans of codes that are not pending, per Mini Program user.
     StaleScans,
+    /// Device authorization requests, per address.
+    DeviceAuthorizations,
+    /// User codes typed on the device verification pages, per address.
+    UserCodes,
 }
 
 impl Limit {
@@ -52,6 +58,8 @@ impl Limit {
             Limit::ImageRenders => "image_renders",
             Limit::Approvals => "approvals",
             Limit::StaleScans => "stale_scans",
+            Limit::DeviceAuthorizations => "device_authorizations",
+            Limit::UserCodes => "user_codes",
         }
     }
 }
@@ -108,7 +116,15 @@ impl RateLimiter {
             Limit::ImageRenders => self.limits.image_renders_per_code_per_minute,
             Limit::Approvals => self.limits.approvals_per_minute,
             Limit::StaleScans => self.limits.stale_scans_per_minute,
+            Limit::DeviceAuthorizations => self.limits.device_authorizations_per_minute,
+            Limit::UserCodes => self.limits.user_codes_per_minute,
         }
+    }
+
+    /// Wrong user codes that deny a device request for good (`wrong_user_codes_per_device`);
+    /// 0 turns the lock off.
+    pub fn wrong_user_codes_per_device(&self) -> u32 {
+        u32::try_from(self.limits.wrong_user_codes_per_device).unwrap_or(u32::MAX)
     }
 
     /// Counts one request of `limit` from `client` (an address, or for a per-client limit a

@@ -67,6 +67,7 @@ fn router(state: AppState, dev: Option<Simulator>, envelope_state: Envelope) -> 
         .merge(console)
         .nest("/oidc", issuer())
         .nest("/pools/{slug}/oidc", issuer())
+        .merge(crate::login::link_router())
         .merge(crate::assets::router());
     // What a QR code's URL shows a phone that is not WeChat: in dev mode, a way to the
     // phone simulator.

@@ -92,6 +92,9 @@ fn world() -> &'static World {
                 approvals_per_minute: 0,
                 pending_qrcodes_per_address: 0,
                 stale_scans_per_minute: 0,
+                device_authorizations_per_minute: 0,
+                user_codes_per_minute: 0,
+                wrong_user_codes_per_device: 0,
             };
             config.miniprograms = vec![MiniProgramConfig {
                 appid: APPID.into(),

@@ -137,6 +137,7 @@ function uploadAvatar(filePath) {
 }
 
 const path = (random, action) => `/api/mp/v1/qrcodes/${encodeURIComponent(random)}/${action}`;
+const devicePath = (random, action) => `/api/mp/v1/devices/${encodeURIComponent(random)}/${action}`;
 
 module.exports = {
   ApiError,
@@ -145,6 +146,9 @@ module.exports = {
   scan: (random) => request("POST", path(random, "scan")),
   confirm: (random, body) => request("POST", path(random, "confirm"), body || {}),
   cancel: (random) => request("POST", path(random, "cancel")),
+  deviceScan: (random) => request("POST", devicePath(random, "scan")),
+  deviceApprove: (random) => request("POST", devicePath(random, "approve")),
+  deviceDeny: (random) => request("POST", devicePath(random, "deny")),
   logins: () => request("GET", "/api/mp/v1/me/logins"),
   report: (id) => request("POST", `/api/mp/v1/logins/${encodeURIComponent(id)}/report`),
   uploadAvatar,

@@ -1,6 +1,8 @@
 // Where a code's `random` comes from: an ordinary QR code opens the Mini Program with
 // `options.q` = the URL-encoded `scan_url` (`{public_url}/q/{random}`); a Mini Program code
 // with `options.scene` = the `random`; the in-app scan button with wx.scanCode's result.
+// A device asking to sign in (RFC 8628) shows the link `{public_url}/q/d/{random}` instead:
+// the `device*` functions read those, which the login functions never take for a login.
 
 const config = require("../config.js");
 
@@ -19,6 +21,26 @@ function decode(s) {
 function fromScanUrl(url) {
   const m = /\/q\/([^/?#]+)\/?(?:[?#].*)?$/.exec(String(url || ""));
   return m && RANDOM.test(m[1]) ? m[1] : null;
+}
+
+/** The `random` of a device request's link (`…/q/d/{random}`), else null. */
+function deviceFromUrl(url) {
+  const m = /\/q\/d\/([^/?#]+)\/?(?:[?#].*)?$/.exec(String(url || ""));
+  return m && RANDOM.test(m[1]) ? m[1] : null;
+}
+
+/** The device request a page was opened with: `options.q` holding its link, else null. */
+function deviceFromOptions(options) {
+  const o = options || {};
+  const url = o.q ? decode(o.q) : null;
+  return url ? deviceFromUrl(url) : null;
+}
+
+/** The device request the in-app scanner read: a device link of this ScanGate, else null. */
+function deviceFromScanResult(res) {
+  const text = String((res && res.result) || "");
+  const prefix = `${String(config.scangateUrl).replace(/\/+$/, "")}/q/d/`;
+  return text.startsWith(prefix) ? deviceFromUrl(text) : null;
 }
 
 /** The `random` a page was opened with (onLoad's `options`), else null. */
@@ -51,4 +73,4 @@ function fromScanResult(res) {
   return text.startsWith(prefix) ? fromScanUrl(text) : null;
 }
 
-module.exports = { fromOptions, fromScanResult, fromScanUrl };
+module.exports = { deviceFromOptions, deviceFromScanResult, deviceFromUrl, fromOptions, fromScanResult, fromScanUrl };

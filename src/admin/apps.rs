@@ -44,6 +44,9 @@ pub struct NewApp {
     pub match_number: bool,
     #[serde(default)]
     pub phone: PhoneAsk,
+    /// The device authorization grant (RFC 8628); off for a new app.
+    #[serde(default)]
+    pub device_grant: bool,
 }
 
 fn default_pool() -> String {
@@ -73,6 +76,7 @@ pub struct AppChange {
     pub signup: Option<Signup>,
     pub match_number: Option<bool>,
     pub phone: Option<PhoneAsk>,
+    pub device_grant: Option<bool>,
 }
 
 /// `"logo": null` (remove) apart from an absent `logo` (keep).
@@ -136,6 +140,7 @@ impl Admin {
             signup: new.signup,
             match_number: Some(new.match_number),
             phone: new.phone,
+            device_grant: new.device_grant,
             ..AppConfig::default()
         };
         refuse_file_logo(config.logo.as_deref())?;
@@ -215,6 +220,9 @@ impl Admin {
         if let Some(v) = change.phone {
             config.phone = v;
         }
+        if let Some(v) = change.device_grant {
+            config.device_grant = v;
+        }
         refuse_file_logo(config.logo.as_deref())?;
         check(&config)?;
         let logo = match &config.logo {
@@ -241,6 +249,7 @@ impl Admin {
             signup: config.signup,
             match_number: config.match_number.unwrap_or(old.match_number),
             phone: config.phone,
+            device_grant: config.device_grant,
             ..old.clone()
         };
         if !store::apps::update(&self.db, &new, version, self.clock.now()).await? {
@@ -404,6 +413,7 @@ fn as_config(app: &App) -> AppConfig {
         signup: app.signup,
         match_number: Some(app.match_number),
         phone: app.phone,
+        device_grant: app.device_grant,
         ..AppConfig::default()
     }
 }
@@ -425,6 +435,7 @@ fn view_fields(app: &App) -> Map<String, Value> {
     m.insert("signup".into(), json!(app.signup));
     m.insert("match_number".into(), json!(app.match_number));
     m.insert("phone".into(), json!(app.phone));
+    m.insert("device_grant".into(), json!(app.device_grant));
     m.insert("public".into(), json!(app.client_secret_hash.is_none()));
     m
 }
@@ -530,6 +541,7 @@ pub async fn record(
         signup: app.signup,
         match_number: app.match_number.unwrap_or(true),
         phone: app.phone,
+        device_grant: app.device_grant,
         managed_by,
         version: 1,
         created_at: now,

@@ -180,6 +180,10 @@ fn values_of(app: &App) -> FormView {
             if app.match_number { "1" } else { "" }.to_owned(),
         ),
         ("phone", app.phone.as_str().to_owned()),
+        (
+            "device_grant",
+            if app.device_grant { "1" } else { "" }.to_owned(),
+        ),
         ("version", app.version.to_string()),
     ]);
     preview_defaults(&mut view);
@@ -435,6 +439,7 @@ async fn apps_post(State(state): State<AppState>, signed: Signed, form: Form) ->
         signup: signup_of(&form.text("signup")),
         match_number: form.checked("match_number"),
         phone: PhoneAsk::parse(&form.text("phone")),
+        device_grant: form.checked("device_grant"),
     };
     match state.admin.create_app(signed.actor(), new).await {
         Ok(made) => {
@@ -542,6 +547,7 @@ async fn app_post(
         signup: Some(signup_of(&form.text("signup"))),
         match_number: Some(form.checked("match_number")),
         phone: Some(PhoneAsk::parse(&form.text("phone"))),
+        device_grant: Some(form.checked("device_grant")),
     };
     let version = form.text("version").parse().ok();
     match state

@@ -19,11 +19,12 @@ use serde_json::{json, Value};
 
 use super::DEMO_APPID;
 use crate::clock::{rfc3339, Millis};
+use crate::domain::UserCode;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::tickets::{
-    Binding, ExchangeTicket, QrCode, Scanner, StoreError, Subscription, Take, TicketStore,
-    TransitionError, RETAIN_AFTER_EXPIRY,
+    Binding, DeviceRequest, ExchangeTicket, Poll, QrCode, Scanner, StoreError, Subscription, Take,
+    TicketStore, TransitionError, WrongCode, RETAIN_AFTER_EXPIRY,
 };
 
 /// The cache key of the note; under the store's own prefix like every other key.
@@ -156,6 +157,46 @@ impl TicketStore for Noting {
 
     async fn announce_config_change(&self) -> Result<(), StoreError> {
         self.inner.announce_config_change().await
+    }
+
+    async fn device_insert(&self, req: &DeviceRequest) -> Result<bool, StoreError> {
+        self.inner.device_insert(req).await
+    }
+
+    async fn device_get(&self, random: &str) -> Result<Option<DeviceRequest>, StoreError> {
+        self.inner.device_get(random).await
+    }
+
+    async fn device_by_user_code(
+        &self,
+        user_code: &UserCode,
+    ) -> Result<Option<DeviceRequest>, StoreError> {
+        self.inner.device_by_user_code(user_code).await
+    }
+
+    async fn device_decide(
+        &self,
+        random: &str,
+        user_id: &str,
+        approve: bool,
+        now: Millis,
+    ) -> Result<DeviceRequest, TransitionError> {
+        self.inner
+            .device_decide(random, user_id, approve, now)
+            .await
+    }
+
+    async fn device_wrong_code(
+        &self,
+        random: &str,
+        limit: u32,
+        now: Millis,
+    ) -> Result<WrongCode, StoreError> {
+        self.inner.device_wrong_code(random, limit, now).await
+    }
+
+    async fn device_poll(&self, random: &str, now: Millis) -> Result<Poll, StoreError> {
+        self.inner.device_poll(random, now).await
     }
 
     fn config_changes(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -193,6 +193,52 @@ impl Random {
 
 text_newtype!(Random);
 
+/// A device authorization's user code (RFC 8628 §6.1): eight characters of twenty consonants,
+/// so no word can be spelled and no two characters look alike, shown `XXXX-XXXX`. Typed in
+/// any case, with or without the dash or spaces; kept as the eight bare characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserCode(String);
+
+impl UserCode {
+    /// The characters a user code is made of (RFC 8628 §6.1's example alphabet).
+    pub const ALPHABET: &'static [u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+    pub const LEN: usize = 8;
+
+    /// A fresh code from the CSPRNG: 20^8, about 34.5 bits.
+    pub fn generate() -> Self {
+        use rand::Rng as _;
+        let mut rng = rand::rngs::OsRng;
+        Self(
+            (0..Self::LEN)
+                .map(|_| Self::ALPHABET[rng.gen_range(0..Self::ALPHABET.len())] as char)
+                .collect(),
+        )
+    }
+
+    /// A code as a person typed it: case, dashes and spaces do not matter.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bare: String = s
+            .chars()
+            .filter(|c| !matches!(c, '-' | ' ' | '\t'))
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let ok = bare.len() == Self::LEN && bare.bytes().all(|b| Self::ALPHABET.contains(&b));
+        if ok {
+            Ok(Self(bare))
+        } else {
+            Err("a code is eight letters, shown as XXXX-XXXX".into())
+        }
+    }
+
+    /// `XXXX-XXXX`, as the device shows it.
+    pub fn display(&self) -> String {
+        format!("{}-{}", &self.0[..4], &self.0[4..])
+    }
+}
+
+text_newtype!(UserCode);
+
 /// A redirect URI as registered: absolute http(s), no fragment, no user info. Compared to
 /// requests by exact string, so it is kept exactly as written.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -261,6 +307,23 @@ mod tests {
         assert!(Random::parse(r.as_str()).is_ok());
         assert!(Random::parse("short").is_err());
         assert!(Random::parse("has/slash/and/more/characters__").is_err());
+    }
+
+    #[test]
+    fn user_codes_are_typed_loosely_and_shown_with_a_dash() {
+        let c = UserCode::generate();
+        assert_eq!(UserCode::parse(&c.display()).as_ref(), Ok(&c));
+        assert_eq!(
+            UserCode::parse("bcdf-ghjk").map(|c| c.display()),
+            Ok("BCDF-GHJK".to_owned())
+        );
+        assert_eq!(
+            UserCode::parse(" BCDF GHJK ").map(String::from),
+            Ok("BCDFGHJK".to_owned())
+        );
+        assert!(UserCode::parse("BCDF-GHJ").is_err(), "too short");
+        assert!(UserCode::parse("BCDF-GHJA").is_err(), "a vowel");
+        assert!(UserCode::parse("BCDF-GHJ1").is_err(), "a digit");
     }
 
     #[test]

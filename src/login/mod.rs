@@ -7,9 +7,12 @@
 //! (`finish`), which takes the exchange ticket (only this browser can), completes the login,
 //! starts the browser session and redirects to `redirect_uri?code=…&state=…&iss=…`.
 //!
+//! The device grant's verification pages (`{issuer}/device`, `/q/d/{random}`) are `device`.
+//!
 //! The request travels from the page to the continue URL sealed with the server's secret
 //! (AES-256-GCM), so it cannot be altered and needs no server-side storage.
 
+mod device;
 mod finish;
 
 use askama::Template;
@@ -40,6 +43,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth", get(auth_get).post(auth_post))
         .route("/auth/continue", get(finish::continue_get))
+        .merge(device::router())
+}
+
+/// What the login serves outside any issuer: a device request's link opened in a browser.
+pub fn link_router() -> Router<AppState> {
+    device::link_router()
 }
 
 /// The hosted login page.

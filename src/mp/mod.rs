@@ -1,9 +1,11 @@
 //! The Mini Program's backend API (`/api/mp/v1`): session from a `wx.login` code, scan,
-//! confirm and cancel a QR code, and the user's own profile.
+//! confirm and cancel a QR code, approve or deny a device (`devices`), and the user's own
+//! profile.
 //!
 //! The WeChat `session_key` is sealed in the database and never leaves the server; the Mini
 //! Program holds only an opaque bearer token whose SHA-256 we store.
 
+mod devices;
 mod logins;
 mod profile;
 
@@ -41,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/mp/v1/qrcodes/{random}/cancel", post(cancel_post))
         .merge(profile::router())
         .merge(logins::router())
+        .merge(devices::router())
 }
 
 #[derive(Deserialize)]

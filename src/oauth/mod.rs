@@ -8,9 +8,11 @@
 //! - `codes`: a grant and its one-time authorization code, and the redirect that carries it.
 //! - `session`: the browser session of single sign-on.
 //! - `clients`: client secrets already verified against their Argon2 hash.
+//! - `device`: the device authorization grant's requests, device codes and links (RFC 8628).
 
 pub mod clients;
 pub mod codes;
+pub mod device;
 pub mod request;
 pub mod session;
 

@@ -63,6 +63,26 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
     }
 
+    /// The device's user has not decided yet (RFC 8628 §3.5): poll again after the interval.
+    pub fn authorization_pending(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "authorization_pending", d)
+    }
+
+    /// The device polled sooner than its interval (RFC 8628 §3.5), which is now 5 s longer.
+    pub fn slow_down(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "slow_down", d)
+    }
+
+    /// The person declined the device's request (RFC 8628 §3.5).
+    pub fn access_denied(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "access_denied", d)
+    }
+
+    /// The device code's lifetime has passed (RFC 8628 §3.5).
+    pub fn expired_token(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "expired_token", d)
+    }
+
     /// Too busy to check a client secret now (RFC 6749 §4.1.2.1's `temporarily_unavailable`):
     /// 503, retry in a second.
     pub fn busy(d: impl Into<String>) -> Self {
@@ -110,6 +130,12 @@ impl From<AppError> for OAuthError {
             },
             other => Self::invalid_request(other.message()),
         }
+    }
+}
+
+impl From<crate::tickets::StoreError> for OAuthError {
+    fn from(e: crate::tickets::StoreError) -> Self {
+        AppError::from(e).into()
     }
 }
 

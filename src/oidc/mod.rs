@@ -3,6 +3,7 @@
 //!
 //! - discovery and JWKS (OIDC Discovery 1.0, RFC 7517) — this module;
 //! - the token endpoint (RFC 6749 §3.2, RFC 7636) — `token`;
+//! - the device authorization endpoint and the device code grant (RFC 8628) — `device`;
 //! - userinfo, revocation and introspection (OIDC Core §5.3, RFC 7009, RFC 7662) — `resource`;
 //! - RP-initiated logout — `session`.
 //!
@@ -11,6 +12,7 @@
 //! login through the hosted page creates a grant (`store::grants`): its authorization code
 //! and every token issued from it form one family that can be revoked at once.
 
+mod device;
 mod error;
 mod resource;
 mod session;
@@ -41,6 +43,7 @@ const DISCOVERY_KEPT_MS: i64 = 3600 * 1000;
 pub fn router(cors: &Cors) -> Router<AppState> {
     let api = Router::new()
         .route("/token", post(token::token_post))
+        .route("/device/auth", post(device::device_authorization_post))
         .route(
             "/userinfo",
             get(resource::userinfo_get).post(resource::userinfo_get),
@@ -117,6 +120,7 @@ fn discovery_document(i: &str) -> serde_json::Value {
         "issuer": i,
         "authorization_endpoint": format!("{i}/auth"),
         "token_endpoint": format!("{i}/token"),
+        "device_authorization_endpoint": format!("{i}/device/auth"),
         "userinfo_endpoint": format!("{i}/userinfo"),
         "jwks_uri": format!("{i}/jwks"),
         "end_session_endpoint": format!("{i}/session/end"),
@@ -124,7 +128,7 @@ fn discovery_document(i: &str) -> serde_json::Value {
         "introspection_endpoint": format!("{i}/token/introspection"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", crate::oauth::device::GRANT_TYPE],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": ["none"],

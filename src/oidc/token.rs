@@ -16,14 +16,14 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
 use crate::extract::{read_limited, BodyError, Requester, BODY_LIMIT};
 use crate::oauth::clients::Verdict;
-use crate::oauth::{has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
+use crate::oauth::{device, has_scope, parse_params, Issuer, Params, REFRESH_TTL_SECS};
 use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store::{self, apps::App, grants::Grant, users::User};
 use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
 
 #[derive(Serialize)]
-struct TokenResponse {
+pub(super) struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
@@ -68,10 +68,16 @@ async fn token(
             state.metrics.token_grant("refresh_token");
             granted
         }
+        Some(device::GRANT_TYPE) => {
+            let granted = super::device::device_code(state, issuer, &app, &form).await?;
+            state.metrics.token_grant("device_code");
+            granted
+        }
         Some(_) => {
-            return Err(OAuthError::unsupported_grant_type(
-                "grant_type must be authorization_code or refresh_token",
-            ))
+            return Err(OAuthError::unsupported_grant_type(format!(
+                "grant_type must be authorization_code, refresh_token or {}",
+                device::GRANT_TYPE
+            )))
         }
     };
     Ok(no_store(axum::Json(response).into_response()))
@@ -419,7 +425,7 @@ async fn refused_refresh(
 }
 
 /// A user who may still get tokens (`accounts::active`), or why not.
-fn usable(user: Option<User>) -> Result<User, OAuthError> {
+pub(super) fn usable(user: Option<User>) -> Result<User, OAuthError> {
     let gone = user.is_none();
     crate::accounts::active(user).ok_or_else(|| {
         OAuthError::invalid_grant(if gone {
@@ -448,7 +454,7 @@ async fn new_refresh(state: &AppState, grant: &Grant, scope: &str) -> Result<Str
 /// Signs an ID token and an access token and, with `offline_access` on a code exchange,
 /// creates a refresh token. The access token is not stored: it names its grant, and only its
 /// revocation is written down.
-async fn mint(
+pub(super) async fn mint(
     state: &AppState,
     issuer: &Issuer,
     grant: &Grant,

@@ -119,6 +119,8 @@ pub struct App {
     pub match_number: bool,
     /// Whether the Mini Program asks for a phone number.
     pub phone: PhoneAsk,
+    /// Whether the app may use the device authorization grant (RFC 8628).
+    pub device_grant: bool,
     pub managed_by: ManagedBy,
     /// Moves with every change: the management API's ETag. Ignored on insert (a new app is 1).
     pub version: i64,
@@ -139,7 +141,7 @@ const COLUMNS: &str =
     "client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins, \
                        miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris, \
                        client_secret_fingerprint, managed_by, version, created_at, updated_at, signup, \
-                       match_number, phone";
+                       match_number, phone, device_grant";
 
 /// Inserts or, for a known client id, replaces an app (the config bootstrap).
 pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
@@ -154,7 +156,8 @@ pub async fn upsert(db: &Db, app: &App, now: i64) -> Result<(), sqlx::Error> {
              qr_ttl_secs = excluded.qr_ttl_secs, require_binding = excluded.require_binding,
              post_logout_redirect_uris = excluded.post_logout_redirect_uris,
              managed_by = excluded.managed_by, signup = excluded.signup,
-             match_number = excluded.match_number, phone = excluded.phone, version = apps.version + 1,
+             match_number = excluded.match_number, phone = excluded.phone,
+             device_grant = excluded.device_grant, version = apps.version + 1,
              updated_at = excluded.updated_at",
     )
     .await
@@ -173,8 +176,8 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
     sqlx::query(&format!(
         "INSERT INTO apps (client_id, pool, name, logo, client_secret_hash, redirect_uris, allowed_origins,
              miniprogram, qr_ttl_secs, require_binding, post_logout_redirect_uris, client_secret_fingerprint,
-             managed_by, created_at, updated_at, signup, match_number, phone)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $11, $11, $15, $16, $17)
+             managed_by, created_at, updated_at, signup, match_number, phone, device_grant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $11, $11, $15, $16, $17, $18)
          {on_conflict}"
     ))
     .bind(app.client_id.as_str())
@@ -194,6 +197,7 @@ async fn insert(db: &Db, app: &App, now: i64, on_conflict: &str) -> Result<(), s
     .bind(app.signup.as_str())
     .bind(i64::from(app.match_number))
     .bind(app.phone.as_str())
+    .bind(i64::from(app.device_grant))
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -206,7 +210,7 @@ pub async fn update(db: &Db, app: &App, version: i64, now: i64) -> Result<bool, 
         "UPDATE apps SET name = $3, logo = $4, client_secret_hash = $5, redirect_uris = $6,
              allowed_origins = $7, miniprogram = $8, qr_ttl_secs = $9, require_binding = $10,
              post_logout_redirect_uris = $11, client_secret_fingerprint = $12,
-             signup = $14, match_number = $15, phone = $16, version = version + 1, updated_at = $13
+             signup = $14, match_number = $15, phone = $16, device_grant = $17, version = version + 1, updated_at = $13
          WHERE client_id = $1 AND version = $2",
     )
     .bind(app.client_id.as_str())
@@ -225,6 +229,7 @@ pub async fn update(db: &Db, app: &App, version: i64, now: i64) -> Result<bool, 
     .bind(app.signup.as_str())
     .bind(i64::from(app.match_number))
     .bind(app.phone.as_str())
+    .bind(i64::from(app.device_grant))
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -312,6 +317,7 @@ fn from_row(r: &Row) -> Result<App, sqlx::Error> {
         signup: Signup::parse(&r.try_get::<String, _>("signup")?),
         match_number: r.try_get::<i64, _>("match_number")? != 0,
         phone: PhoneAsk::parse(&r.try_get::<String, _>("phone")?),
+        device_grant: r.try_get::<i64, _>("device_grant")? != 0,
         managed_by: ManagedBy::parse(&r.try_get::<String, _>("managed_by")?),
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,

@@ -19,11 +19,12 @@ use tokio::sync::Barrier;
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
 use super::{
-    Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, Subscription, Take, TicketStore,
-    TransitionError, TICKET_TTL,
+    Binding, DeviceRequest, DeviceStatus, ExchangeTicket, Hub, Poll, QrCode, QrStatus, Scanner,
+    Subscription, Take, TicketStore, TransitionError, WrongCode, TICKET_TTL,
 };
 use crate::clock::{Clock, Millis};
 use crate::crypto::{random_token, sha256_hex};
+use crate::domain::UserCode;
 
 /// The longest a test waits for something that should happen at once.
 const WAIT: Duration = Duration::from_secs(5);
@@ -1022,6 +1023,269 @@ async fn tallies_count_per_key_and_bucket_until_they_are_dropped(b: Backend) {
     assert!(b.store.tallies(&key, &[]).await.unwrap().is_empty());
 }
 
+// ---- device authorization requests (RFC 8628) ----
+
+const DEVICE_TTL: Duration = Duration::from_secs(600);
+
+fn new_device(clock: &Clock) -> DeviceRequest {
+    let now = clock.now();
+    DeviceRequest {
+        random: random_token(18).as_str().into(),
+        code_hash: sha256_hex(random_token(32).as_bytes()),
+        user_code: UserCode::generate(),
+        pool_id: "pool-default".into(),
+        client_id: "tv".into(),
+        appid: "wx0123456789abcdef".into(),
+        scope: "openid".into(),
+        status: DeviceStatus::Pending,
+        created_at: now,
+        expires_at: now + DEVICE_TTL.as_millis() as i64,
+        interval_secs: 5,
+        last_poll_at: None,
+        requester_ip: "203.0.113.8".into(),
+        requester_user_agent: "curl/8.5.0".into(),
+        decided_by: None,
+        decided_at: None,
+        deny_reason: None,
+        wrong_codes: 0,
+    }
+}
+
+impl Backend {
+    async fn device(&self) -> DeviceRequest {
+        let req = new_device(&self.clock);
+        assert!(self.store.device_insert(&req).await.unwrap());
+        req
+    }
+
+    async fn device_status(&self, random: &str) -> DeviceStatus {
+        let req = self
+            .store
+            .device_get(random)
+            .await
+            .unwrap()
+            .expect("stored");
+        req.status_at(self.now())
+    }
+}
+
+async fn a_device_request_reads_back_and_is_found_by_its_user_code(b: Backend) {
+    let req = b.device().await;
+    assert_eq!(
+        b.store.device_get(&req.random).await.unwrap().as_ref(),
+        Some(&req)
+    );
+    assert_eq!(
+        b.store
+            .device_by_user_code(&req.user_code)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&req)
+    );
+    assert_eq!(b.store.device_get("unknown-random").await.unwrap(), None);
+    let other = UserCode::parse("BCDF-GHJK").unwrap();
+    if other != req.user_code {
+        assert_eq!(b.store.device_by_user_code(&other).await.unwrap(), None);
+    }
+}
+
+async fn a_live_requests_user_code_is_not_given_to_another(b: Backend) {
+    let first = b.device().await;
+    let mut clash = new_device(&b.clock);
+    clash.user_code = first.user_code.clone();
+    assert!(!b.store.device_insert(&clash).await.unwrap(), "refused");
+    assert_eq!(b.store.device_get(&clash.random).await.unwrap(), None);
+    // Once the first has expired, its code is free again.
+    b.clock.advance(DEVICE_TTL);
+    let mut later = new_device(&b.clock);
+    later.user_code = first.user_code.clone();
+    assert!(b.store.device_insert(&later).await.unwrap());
+    assert_eq!(
+        b.store
+            .device_by_user_code(&first.user_code)
+            .await
+            .unwrap()
+            .map(|r| r.random),
+        Some(later.random)
+    );
+}
+
+async fn a_poll_sooner_than_the_interval_slows_down_and_the_interval_grows(b: Backend) {
+    let req = b.device().await;
+    let poll = |at: Millis| b.store.device_poll(&req.random, at);
+    let t = b.now();
+    assert_eq!(poll(t).await.unwrap(), Poll::Pending { interval_secs: 5 });
+    assert_eq!(
+        poll(t + 4_999).await.unwrap(),
+        Poll::SlowDown { interval_secs: 10 }
+    );
+    // Counted from the last poll, at the grown interval.
+    assert_eq!(
+        poll(t + 14_000).await.unwrap(),
+        Poll::SlowDown { interval_secs: 15 }
+    );
+    assert_eq!(
+        poll(t + 29_000).await.unwrap(),
+        Poll::Pending { interval_secs: 15 }
+    );
+    let stored = b.store.device_get(&req.random).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.interval_secs, stored.last_poll_at),
+        (15, Some(t + 29_000))
+    );
+}
+
+async fn an_approved_request_is_redeemed_by_one_poll_only(b: Backend) {
+    let req = b.device().await;
+    let now = b.now();
+    let approved = b
+        .store
+        .device_decide(&req.random, "alice", true, now)
+        .await
+        .unwrap();
+    assert_eq!(approved.status, DeviceStatus::Approved);
+    assert_eq!(approved.decided_by.as_deref(), Some("alice"));
+    const N: usize = 40;
+    let start = Arc::new(Barrier::new(N));
+    let polls: Vec<_> = (0..N)
+        .map(|_| {
+            let (store, start, random) =
+                (Arc::clone(&b.store), Arc::clone(&start), req.random.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.device_poll(&random, now).await.unwrap()
+            })
+        })
+        .collect();
+    let mut redeemed = Vec::new();
+    for poll in futures::future::join_all(polls).await {
+        match poll.unwrap() {
+            Poll::Redeemed(r) => redeemed.push(r),
+            other => assert_eq!(other, Poll::Used),
+        }
+    }
+    assert_eq!(redeemed.len(), 1, "exactly one poll redeems");
+    assert_eq!(redeemed[0].decided_by.as_deref(), Some("alice"));
+    assert_eq!(redeemed[0].decided_at, Some(now));
+    assert_eq!(b.device_status(&req.random).await, DeviceStatus::Redeemed);
+}
+
+async fn a_request_is_decided_once(b: Backend) {
+    let req = b.device().await;
+    let now = b.now();
+    let denied = b
+        .store
+        .device_decide(&req.random, "bob", false, now)
+        .await
+        .unwrap();
+    assert_eq!(denied.status, DeviceStatus::Denied);
+    assert_eq!(denied.deny_reason.as_deref(), Some("declined"));
+    for approve in [true, false] {
+        assert_conflict_device(
+            b.store
+                .device_decide(&req.random, "bob", approve, now)
+                .await,
+        );
+    }
+    assert_eq!(
+        b.store.device_poll(&req.random, now).await.unwrap(),
+        Poll::Denied
+    );
+    assert!(matches!(
+        b.store
+            .device_decide("unknown-random", "bob", true, now)
+            .await,
+        Err(TransitionError::NotFound)
+    ));
+    assert_eq!(
+        b.store.device_poll("unknown-random", now).await.unwrap(),
+        Poll::Unknown
+    );
+}
+
+fn assert_conflict_device(result: Result<DeviceRequest, TransitionError>) {
+    match result {
+        Err(TransitionError::Conflict(m)) => assert_eq!(m, super::device::ALREADY_DECIDED),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn device_requests_expire_by_the_injected_clock(b: Backend) {
+    let pending = b.device().await;
+    let approved = b.device().await;
+    b.store
+        .device_decide(&approved.random, "carol", true, b.now())
+        .await
+        .unwrap();
+    b.clock.advance(DEVICE_TTL);
+    let now = b.now();
+    for req in [&pending, &approved] {
+        assert_eq!(b.device_status(&req.random).await, DeviceStatus::Expired);
+        assert_eq!(
+            b.store.device_poll(&req.random, now).await.unwrap(),
+            Poll::Expired
+        );
+    }
+    assert!(matches!(
+        b.store
+            .device_decide(&pending.random, "carol", true, now)
+            .await,
+        Err(TransitionError::Expired)
+    ));
+    assert_eq!(
+        b.store
+            .device_wrong_code(&pending.random, 5, now)
+            .await
+            .unwrap(),
+        WrongCode::NotPending
+    );
+    assert_eq!(
+        b.store
+            .device_by_user_code(&pending.user_code)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn wrong_user_codes_deny_a_request_at_the_limit(b: Backend) {
+    let req = b.device().await;
+    let now = b.now();
+    for n in 1..=4 {
+        assert_eq!(
+            b.store
+                .device_wrong_code(&req.random, 5, now)
+                .await
+                .unwrap(),
+            WrongCode::Counted(n)
+        );
+    }
+    assert_eq!(
+        b.store
+            .device_wrong_code(&req.random, 5, now)
+            .await
+            .unwrap(),
+        WrongCode::Locked
+    );
+    let stored = b.store.device_get(&req.random).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeviceStatus::Denied);
+    assert_eq!(stored.deny_reason.as_deref(), Some("locked"));
+    assert_eq!(stored.wrong_codes, 5);
+    assert_eq!(
+        b.store
+            .device_wrong_code(&req.random, 5, now)
+            .await
+            .unwrap(),
+        WrongCode::NotPending
+    );
+    assert_conflict_device(b.store.device_decide(&req.random, "dave", true, now).await);
+    assert_eq!(
+        b.store.device_poll(&req.random, now).await.unwrap(),
+        Poll::Denied
+    );
+}
+
 macro_rules! conformance_suite {
     ($($check:ident),+ $(,)?) => {
         mod memory_backend {
@@ -1078,6 +1342,13 @@ conformance_suite!(
     a_configuration_change_moves_the_counter_at_once,
     tallies_count_per_key_and_bucket_until_they_are_dropped,
     holds_are_capped_per_key_and_let_go_by_release_or_time,
+    a_device_request_reads_back_and_is_found_by_its_user_code,
+    a_live_requests_user_code_is_not_given_to_another,
+    a_poll_sooner_than_the_interval_slows_down_and_the_interval_grows,
+    an_approved_request_is_redeemed_by_one_poll_only,
+    a_request_is_decided_once,
+    device_requests_expire_by_the_injected_clock,
+    wrong_user_codes_deny_a_request_at_the_limit,
 );
 
 /// What only the Redis backend has: a fleet sharing one server, and a server that can be away.

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::device::{self, DeviceRequest, Poll, WrongCode};
 use super::{
     Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take,
     TicketStore, TransitionError, RETAIN_AFTER_EXPIRY,
 };
 use crate::clock::{Clock, Millis};
+use crate::domain::UserCode;
 
 #[derive(Default)]
 struct State {
@@ -26,6 +28,9 @@ struct State {
     counters: HashMap<(String, i64), (u64, Millis)>,
     /// Members held under a key, each until its time.
     held: HashMap<String, HashMap<String, Millis>>,
+    /// Device authorization requests by random, and their randoms by user code.
+    devices: HashMap<String, DeviceRequest>,
+    user_codes: HashMap<String, String>,
     /// Inserts since the last sweep.
     since_sweep: usize,
 }
@@ -89,6 +94,13 @@ fn sweep(state: &mut State, now: Millis) {
         members.retain(|_, until| *until > now);
     }
     state.held.retain(|_, members| !members.is_empty());
+    state.devices.retain(|_, d| d.expires_at + retain > now);
+    let State {
+        devices,
+        user_codes,
+        ..
+    } = state;
+    user_codes.retain(|_, random| devices.get(random).is_some_and(|d| d.expires_at > now));
     state.since_sweep = 0;
 }
 
@@ -324,6 +336,83 @@ impl TicketStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn device_insert(&self, req: &DeviceRequest) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        state.since_sweep += 1;
+        if state.since_sweep >= 1024 {
+            sweep(&mut state, now);
+        }
+        let taken = state
+            .user_codes
+            .get(req.user_code.as_str())
+            .and_then(|random| state.devices.get(random))
+            .is_some_and(|d| d.expires_at > now);
+        if taken {
+            return Ok(false);
+        }
+        state
+            .user_codes
+            .insert(req.user_code.to_string(), req.random.to_string());
+        state.devices.insert(req.random.to_string(), req.clone());
+        Ok(true)
+    }
+
+    async fn device_get(&self, random: &str) -> Result<Option<DeviceRequest>, StoreError> {
+        Ok(self.state().devices.get(random).cloned())
+    }
+
+    async fn device_by_user_code(
+        &self,
+        user_code: &UserCode,
+    ) -> Result<Option<DeviceRequest>, StoreError> {
+        let now = self.clock.now();
+        let state = self.state();
+        Ok(state
+            .user_codes
+            .get(user_code.as_str())
+            .and_then(|random| state.devices.get(random))
+            .filter(|d| d.expires_at > now)
+            .cloned())
+    }
+
+    async fn device_decide(
+        &self,
+        random: &str,
+        user_id: &str,
+        approve: bool,
+        now: Millis,
+    ) -> Result<DeviceRequest, TransitionError> {
+        let mut state = self.state();
+        let req = state
+            .devices
+            .get_mut(random)
+            .ok_or(TransitionError::NotFound)?;
+        device::decide(req, user_id, approve, now)?;
+        Ok(req.clone())
+    }
+
+    async fn device_wrong_code(
+        &self,
+        random: &str,
+        limit: u32,
+        now: Millis,
+    ) -> Result<WrongCode, StoreError> {
+        let mut state = self.state();
+        Ok(match state.devices.get_mut(random) {
+            Some(req) => device::wrong_code(req, limit, now),
+            None => WrongCode::NotPending,
+        })
+    }
+
+    async fn device_poll(&self, random: &str, now: Millis) -> Result<Poll, StoreError> {
+        let mut state = self.state();
+        Ok(match state.devices.get_mut(random) {
+            Some(req) => device::poll(req, now),
+            None => Poll::Unknown,
+        })
     }
 }
 

@@ -11,15 +11,18 @@
 //! bumps its own hub, so a browser waiting on instance A hears a confirmation made on B.
 //!
 //! The same backend also holds small shared cache entries and locks (the WeChat access token),
-//! so that one fetch serves every instance.
+//! so that one fetch serves every instance, and the device authorization requests of RFC 8628
+//! (`device`), whose polling pace every instance must enforce alike.
 
 #[cfg(test)]
 mod conformance;
+pub mod device;
 pub mod memory;
 mod near;
 pub mod redis;
 mod rendered;
 
+pub use device::{DeviceRequest, DeviceStatus, Poll, WrongCode};
 pub use rendered::Rendered;
 
 use std::collections::HashMap;
@@ -32,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::clock::Millis;
 use crate::crypto::{random_token, sha256_hex};
-use crate::domain::{AppId, ClientId, PoolSlug, Random};
+use crate::domain::{AppId, ClientId, PoolSlug, Random, UserCode};
 use crate::error::{AppError, AppResult};
 use crate::extract::Requester;
 use crate::store::apps::App;
@@ -464,6 +467,41 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// Fails when the backend cannot be reached.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new device request, indexed by its user code; `false` (nothing stored) when a
+    /// live request already has that user code, so that the caller draws another.
+    async fn device_insert(&self, req: &DeviceRequest) -> Result<bool, StoreError>;
+
+    async fn device_get(&self, random: &str) -> Result<Option<DeviceRequest>, StoreError>;
+
+    /// The live request a user code names, if any.
+    async fn device_by_user_code(
+        &self,
+        user_code: &UserCode,
+    ) -> Result<Option<DeviceRequest>, StoreError>;
+
+    /// pending → approved (`approve`) or denied (declined) by `user_id`. Exactly one of any
+    /// number of concurrent decisions succeeds; the rest are conflicts.
+    async fn device_decide(
+        &self,
+        random: &str,
+        user_id: &str,
+        approve: bool,
+        now: Millis,
+    ) -> Result<DeviceRequest, TransitionError>;
+
+    /// Counts a wrong user code typed for a pending request; the `limit`-th denies it
+    /// (`locked`).
+    async fn device_wrong_code(
+        &self,
+        random: &str,
+        limit: u32,
+        now: Millis,
+    ) -> Result<WrongCode, StoreError>;
+
+    /// One poll of the token endpoint for the request (RFC 8628 §3.5): records when it came,
+    /// grows the interval when it came too soon, and redeems an approved request exactly once.
+    async fn device_poll(&self, random: &str, now: Millis) -> Result<Poll, StoreError>;
 
     /// Adds one to the tally of `key` in `bucket` (an hour, say), kept for `keep` after its
     /// first count: counts for reports, shared by every instance.

@@ -12,6 +12,8 @@
 //! | `{prefix}:rate:{key}:{window}` | integer: events counted by `hit` in that window | the window's end |
 //! | `{prefix}:held:{key}` | sorted set: members held by `hold`, scored by when each lets go | its latest member's time |
 //! | `{prefix}:tally:{key}:{bucket}` | integer: events counted by `tally` in that bucket | the `keep` given at its first count |
+//! | `{prefix}:device:{random}` | hash: `body` (the device request as inserted, JSON), `status`, `expires_at`, `interval`, `last_poll`, `wrong_codes`, `decided_by`, `decided_at`, `deny_reason` | `expires_at + RETAIN_AFTER_EXPIRY` |
+//! | `{prefix}:user_code:{code}` | string: `{random} {expires_at}` of the device request the user code names | the request's `expires_at` |
 //! | `{prefix}:events` | pub/sub channel: the `random` of each changed code, or `config:` after an operator changed configuration | — |
 //!
 //! The hash keeps the fields a transition reads or writes apart from the immutable rest of the
@@ -45,12 +47,14 @@ use redis::{RedisResult, Script};
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 
+use super::device::{DeviceRequest, DeviceStatus, Poll, WrongCode, SLOW_DOWN_STEP_SECS};
 use super::near::NearCache;
 use super::{
     Binding, ExchangeTicket, Hub, QrCode, QrStatus, Scanner, StoreError, Subscription, Take,
     TicketStore, TransitionError, RETAIN_AFTER_EXPIRY,
 };
 use crate::clock::{Clock, Millis};
+use crate::domain::UserCode;
 
 /// How long to wait for a TCP connection (and handshake) to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -180,6 +184,92 @@ redis.call('DEL', KEYS[1])
 return { 0, f[1] }
 "#;
 
+/// Stores a device request `KEYS[1]` and its user code index `KEYS[2]`, unless the user code
+/// names a request still live at `ARGV[1]`: then 0 and nothing is written. `ARGV[2]` the
+/// random, `ARGV[3]` the body, `ARGV[4]` the status, `ARGV[5]` expires_at, `ARGV[6]` the
+/// interval, `ARGV[7]` the record's TTL.
+const DEVICE_INSERT: &str = r#"
+local now = tonumber(ARGV[1])
+local held = redis.call('GET', KEYS[2])
+if held then
+  local until_ms = tonumber(string.match(held, ' (%d+)$'))
+  if until_ms and until_ms > now then return 0 end
+end
+local code_ttl = tonumber(ARGV[5]) - now
+if code_ttl < 1 then code_ttl = 1 end
+redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[5], 'PX', code_ttl)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'body', ARGV[3], 'status', ARGV[4], 'expires_at', ARGV[5],
+  'interval', ARGV[6], 'wrong_codes', '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return 1
+"#;
+
+/// What the device scripts share: `KEYS[1]` is the request's hash, `ARGV[1]` is `now`.
+const DEVICE_PRELUDE: &str = r#"
+local now = tonumber(ARGV[1])
+
+-- The status seen at `now`, or nil when there is no such request.
+local function current()
+  local f = redis.call('HMGET', KEYS[1], 'status', 'expires_at')
+  if not f[1] then return nil end
+  if (f[1] == 'pending' or f[1] == 'approved') and now >= tonumber(f[2]) then return 'expired' end
+  return f[1]
+end
+"#;
+
+/// pending → approved (`ARGV[3]` '1') or denied by the user `ARGV[2]`; `{status, fields}`.
+const DEVICE_DECIDE: &str = r#"
+local s = current()
+if not s then return { 1, {} } end
+if s == 'expired' then return { 2, {} } end
+if s ~= 'pending' then return { 4, {} } end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'status', 'approved', 'decided_by', ARGV[2], 'decided_at', ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'status', 'denied', 'deny_reason', 'declined', 'decided_by', ARGV[2],
+    'decided_at', ARGV[1])
+end
+return { 0, redis.call('HGETALL', KEYS[1]) }
+"#;
+
+/// One more wrong user code for a pending request; the `ARGV[2]`-th locks it.
+/// `{0, count}` counted, `{1, count}` locked, `{2, 0}` not pending.
+const DEVICE_WRONG_CODE: &str = r#"
+if current() ~= 'pending' then return { 2, 0 } end
+local n = redis.call('HINCRBY', KEYS[1], 'wrong_codes', 1)
+if n >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'status', 'denied', 'deny_reason', 'locked')
+  return { 1, n }
+end
+return { 0, n }
+"#;
+
+/// A device's poll, as `device::poll` decides it; `ARGV[2]` the slow-down step in seconds.
+/// `{outcome, interval, fields}`: 0 pending, 1 slow down, 2 denied, 3 expired, 4 redeemed now
+/// (with the fields), 5 redeemed before, 6 unknown.
+const DEVICE_POLL: &str = r#"
+local s = current()
+if not s then return { 6, 0, {} } end
+if s == 'expired' then return { 3, 0, {} } end
+if s == 'denied' then return { 2, 0, {} } end
+if s == 'redeemed' then return { 5, 0, {} } end
+if s == 'approved' then
+  redis.call('HSET', KEYS[1], 'status', 'redeemed', 'last_poll', ARGV[1])
+  return { 4, 0, redis.call('HGETALL', KEYS[1]) }
+end
+local f = redis.call('HMGET', KEYS[1], 'interval', 'last_poll')
+local interval = tonumber(f[1])
+local too_soon = f[2] and (now - tonumber(f[2]) < interval * 1000)
+redis.call('HSET', KEYS[1], 'last_poll', ARGV[1])
+if too_soon then
+  interval = interval + tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'interval', interval)
+  return { 1, interval, {} }
+end
+return { 0, interval, {} }
+"#;
+
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]` (cache entries and locks).
 const DELETE_IF_EQUAL: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -213,6 +303,10 @@ struct Scripts {
     delete_if_equal: Script,
     hit: Script,
     hold: Script,
+    device_insert: Script,
+    device_decide: Script,
+    device_wrong_code: Script,
+    device_poll: Script,
 }
 
 impl Scripts {
@@ -226,6 +320,10 @@ impl Scripts {
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
             hit: Script::new(HIT),
             hold: Script::new(HOLD),
+            device_insert: Script::new(DEVICE_INSERT),
+            device_decide: Script::new(&format!("{DEVICE_PRELUDE}{DEVICE_DECIDE}")),
+            device_wrong_code: Script::new(&format!("{DEVICE_PRELUDE}{DEVICE_WRONG_CODE}")),
+            device_poll: Script::new(&format!("{DEVICE_PRELUDE}{DEVICE_POLL}")),
         }
     }
 }
@@ -263,6 +361,14 @@ impl Keys {
 
     fn tally(&self, key: &str, bucket: i64) -> String {
         format!("{}:tally:{key}:{bucket}", self.prefix)
+    }
+
+    fn device(&self, random: &str) -> String {
+        format!("{}:device:{random}", self.prefix)
+    }
+
+    fn user_code(&self, code: &str) -> String {
+        format!("{}:user_code:{code}", self.prefix)
     }
 
     fn events(&self) -> String {
@@ -509,6 +615,30 @@ fn decode_qr(mut fields: HashMap<String, String>) -> Result<Option<QrCode>, Stor
     qr.ticket = fields.remove("ticket");
     qr.cancel_reason = fields.remove("cancel_reason");
     Ok(Some(qr))
+}
+
+/// A device request from its hash fields: the inserted body with the mutable fields over it.
+fn decode_device(mut fields: HashMap<String, String>) -> Result<Option<DeviceRequest>, StoreError> {
+    let Some(body) = fields.remove("body") else {
+        return Ok(None);
+    };
+    let mut req: DeviceRequest =
+        serde_json::from_str(&body).context("decoding a stored device request")?;
+    let status = fields.remove("status").unwrap_or_default();
+    req.status = DeviceStatus::parse(&status)
+        .ok_or_else(|| StoreError(anyhow!("unknown stored device status {status:?}")))?;
+    let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
+    if let Some(interval) = number(fields.remove("interval")) {
+        req.interval_secs = interval;
+    }
+    req.last_poll_at = number(fields.remove("last_poll"));
+    req.wrong_codes = number(fields.remove("wrong_codes"))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
+    req.decided_by = fields.remove("decided_by");
+    req.decided_at = number(fields.remove("decided_at"));
+    req.deny_reason = fields.remove("deny_reason");
+    Ok(Some(req))
 }
 
 /// A TTL in milliseconds for something that ends at `until`, never zero or negative (Redis
@@ -812,6 +942,128 @@ impl TicketStore for RedisStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn device_insert(&self, req: &DeviceRequest) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let body = serde_json::to_string(req).context("encoding a device request")?;
+        let ttl = ttl_until(req.expires_at + millis(RETAIN_AFTER_EXPIRY), now);
+        let mut call = self.scripts.device_insert.prepare_invoke();
+        call.key(self.keys.device(&req.random))
+            .key(self.keys.user_code(&req.user_code))
+            .arg(now)
+            .arg(req.random.as_str())
+            .arg(body)
+            .arg(req.status.as_str())
+            .arg(req.expires_at)
+            .arg(req.interval_secs)
+            .arg(ttl);
+        let stored: i64 = self
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        Ok(stored == 1)
+    }
+
+    async fn device_get(&self, random: &str) -> Result<Option<DeviceRequest>, StoreError> {
+        let key = self.keys.device(random);
+        let fields: HashMap<String, String> = self
+            .read(|mut conn| {
+                let key = key.clone();
+                async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
+            })
+            .await?;
+        decode_device(fields)
+    }
+
+    async fn device_by_user_code(
+        &self,
+        user_code: &UserCode,
+    ) -> Result<Option<DeviceRequest>, StoreError> {
+        let key = self.keys.user_code(user_code);
+        let held: Option<String> = self
+            .read(|mut conn| {
+                let key = key.clone();
+                async move { redis::cmd("GET").arg(key).query_async(&mut conn).await }
+            })
+            .await?;
+        let Some(random) = held.as_deref().and_then(|h| h.split(' ').next()) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        Ok(self
+            .device_get(random)
+            .await?
+            .filter(|d| d.expires_at > now && d.user_code == *user_code))
+    }
+
+    async fn device_decide(
+        &self,
+        random: &str,
+        user_id: &str,
+        approve: bool,
+        now: Millis,
+    ) -> Result<DeviceRequest, TransitionError> {
+        let mut call = self.scripts.device_decide.prepare_invoke();
+        call.key(self.keys.device(random))
+            .arg(now)
+            .arg(user_id)
+            .arg(if approve { "1" } else { "0" });
+        let (code, fields): (i64, HashMap<String, String>) = self
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        match code {
+            status::OK => decode_device(fields)?.ok_or_else(|| {
+                TransitionError::Store(StoreError(anyhow!("a decision returned no record")))
+            }),
+            status::NOT_FOUND => Err(TransitionError::NotFound),
+            status::EXPIRED => Err(TransitionError::Expired),
+            status::USED => Err(TransitionError::Conflict(super::device::ALREADY_DECIDED)),
+            other => Err(TransitionError::Store(StoreError(anyhow!(
+                "unexpected decision status {other}"
+            )))),
+        }
+    }
+
+    async fn device_wrong_code(
+        &self,
+        random: &str,
+        limit: u32,
+        now: Millis,
+    ) -> Result<WrongCode, StoreError> {
+        let mut call = self.scripts.device_wrong_code.prepare_invoke();
+        call.key(self.keys.device(random)).arg(now).arg(limit);
+        let (code, count): (i64, u32) = self
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        Ok(match code {
+            0 => WrongCode::Counted(count),
+            1 => WrongCode::Locked,
+            _ => WrongCode::NotPending,
+        })
+    }
+
+    async fn device_poll(&self, random: &str, now: Millis) -> Result<Poll, StoreError> {
+        let mut call = self.scripts.device_poll.prepare_invoke();
+        call.key(self.keys.device(random))
+            .arg(now)
+            .arg(SLOW_DOWN_STEP_SECS);
+        let (code, interval_secs, fields): (i64, i64, HashMap<String, String>) = self
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        Ok(match code {
+            0 => Poll::Pending { interval_secs },
+            1 => Poll::SlowDown { interval_secs },
+            2 => Poll::Denied,
+            3 => Poll::Expired,
+            4 => {
+                Poll::Redeemed(Box::new(decode_device(fields)?.ok_or_else(|| {
+                    StoreError(anyhow!("a redemption returned no record"))
+                })?))
+            }
+            5 => Poll::Used,
+            6 => Poll::Unknown,
+            other => return Err(StoreError(anyhow!("unexpected poll outcome {other}"))),
+        })
     }
 }
 

@@ -120,6 +120,11 @@ fn rasterise(svg: &[u8]) -> RgbaImage {
     RgbaImage::from_raw(size.width(), size.height(), pixmap.take()).unwrap()
 }
 
+/// What a real decoder reads from an SVG QR code (None when it finds no code).
+pub fn decode_svg(svg: &[u8]) -> Option<String> {
+    decode(&rasterise(svg))
+}
+
 /// What a real decoder reads from the image (None when it finds no code).
 fn decode(img: &RgbaImage) -> Option<String> {
     let gray = image::DynamicImage::ImageRgba8(img.clone()).to_luma8();

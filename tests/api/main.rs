@@ -20,6 +20,7 @@ mod console;
 mod console_ops;
 mod deploy;
 mod dev;
+mod device;
 mod diagnostics;
 mod exhaustion;
 mod images;

@@ -18,6 +18,7 @@ both_backends!(
     the_mini_program_signs_in_with_its_own_pages_and_declines,
     the_mini_program_shows_the_victim_of_a_qrljacking_who_is_asking,
     the_mini_program_shows_a_clear_screen_for_each_refusal,
+    the_mini_program_approves_and_declines_a_device_showing_its_code,
 );
 
 /// ScanGate with a GeoIP database (a US datacenter, a Shanghai ISP) and the match step on.
@@ -42,6 +43,7 @@ async fn spawn(backend: Backend, dir: &tempdir::Dir) -> TestApp {
     let path = dir.0.join("test.mmdb");
     std::fs::write(&path, db).unwrap();
     TestApp::spawn_with(backend, move |config| {
+        crate::device::with_device_clients(config);
         config.geoip_database = Some(path);
         for app in &mut config.apps {
             app.match_number = Some(true);
@@ -69,6 +71,7 @@ async fn mp_env(app: &TestApp, backend: Backend, part: &str) -> Vec<(&'static st
         ("MP_APPID", APPID.to_owned()),
         ("APP_ID", "web".to_owned()),
         ("OTHER_APP_ID", "other".to_owned()),
+        ("DEVICE_CLIENT_ID", "tv".to_owned()),
         ("CONTROL", control),
         ("PART", part.to_owned()),
         // Screenshots of the pages (tests/artifacts/miniprogram-*.png), once per run.
@@ -130,4 +133,25 @@ async fn the_mini_program_shows_a_clear_screen_for_each_refusal(backend: Backend
     let app = TestApp::spawn(backend).await;
     let out = run_node("miniprogram.mjs", &mp_env(&app, backend, "refusals").await).await;
     assert!(out.trim_end().ends_with("ok"), "{out}");
+}
+
+async fn the_mini_program_approves_and_declines_a_device_showing_its_code(backend: Backend) {
+    chromium();
+    let dir = tempdir::Dir::new();
+    let app = spawn(backend, &dir).await;
+    let out = run_node("miniprogram.mjs", &mp_env(&app, backend, "device").await).await;
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    for step in ["device approved", "device declined"] {
+        assert!(out.lines().any(|l| l == step), "{step}: {out}");
+    }
+    use sqlx::Row as _;
+    let decided: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM audit_events WHERE action IN ('device.approve', 'device.deny')",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap();
+    assert_eq!(decided, 2);
 }

@@ -3,6 +3,9 @@
 //! the code flow with PKCE, refresh, userinfo and logout against a live
 //! ScanGate, so that a deviation from the specs shows up here first.
 //!
+//! A second script, `tests/python/device_client.py`, is an independent device-flow client
+//! (RFC 8628) on Authlib and `requests`, while the test plays the phone and the clock.
+//!
 //! The packages are installed from PyPI, pinned by `tests/python/requirements.txt`, into a
 //! virtual environment under `tests/python/.venv` (ignored by git) once per change of that
 //! file. Where Python or its `venv` module is missing the test says so and passes, except in
@@ -74,7 +77,10 @@ async fn venv_python() -> Option<PathBuf> {
     .clone()
 }
 
-both_backends!(authlib_runs_the_code_flow_refresh_userinfo_and_logout);
+both_backends!(
+    authlib_runs_the_code_flow_refresh_userinfo_and_logout,
+    an_authlib_device_client_completes_the_grant_approved_on_the_phone,
+);
 
 async fn authlib_runs_the_code_flow_refresh_userinfo_and_logout(backend: Backend) {
     let Some(python) = venv_python().await else {
@@ -110,4 +116,93 @@ async fn authlib_runs_the_code_flow_refresh_userinfo_and_logout(backend: Backend
     ] {
         assert!(out.contains(&format!("ok: {step}\n")), "{step} in:\n{out}");
     }
+}
+
+/// `tests/python/device_client.py` runs the device flow as an independent client would; this
+/// side plays the phone (scan and approve over the Mini Program API) and moves ScanGate's clock
+/// whenever the client waits out its polling interval.
+async fn an_authlib_device_client_completes_the_grant_approved_on_the_phone(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+    let Some(python) = venv_python().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(backend, crate::device::with_device_clients).await;
+    let phone_token = app.mp_login(APPID, "o-authlib-device").await;
+    let mut child = Command::new(python)
+        .arg(python_dir().join("device_client.py"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("SCANGATE_URL", &app.base)
+        .env("CLIENT_ID", "web")
+        .env("CLIENT_SECRET", CLIENT_SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python starts");
+    let mut to_client = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = String::new();
+    let mut waited = 0;
+    let talk = async {
+        while let Some(line) = lines.next_line().await.expect("read the client") {
+            seen.push_str(&line);
+            seen.push('\n');
+            let answer = if let Some(link) = line.strip_prefix("approve: ") {
+                let random = link.rsplit('/').next().expect("a random");
+                for action in ["scan", "approve"] {
+                    let res = app
+                        .mp_post(
+                            &phone_token,
+                            &format!("/api/mp/v1/devices/{random}/{action}"),
+                            None,
+                        )
+                        .await;
+                    assert!(
+                        res.status().is_success(),
+                        "phone {action}: {}",
+                        res.status()
+                    );
+                }
+                "approved\n"
+            } else if let Some(secs) = line.strip_prefix("wait: ") {
+                let secs: u64 = secs.parse().expect("seconds");
+                waited += secs;
+                app.clock.advance(Duration::from_secs(secs));
+                "waited\n"
+            } else {
+                continue;
+            };
+            to_client
+                .write_all(answer.as_bytes())
+                .await
+                .expect("answer the client");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), talk)
+        .await
+        .expect("the device client finishes within two minutes");
+    let out = child.wait_with_output().await.expect("the client exits");
+    assert!(
+        out.status.success(),
+        "the device client failed:\n{seen}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "discovery",
+        "device authorization",
+        "authorization pending",
+        "slow down",
+        "device flow",
+        "id token verified",
+        "userinfo and refresh",
+        "single use",
+    ] {
+        assert!(
+            seen.contains(&format!("ok: {step}\n")),
+            "{step} in:\n{seen}"
+        );
+    }
+    assert_eq!(waited, 10, "the client waited out the grown interval once");
 }

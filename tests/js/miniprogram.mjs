@@ -1,18 +1,19 @@
 // The reference Mini Program (`miniprogram/`), its own pages and code, against a real ScanGate:
 // opened from an ordinary QR code, a Mini Program code and the scan button; a login with the
-// match-number tap, profile and phone; the recent logins and "This wasn't me"; a decline; and
-// the screens for each refusal, in en and zh-CN.
+// match-number tap, profile and phone; the recent logins and "This wasn't me"; a decline; a
+// device's request approved and declined; and the screens for each refusal, in en and zh-CN.
 //
 // Env: SCANGATE, SIMULATOR, MP_APPID (the Mini Program), APP_ID (a bound app of it),
-// OTHER_APP_ID (an app of another Mini Program), CONTROL (advances ScanGate's clock),
-// PART ("login", "qrljacking" or "refusals"). Prints `user <id>` per login and `ok` at the end.
+// OTHER_APP_ID (an app of another Mini Program), DEVICE_CLIENT_ID (a public client with the
+// device grant), CONTROL (advances ScanGate's clock), PART ("login", "qrljacking", "refusals"
+// or "device"). Prints `user <id>` per login and `ok` at the end.
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { artifact, launch, must } from "./lib/browser.mjs";
 import { miniprogram, Phone } from "./lib/miniprogram.mjs";
 
-const { SCANGATE, SIMULATOR, MP_APPID, APP_ID, OTHER_APP_ID, CONTROL, PART } = process.env;
+const { SCANGATE, SIMULATOR, MP_APPID, APP_ID, OTHER_APP_ID, DEVICE_CLIENT_ID, CONTROL, PART } = process.env;
 const CHROME_ON_WINDOWS =
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
@@ -267,6 +268,92 @@ async function refusals() {
   must(warn.includes("Russia") && warn.includes("China"), warn);
 }
 
+// ---- a device asking to sign in (RFC 8628) ----
+
+const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
+
+/** A device authorization of the public client DEVICE_CLIENT_ID, from a TV at `ip`. */
+async function deviceAuth(ip) {
+  const res = await fetch(`${SCANGATE}/oidc/device/auth`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": ip, "user-agent": "curl/8.5.0" },
+    body: new URLSearchParams({ client_id: DEVICE_CLIENT_ID, scope: "openid profile" }),
+  });
+  must(res.ok, `device authorization: ${res.status}`);
+  return res.json();
+}
+
+/** The device's poll: the token endpoint's JSON. */
+async function devicePoll(auth) {
+  const res = await fetch(`${SCANGATE}/oidc/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: DEVICE_GRANT, client_id: DEVICE_CLIENT_ID, device_code: auth.device_code }),
+  });
+  return res.json();
+}
+
+async function device() {
+  const erin = new Phone({ openid: "o-mp-erin", ip: "203.0.113.9" });
+  const tv = await deviceAuth("203.0.113.20");
+
+  // The TV shows verification_uri_complete as a QR code; WeChat opens us with it as `q`.
+  await mp.launch(erin, { q: encodeURIComponent(tv.verification_uri_complete) });
+  must(mp.current().route === "pages/device/device", `the device page opens: ${mp.current().route}`);
+  must(mp.text("#app-name") === "Living-room TV", `the app's name: ${mp.text("#app-name")}`);
+  must(mp.text("#user-code") === tv.user_code, `the code to compare: ${mp.text("#user-code")} is ${tv.user_code}`);
+  must((mp.text("#device-check") || "").includes("exactly the one on the screen"), "asked to compare the codes");
+  must(mp.text("#device-ip") === "203.0.113.20", `the device's IP: ${mp.text("#device-ip")}`);
+  must(mp.text("#device-place") === "Shanghai, China", `the device's place: ${mp.text("#device-place")}`);
+  must(mp.text("#approve") === "Approve" && mp.text("#decline") === "Decline", "Approve and Decline, side by side");
+  const buttons = mp.current().page.dom.innerHTML;
+  must(!/checked|selected/.test(buttons), "nothing is chosen for the person");
+  snap("device");
+  // Opening the page approved nothing.
+  const waiting = await devicePoll(tv);
+  must(waiting.error === "authorization_pending", `still pending: ${show(waiting)}`);
+
+  await mp.fire("#approve");
+  await mp.idle();
+  must(mp.current().route === "pages/result/result", `the result page: ${mp.current().route}`);
+  must(mp.text("#title") === "Device signed in", mp.text("#title"));
+  must(mp.text("#message") === "Living-room TV is signed in on the device.", mp.text("#message"));
+  await advance(5);
+  const tokens = await devicePoll(tv);
+  must(typeof tokens.id_token === "string", `the device gets its tokens: ${show(tokens)}`);
+  console.log("device approved");
+
+  // From the scan button, declined: the device is refused.
+  const other = await deviceAuth("203.0.113.21");
+  erin.scans.push({ result: other.verification_uri_complete, scanType: "QR_CODE" });
+  await mp.launch(erin, {});
+  await mp.fire("#scan");
+  must(mp.current().route === "pages/device/device", `the scanned link opens: ${mp.current().route}`);
+  await mp.fire("#decline");
+  await mp.idle();
+  must(mp.text("#title") === "Declined", mp.text("#title"));
+  must(mp.text("#message") === "Declined: the device is not signed in.", mp.text("#message"));
+  const refused = await devicePoll(other);
+  must(refused.error === "access_denied", `the device is refused: ${show(refused)}`);
+  console.log("device declined");
+
+  // Decided already, or expired: the error screens.
+  await mp.launch(erin, { q: encodeURIComponent(other.verification_uri_complete) });
+  await screen("used", "The code was already used");
+  const late = await deviceAuth("203.0.113.22");
+  await advance(601);
+  await mp.launch(erin, { q: encodeURIComponent(late.verification_uri_complete) });
+  await screen("expired", "The code has expired");
+
+  // A device link is never taken for a login code, nor a login code for a device link.
+  const entry = mp.require("lib/entry.js");
+  const r = "Zk3_q9vX-2mP8sLwQ4rTyU7a";
+  must(entry.deviceFromOptions({ q: encodeURIComponent(`https://login.example.com/q/d/${r}`) }) === r, "a device link");
+  must(entry.fromOptions({ q: encodeURIComponent(`https://login.example.com/q/d/${r}`) }) === null, "not a login");
+  must(entry.deviceFromOptions({ q: encodeURIComponent(`https://login.example.com/q/${r}`) }) === null, "not a device");
+  must(entry.deviceFromScanResult({ result: `https://elsewhere.example/q/d/${r}` }) === null, "another site's device link");
+}
+
 // ---- QRLJacking: the attacker's code, scanned by the victim ----
 
 async function qrljacking() {
@@ -299,7 +386,8 @@ async function qrljacking() {
 if (PART === "login") await login();
 else if (PART === "qrljacking") await qrljacking();
 else if (PART === "refusals") await refusals();
-else throw new Error(`PART is login, qrljacking or refusals, not ${PART}`);
+else if (PART === "device") await device();
+else throw new Error(`PART is login, qrljacking, refusals or device, not ${PART}`);
 
 if (process.env.SCREENSHOTS === "1" && shots.length) {
   const browser = await launch();

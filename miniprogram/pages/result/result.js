@@ -25,11 +25,17 @@ Component({
     async onLoad(options) {
       const o = options || {};
       const declined = o.declined === "1";
+      // A device's approval (RFC 8628) says so: the device, not a computer, is signed in.
+      const device = o.device === "1";
+      const app = o.app ? decodeURIComponent(o.app) : "";
+      let message = i18n.t("result_body", { app });
+      if (declined) message = i18n.t(device ? "device_declined_body" : "declined_body");
+      else if (device) message = i18n.t("device_result_body", { app });
       this.setData({
         t: i18n.strings(),
         declined,
-        title: i18n.t(declined ? "declined_title" : "result_title"),
-        message: declined ? i18n.t("declined_body") : i18n.t("result_body", { app: o.app ? decodeURIComponent(o.app) : "" }),
+        title: i18n.t(declined ? "declined_title" : device ? "device_result_title" : "result_title"),
+        message,
         phoneNote: o.phone_skipped === "quota_exhausted" ? i18n.t("result_phone_quota") : "",
       });
       wx.setNavigationBarTitle({ title: this.data.title });

@@ -9,17 +9,32 @@ Component({
     onLoad(options) {
       this.setData({ t: i18n.strings() });
       wx.setNavigationBarTitle({ title: i18n.t("scan_title") });
+      const device = entry.deviceFromOptions(options);
+      if (device) {
+        this.openDevice(device);
+        return;
+      }
       const random = entry.fromOptions(options);
       if (random) this.open(random);
     },
     open(random) {
       wx.navigateTo({ url: `/pages/confirm/confirm?random=${encodeURIComponent(random)}` });
     },
+    /** A device asking to sign in: its approval page. */
+    openDevice(random) {
+      wx.navigateTo({ url: `/pages/device/device?random=${encodeURIComponent(random)}` });
+    },
     scan() {
       wx.scanCode({
         onlyFromCamera: false,
         scanType: ["qrCode", "wxCode"],
         success: (res) => {
+          const device = entry.deviceFromScanResult(res);
+          if (device) {
+            this.setData({ notice: "" });
+            this.openDevice(device);
+            return;
+          }
           const random = entry.fromScanResult(res);
           if (random) {
             this.setData({ notice: "" });

@@ -35,6 +35,7 @@ pub fn app(a: &App) -> Value {
         "signup": a.signup,
         "match_number": a.match_number,
         "phone": a.phone,
+        "device_grant": a.device_grant,
         "public": a.client_secret_hash.is_none(),
         "managed_by": a.managed_by,
         "version": a.version,
