@@ -37,6 +37,7 @@ mod python_rp;
 mod qrcodes;
 mod races;
 mod scale_out;
+mod same_device;
 mod scanner;
 mod secrets;
 mod tokens;
