@@ -604,6 +604,7 @@ impl Simulator {
             .route("/_sim/phone_quota", post(sim_phone_quota_post))
             .route("/_sim/stats", get(sim_stats_get))
             .route("/_sim/links", get(sim_links_get))
+            .route("/_sim/fail_next", post(sim_fail_next_post))
             .with_state(self.clone())
     }
 
@@ -1054,6 +1055,20 @@ async fn sim_encrypt_post(State(sim): State<Simulator>, Json(req): Json<SimEncry
 /// every URL Link and URL Scheme made, oldest first.
 async fn sim_links_get(State(sim): State<Simulator>) -> Response {
     Json(json!({ "links": sim.links() })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SimFailNext {
+    path: String,
+    errcode: i64,
+    times: Option<usize>,
+}
+
+/// `POST /_sim/fail_next {path, errcode, times?}`: the next `times` (default 1) calls to `path`
+/// (e.g. `/wxa/generate_urllink`) are answered with `errcode`, as [`Simulator::fail_next`].
+async fn sim_fail_next_post(State(sim): State<Simulator>, Json(req): Json<SimFailNext>) -> Response {
+    sim.fail_next(&req.path, req.errcode, req.times.unwrap_or(1));
+    Json(json!({ "path": req.path, "errcode": req.errcode })).into_response()
 }
 
 /// `GET /_sim/stats` → `{"token_calls": {appid: n}}`.

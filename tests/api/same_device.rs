@@ -343,6 +343,8 @@ async fn a_phone_opens_wechat_from_the_hosted_page_and_the_widget(backend: Backe
         "widget zh-CN: ok",
         "widget en: ok",
         "widget desktop: ok",
+        "unavailable en: ok",
+        "unavailable zh-CN: ok",
     ] {
         assert!(out.contains(part), "{part}: {out}");
     }
@@ -366,7 +368,8 @@ async fn a_phone_opens_wechat_from_the_hosted_page_and_the_widget(backend: Backe
         assert_eq!(for_code[0].url, *url);
         assert_eq!(for_code[0].path, "pages/confirm/confirm");
     }
-    assert_eq!(app.sim.calls(URL_LINK), 5);
+    // Five links, and one refusal: the second refused page was paused, WeChat not asked.
+    assert_eq!(app.sim.calls(URL_LINK), 6);
 }
 
 async fn the_mini_program_opened_by_the_link_confirms_that_code(backend: Backend) {

@@ -5,7 +5,8 @@
 // while a second browser with the same code gets neither the link nor the ticket. Without
 // JavaScript the link is there all the same. A desktop browser gets no button. Then the widget
 // on a phone shows the link too (`widget-link <random> <url>`), and on a desktop does not ask
-// for one. Screenshots at 375 px in en and zh-CN.
+// for one. Last, with WeChat refusing links (a spent quota), the hosted page shows its QR code
+// and says why. Screenshots at 375 px in en and zh-CN.
 //
 // Env: SCANGATE, SIMULATOR, MP_APPID, APP_ID (a bound app of MP_APPID), SITE (another origin
 // serving tests/js/pages), CALLBACK (a redirect_uri of APP_ID on SITE), BACKEND.
@@ -29,6 +30,7 @@ const HANDSET = {
 const TIMEOUT = { timeout: 20000 };
 const suffix = BACKEND ? `-${BACKEND}` : "";
 const OPEN = { en: "Open in WeChat", "zh-CN": "在微信中打开" };
+const TITLE = { en: "Sign in with WeChat", "zh-CN": "使用微信登录" };
 
 const mp = phone({ scangate: SCANGATE, simulator: SIMULATOR, appid: MP_APPID });
 
@@ -43,6 +45,8 @@ function authUrl(lang) {
     code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
     code_challenge_method: "S256",
     ui_locales: lang,
+    // Each page asks for a scan, though this browser signed in before.
+    prompt: "login",
   }).toString();
   return url.href;
 }
@@ -76,6 +80,7 @@ try {
     const button = page.locator("#open-in-wechat");
     await button.waitFor({ state: "visible", ...TIMEOUT });
     must((await button.innerText()).trim() === OPEN[lang], `${lang}: the button says ${await button.innerText()}`);
+    must((await page.innerText(".login-title")).trim() === TITLE[lang], `${lang}: the title`);
     const href = await button.getAttribute("href");
     const random = await page.getAttribute("#qr", "data-random");
     console.log(`link ${random} ${href}`);
@@ -147,7 +152,7 @@ try {
     const random = await page.getAttribute(".sg", "data-random");
     console.log(`widget-link ${random} ${href}`);
     await qrShown(page, ".sg-qr");
-    await page.screenshot({ path: artifact(`same-device-widget-${lang}-375${suffix}.png`) });
+    await page.locator(".sg").screenshot({ path: artifact(`same-device-widget-${lang}-375${suffix}.png`) });
     await mp.scan(random);
     await mp.confirm(random);
     await page.waitForSelector('.sg[data-state="success"]', TIMEOUT);
@@ -166,6 +171,25 @@ try {
     await qrShown(page, ".sg-qr");
     must(asked.length === 0 && (await page.isHidden(".sg-open")), `no link on a desktop: ${asked}`);
     console.log("widget desktop: ok");
+    await page.close();
+  }
+  // ---- WeChat refuses (its daily quota is spent): the QR code alone, and why ----
+  // One refusal: it pauses links of the Mini Program, so the second page does not ask.
+  const fail = await fetch(new URL("_sim/fail_next", SIMULATOR), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ path: "/wxa/generate_urllink", errcode: 45009 }),
+  });
+  must(fail.ok, `the simulator fails the next link: ${fail.status}`);
+  for (const lang of ["en", "zh-CN"]) {
+    const page = await handset.newPage();
+    const res = await page.goto(authUrl(lang));
+    must(res.status() === 200, `the page still answers: ${res.status()}`);
+    await qrShown(page, ".qr-code");
+    must(await page.isVisible("#open-in-wechat-unavailable"), "the page says the link is not available");
+    must((await page.locator("#open-in-wechat").count()) === 0, "no button without a link");
+    await page.screenshot({ path: artifact(`same-device-hosted-unavailable-${lang}-375${suffix}.png`), fullPage: true });
+    console.log(`unavailable ${lang}: ok`);
     await page.close();
   }
 } finally {
