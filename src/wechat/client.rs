@@ -656,7 +656,9 @@ impl WechatClient {
         creds: &Credentials,
         call: impl Fn(&str) -> Call<'_>,
     ) -> Result<Reply, WechatError> {
-        self.call_with_token_raw(creds, call).await.map_err(classify)
+        self.call_with_token_raw(creds, call)
+            .await
+            .map_err(classify)
     }
 
     /// As [`WechatClient::call_with_token`], with WeChat's refusals left as

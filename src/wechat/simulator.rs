@@ -289,7 +289,11 @@ fn scene_chars_ok(scene: &str) -> bool {
 /// What a URL Link or URL Scheme request asks to open, checked as WeChat does: `target` holds
 /// `path`, `query` and `env_version` (the body itself for a URL Link, its `jump_wxa` for a
 /// URL Scheme), `body` the expiry.
-fn link_ask(target: &Value, body: &Value, now_secs: i64) -> Result<(String, String, String, i64), i64> {
+fn link_ask(
+    target: &Value,
+    body: &Value,
+    now_secs: i64,
+) -> Result<(String, String, String, i64), i64> {
     let text = |name: &str| match target.get(name) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -781,21 +785,37 @@ impl Simulator {
     }
 
     /// generateUrlLink and generateScheme: checks the request, makes the link and records it.
-    fn link(&self, q: &HashMap<String, String>, body: &[u8], kind: &'static str) -> Result<Value, i64> {
+    fn link(
+        &self,
+        q: &HashMap<String, String>,
+        body: &[u8],
+        kind: &'static str,
+    ) -> Result<Value, i64> {
         let now = self.now();
         let mut state = self.state();
         let appid = Self::check_token(&state, q, now)?;
         let body: Value = serde_json::from_slice(body).map_err(|_| 47001)?;
         let now_secs = now.div_euclid(1000);
         let (target, field, url) = if kind == "url_link" {
-            (&body, "url_link", format!("https://wxaurl.cn/{}", link_id()))
+            (
+                &body,
+                "url_link",
+                format!("https://wxaurl.cn/{}", link_id()),
+            )
         } else {
             // The version belongs inside jump_wxa; beside it WeChat cannot read the body.
             if body.get("env_version").is_some() {
                 return Err(47001);
             }
-            let target = body.get("jump_wxa").filter(|j| j.is_object()).ok_or(47001)?;
-            (target, "openlink", format!("weixin://dl/business/?t={}", link_id()))
+            let target = body
+                .get("jump_wxa")
+                .filter(|j| j.is_object())
+                .ok_or(47001)?;
+            (
+                target,
+                "openlink",
+                format!("weixin://dl/business/?t={}", link_id()),
+            )
         };
         let (path, query, env_version, expire_time) = link_ask(target, &body, now_secs)?;
         state.links.push(IssuedLink {
@@ -1066,7 +1086,10 @@ struct SimFailNext {
 
 /// `POST /_sim/fail_next {path, errcode, times?}`: the next `times` (default 1) calls to `path`
 /// (e.g. `/wxa/generate_urllink`) are answered with `errcode`, as [`Simulator::fail_next`].
-async fn sim_fail_next_post(State(sim): State<Simulator>, Json(req): Json<SimFailNext>) -> Response {
+async fn sim_fail_next_post(
+    State(sim): State<Simulator>,
+    Json(req): Json<SimFailNext>,
+) -> Response {
     sim.fail_next(&req.path, req.errcode, req.times.unwrap_or(1));
     Json(json!({ "path": req.path, "errcode": req.errcode })).into_response()
 }

@@ -763,7 +763,10 @@ async fn links_that_expire_within_a_minute_or_after_thirty_days_are_refused() {
         .url_scheme(&f.creds, &bad_query)
         .await
         .expect_err("refused");
-    assert!(matches!(err, WechatError::Api { errcode: 40212, .. }), "{err:?}");
+    assert!(
+        matches!(err, WechatError::Api { errcode: 40212, .. }),
+        "{err:?}"
+    );
     assert!(f.sim.links().is_empty());
 }
 
@@ -776,5 +779,8 @@ async fn a_link_refusal_keeps_its_errcode() {
         .url_link(&f.creds, &link_request(&f, 120))
         .await
         .expect_err("quota");
-    assert!(matches!(err, WechatError::Api { errcode: 45009, .. }), "{err:?}");
+    assert!(
+        matches!(err, WechatError::Api { errcode: 45009, .. }),
+        "{err:?}"
+    );
 }

@@ -126,9 +126,19 @@ async fn a_phone_browser_gets_the_link_to_its_code_and_no_other_browser_does(bac
     assert_eq!(made[0].path, "pages/confirm/confirm");
     assert_eq!(made[0].query, format!("random={random}"));
     assert_eq!(made[0].env_version, "release");
-    let expires_at = app.state.tickets.get(random).await.unwrap().unwrap().expires_at;
+    let expires_at = app
+        .state
+        .tickets
+        .get(random)
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at;
     assert_eq!(made[0].expire_time, expires_at.div_euclid(1000));
-    assert!(made[0].expire_time * 1000 <= expires_at, "never longer than the code");
+    assert!(
+        made[0].expire_time * 1000 <= expires_at,
+        "never longer than the code"
+    );
     assert_eq!(body["expires_in"], 120);
 
     // Asked again: the same link, and WeChat is not asked again.
@@ -217,7 +227,10 @@ async fn a_spent_quota_leaves_the_hosted_page_with_its_qr_code(backend: Backend)
     let html = hosted_page(&app, &phone).await;
     let (random, link) = page_parts(&html);
     assert!(link.is_none(), "no link when WeChat refused");
-    assert!(html.contains(r#"id="open-in-wechat-unavailable""#), "{html}");
+    assert!(
+        html.contains(r#"id="open-in-wechat-unavailable""#),
+        "{html}"
+    );
     assert!(html.contains("Open in WeChat is not available right now"));
     assert!(html.contains(&format!("/api/v1/qrcodes/{random}/image.svg")));
     assert_eq!(app.sim.calls(URL_LINK), 1);
@@ -228,7 +241,10 @@ async fn a_spent_quota_leaves_the_hosted_page_with_its_qr_code(backend: Backend)
     let qr = create(&app, &phone).await;
     let refused = open_link(&phone, qr["open_link_url"].as_str().unwrap(), None).await;
     let body = assert_error(refused, StatusCode::BAD_GATEWAY, "wechat_error").await;
-    assert!(body["message"].as_str().unwrap().contains("45009"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("45009"),
+        "{body}"
+    );
     // The refused code keeps its refusal.
     let first = open_link(&phone, &link_url(&app, &random), None).await;
     assert_error(first, StatusCode::BAD_GATEWAY, "wechat_error").await;
@@ -276,7 +292,10 @@ async fn a_refused_url_link_falls_back_to_the_url_scheme(backend: Backend) {
     let made = app.sim.links();
     assert_eq!(made.len(), 1);
     assert_eq!((made[0].kind, made[0].url.as_str()), ("url_scheme", url));
-    assert_eq!(made[0].query, format!("random={}", qr["random"].as_str().unwrap()));
+    assert_eq!(
+        made[0].query,
+        format!("random={}", qr["random"].as_str().unwrap())
+    );
     assert_eq!((app.sim.calls(URL_LINK), app.sim.calls(URL_SCHEME)), (1, 1));
 
     // A scheme hands over to WeChat and leaves the page be: no new tab on the hosted page.
