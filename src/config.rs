@@ -97,15 +97,6 @@ pub enum LinkKind {
     UrlScheme,
 }
 
-impl LinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkKind::UrlLink => "url_link",
-            LinkKind::UrlScheme => "url_scheme",
-        }
-    }
-}
-
 impl Default for OpenLinkConfig {
     fn default() -> Self {
         Self {
