@@ -20,7 +20,7 @@ use crate::store::{self, Db};
 use crate::tickets::memory::MemoryStore;
 use crate::tickets::TicketStore;
 use crate::tokens::Keys;
-use crate::wechat::{Diagnostics, MiniPrograms, WechatClient};
+use crate::wechat::{Diagnostics, MiniPrograms, OpenLinks, WechatClient};
 
 /// The ticket store the configuration names: Redis, or the in-process store.
 pub async fn connect_tickets(
@@ -104,11 +104,23 @@ pub async fn state(
     let requesters = Arc::new(crate::requesters::Requesters::open(
         config.geoip_database.as_deref(),
     )?);
+    let miniprograms = MiniPrograms::new(db.clone(), secrets.clone());
+    let links = Arc::new(
+        OpenLinks::new(
+            config.wechat.open_link.clone(),
+            Arc::clone(&wechat),
+            Arc::clone(&tickets),
+            miniprograms.clone(),
+            config.wechat_timeout(),
+        )
+        .with_metrics(Arc::clone(&metrics)),
+    );
     let state = AppState {
         event_streams,
+        links,
         requesters,
         admin,
-        miniprograms: MiniPrograms::new(db.clone(), secrets.clone()),
+        miniprograms,
         config: Arc::new(config),
         db,
         tickets,

@@ -63,6 +63,49 @@ pub struct WechatConfig {
     pub api_base: Url,
     /// Timeout of one call to WeChat.
     pub timeout_ms: u64,
+    /// `[wechat.open_link]`: "Open in WeChat" for a browser on a phone.
+    pub open_link: OpenLinkConfig,
+}
+
+/// "Open in WeChat": a browser on a phone cannot scan its own screen, so the hosted login page
+/// and the widget offer a link that opens the Mini Program's confirm page at the same QR code
+/// (WeChat's URL Link, or its URL Scheme). The result still goes only to the browser that asked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenLinkConfig {
+    /// Offer the link to browsers whose user agent is a phone's.
+    pub enabled: bool,
+    /// `url_link` (`https://wxaurl.cn/…`; URL Scheme when WeChat refuses URL Link to the
+    /// account) or `url_scheme` (`weixin://dl/business/?t=…` only).
+    pub kind: LinkKind,
+    /// The Mini Program page the link opens, without a leading `/` or a query; it is given the
+    /// code as `random=<random>` (the reference Mini Program's confirm page reads it).
+    pub page: String,
+    /// The version of the Mini Program to open: `release`, `trial` or `develop` (WeChat honours
+    /// it only when the link is opened outside WeChat).
+    pub env_version: String,
+}
+
+/// Which of WeChat's links opens the Mini Program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// `POST /wxa/generate_urllink`: an https link that works in any browser.
+    #[default]
+    UrlLink,
+    /// `POST /wxa/generatescheme`: a `weixin://` link the phone hands to WeChat.
+    UrlScheme,
+}
+
+impl Default for OpenLinkConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            kind: LinkKind::UrlLink,
+            page: "pages/confirm/confirm".into(),
+            env_version: "release".into(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,6 +388,9 @@ pub struct RateLimits {
     /// Images drawn per QR code (each new size or format of a code is drawn once; served
     /// from memory after that): image requests need no credentials.
     pub image_renders_per_code_per_minute: u64,
+    /// "Open in WeChat" links asked for per QR code (by the browser it is bound to): WeChat is
+    /// called once per code, so this only bounds the answers.
+    pub open_links_per_code_per_minute: u64,
     /// Confirmed logins per Mini Program user: a person approves a few logins a minute at most.
     pub approvals_per_minute: u64,
     /// QR codes one address may have pending (created, not scanned, not expired) at once: a
@@ -374,6 +420,7 @@ impl Default for RateLimits {
             client_auth_failures_per_client_per_minute: 120,
             avatar_uploads_per_minute: 5,
             image_renders_per_code_per_minute: 16,
+            open_links_per_code_per_minute: 10,
             approvals_per_minute: 10,
             pending_qrcodes_per_address: 300,
             stale_scans_per_minute: 30,
@@ -416,6 +463,7 @@ impl Default for WechatConfig {
         Self {
             api_base: Url::parse("https://api.weixin.qq.com").expect("static URL"),
             timeout_ms: 5000,
+            open_link: OpenLinkConfig::default(),
         }
     }
 }
@@ -528,6 +576,22 @@ impl Config {
             return Err(invalid(
                 "wechat.timeout_ms",
                 "must be between 100 and 60000",
+            ));
+        }
+        let link = &self.wechat.open_link;
+        if !matches!(link.env_version.as_str(), "release" | "trial" | "develop") {
+            return Err(invalid(
+                "wechat.open_link.env_version",
+                "must be release, trial or develop",
+            ));
+        }
+        if link.page.starts_with('/')
+            || link.page.contains(['?', '#'])
+            || link.page.chars().any(char::is_whitespace)
+        {
+            return Err(invalid(
+                "wechat.open_link.page",
+                "must be a Mini Program page path without a leading / or a query, e.g. pages/confirm/confirm",
             ));
         }
         for (i, mp) in self.miniprograms.iter().enumerate() {

@@ -34,7 +34,8 @@
 //! - `oauth`: the authorization server's engine: issuer, request, codes, browser session,
 //!   device authorization requests.
 //! - `tokens`: signing keys, ID and access token claims.
-//! - `wechat`: WeChat API client, open-data decryption, Mini Program credentials, simulator.
+//! - `wechat`: WeChat API client, open-data decryption, Mini Program credentials, the "Open in
+//!   WeChat" links of codes, simulator.
 //! - `qr`: QR image rendering and branding.
 //! - `store`: SQL per aggregate on SQLite or PostgreSQL.
 //! - `cors`: cross-origin grants for the PC APIs and the relying parties' endpoints.

@@ -99,6 +99,35 @@ impl QrOutcome {
     }
 }
 
+/// What became of one ask for an "Open in WeChat" link, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// WeChat made a link (one call per code).
+    Issued,
+    /// The link already made for the code was handed out again.
+    Reused,
+    /// WeChat refused (or had refused, or links are paused): the page shows the QR code alone.
+    Refused,
+    /// WeChat was busy or unreachable.
+    Failed,
+}
+
+impl LinkOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkOutcome::Issued => "issued",
+            LinkOutcome::Reused => "reused",
+            LinkOutcome::Refused => "refused",
+            LinkOutcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 /// Set on an error response by `AppError` when the database or Redis failed, for the envelope
 /// to count.
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +146,7 @@ pub struct Metrics {
     storage_errors: Family<BackendLabels, Counter>,
     scanner_events: Family<EventLabels, Counter>,
     device_events: Family<EventLabels, Counter>,
+    open_links: Family<OutcomeLabels, Counter>,
 }
 
 /// What the phone's protections did, as counted.
@@ -246,6 +276,13 @@ impl Metrics {
              locked, redeemed, slow_down",
             device_events.clone(),
         );
+        let open_links = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "open_links",
+            "Asks for an Open in WeChat link, by outcome: issued (WeChat made one), reused, \
+             refused, failed",
+            open_links.clone(),
+        );
         registry.register(
             "build",
             "The running build",
@@ -267,6 +304,7 @@ impl Metrics {
             storage_errors,
             scanner_events,
             device_events,
+            open_links,
         }
     }
 
@@ -364,6 +402,17 @@ impl Metrics {
             self.device_events
                 .get_or_create(&EventLabels {
                     event: event.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    /// One ask for an "Open in WeChat" link.
+    pub fn open_link(&self, outcome: LinkOutcome) {
+        if self.enabled {
+            self.open_links
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.as_str(),
                 })
                 .inc();
         }

@@ -35,6 +35,8 @@ pub enum Limit {
     AvatarUploads,
     /// Images drawn (not served from the cache), per QR code.
     ImageRenders,
+    /// "Open in WeChat" links asked for, per QR code.
+    OpenLinks,
     /// Confirmed logins, per Mini Program user.
     Approvals,
     /// Scans of codes that are not pending, per Mini Program user.
@@ -56,6 +58,7 @@ impl Limit {
             Limit::ClientAuthFailuresPerClient => "client_auth_failures_per_client",
             Limit::AvatarUploads => "avatar_uploads",
             Limit::ImageRenders => "image_renders",
+            Limit::OpenLinks => "open_links",
             Limit::Approvals => "approvals",
             Limit::StaleScans => "stale_scans",
             Limit::DeviceAuthorizations => "device_authorizations",
@@ -114,6 +117,7 @@ impl RateLimiter {
             }
             Limit::AvatarUploads => self.limits.avatar_uploads_per_minute,
             Limit::ImageRenders => self.limits.image_renders_per_code_per_minute,
+            Limit::OpenLinks => self.limits.open_links_per_code_per_minute,
             Limit::Approvals => self.limits.approvals_per_minute,
             Limit::StaleScans => self.limits.stale_scans_per_minute,
             Limit::DeviceAuthorizations => self.limits.device_authorizations_per_minute,
@@ -141,6 +145,7 @@ impl RateLimiter {
                 Limit::ClientAuthFailuresPerClient => "for this client",
                 Limit::AvatarUploads | Limit::Approvals | Limit::StaleScans => "by this user",
                 Limit::ImageRenders => "of this QR code (sizes and formats)",
+                Limit::OpenLinks => "for this QR code",
                 _ => "from this address",
             };
             return Err(AppError::RateLimited(format!(

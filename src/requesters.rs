@@ -263,6 +263,12 @@ pub fn agent(user_agent: &str) -> Agent {
     }
 }
 
+/// Whether a user agent is a phone's: a browser that cannot scan its own screen, where the
+/// pages offer "Open in WeChat" instead.
+pub fn is_phone(user_agent: &str) -> bool {
+    agent(user_agent).device == "phone"
+}
+
 /// The operating system's everyday name (no version: "Windows", not "Windows 10").
 fn os_name(user_agent: &str, woothee_os: &str) -> Option<String> {
     let name = match woothee_os {
@@ -295,6 +301,23 @@ mod tests {
         assert_eq!(a.device, "unknown");
         assert_eq!(a.description, "An unknown browser");
         assert_eq!(agent("curl/8.5.0").device, "unknown");
+    }
+
+    #[test]
+    fn phones_are_told_from_tablets_and_desktops() {
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
+                      (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+        let android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like \
+                       Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+        let ipad = "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, \
+                    like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+        let desktop = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like \
+                       Gecko) Chrome/124.0.0.0 Safari/537.36";
+        assert!(is_phone(iphone));
+        assert!(is_phone(android));
+        assert!(!is_phone(ipad));
+        assert!(!is_phone(desktop));
+        assert!(!is_phone(""));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::server::Draining;
 use crate::store::{apps, Db};
 use crate::tickets::{Rendered, TicketStore};
 use crate::tokens::Keys;
-use crate::wechat::{MiniPrograms, WechatClient};
+use crate::wechat::{MiniPrograms, OpenLinks, WechatClient};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -37,6 +37,8 @@ pub struct AppState {
     pub wechat: Arc<WechatClient>,
     /// The Mini Programs served and their credentials.
     pub miniprograms: MiniPrograms,
+    /// "Open in WeChat" links of codes, made once per code for every instance.
+    pub links: Arc<OpenLinks>,
     /// Signing keys per pool: signs and verifies ID and access tokens.
     pub keys: Arc<Keys>,
     /// Client secrets already checked against their Argon2 hash.

@@ -4,7 +4,9 @@
 // missing or the stream cannot be opened, by long-poll (`?wait=25&status=<known>`), which
 // answers as soon as the status changes. There is no poll interval. On "confirmed" the page
 // goes to the continue URL, which takes the one-time ticket for this browser. An expired code
-// is replaced by reloading the page, but only while the page is visible.
+// is replaced by reloading the page, but only while the page is visible. The page asks for the
+// status once more whenever it comes back into view (a phone back from WeChat's "Open in
+// WeChat" may have suspended the stream).
 (() => {
   "use strict";
 
@@ -181,6 +183,19 @@
       );
     }
   }
+
+  // Back from WeChat ("Open in WeChat" on this phone): a stream the phone suspended meanwhile
+  // may have missed the change, so ask once.
+  function recheck() {
+    if (done || document.visibilityState !== "visible") return;
+    fetch(data.statusUrl, { credentials: "same-origin", headers: { accept: "application/json" } })
+      .then((res) => (res.ok ? res.json() : null))
+      .then((view) => view && apply(view), () => {});
+  }
+  document.addEventListener("visibilitychange", recheck);
+  window.addEventListener("pageshow", (e) => {
+    if (e.persisted) recheck();
+  });
 
   for (const button of root.querySelectorAll('[data-action="renew"]')) {
     button.addEventListener("click", () => {

@@ -7,6 +7,10 @@
  * fallback, renews it when it expires while the page is visible, and exchanges the ticket
  * (POST /api/v1/qrcodes/exchange) for the user and tokens. Requests carry credentials (the
  * binding cookie) and the bind token, so the ticket is revealed to this browser only.
+ *
+ * On a phone, which cannot scan its own screen, the create answer names `open_link_url`; the
+ * widget then shows "Open in WeChat", WeChat's link to the Mini Program's confirm page at the
+ * same code (`openLink: false` turns it off). Back from WeChat, the widget asks for the status.
  */
 (function (w, d) {
   "use strict";
@@ -24,7 +28,8 @@
       welcome: "欢迎，{n}", rescan: "如需登录，请重新扫码", renew: "刷新后请重新扫码", later: "请稍后重试",
       match: "在手机上点选这个数字", matchHint: "手机上会出现三个数字，请点选 {n}",
       declined: "你已在手机上取消此次登录", wrong_match_number: "手机上点选的数字不对，此次登录已取消",
-      page: "此次登录已取消"
+      page: "此次登录已取消",
+      open: "在微信中打开", openHint: "或用另一部手机的微信扫码"
     },
     en: {
       title: "Sign in with WeChat", loading: "Loading QR code…", hint: "Scan with WeChat to sign in",
@@ -36,7 +41,8 @@
       match: "Tap this number on your phone", matchHint: "Your phone shows three numbers: tap {n}",
       declined: "Sign-in declined on the phone",
       wrong_match_number: "The wrong number was tapped on the phone: this sign-in was cancelled",
-      page: "Sign-in cancelled"
+      page: "Sign-in cancelled",
+      open: "Open in WeChat", openHint: "Or scan the code with WeChat on another phone"
     }
   };
 
@@ -78,6 +84,12 @@
     var root = el("div", "sg");
     root.lang = lang;
     el("div", "sg-title", root).textContent = t.title;
+    // "Open in WeChat": shown once the code's link has come (a phone's browser only).
+    var opener = el("div", "sg-open", root);
+    opener.hidden = true;
+    var openLink = el("a", "sg-open-link", opener);
+    openLink.textContent = t.open;
+    el("div", "sg-open-hint", opener).textContent = t.openHint;
     var box = el("div", "sg-box", root);
     var img = el("img", "sg-qr", box);
     img.alt = t.title;
@@ -154,6 +166,8 @@
       clearInterval(ticker);
       known = null;
       checked = false;
+      opener.hidden = true;
+      openLink.removeAttribute("href");
       show("loading", t.loading);
       var create = given ? Promise.resolve(given)
         : o.create ? Promise.resolve().then(o.create)
@@ -170,6 +184,7 @@
         ticker = setInterval(tick, 1000);
         onView({ random: qr.random, status: "pending" }, g);
         follow(g);
+        if (qr.open_link_url && o.openLink !== false) offerLink(g);
       }, function (e) {
         if (g === gen) broken(e);
       });
@@ -211,6 +226,23 @@
       }
     }
 
+    // The link that opens the Mini Program at this code, from WeChat through ScanGate. A URL
+    // Link is a web page of WeChat's: it opens in a new tab so that this page keeps following
+    // the code. Without a link (WeChat refused, too little time) the QR code stays alone.
+    function offerLink(g) {
+      call("GET", new URL(qr.open_link_url, base + "/").href).then(function (link) {
+        if (g !== gen || !link || !link.url) return;
+        openLink.href = link.url;
+        if (link.kind === "url_link") {
+          openLink.target = "_blank";
+          openLink.rel = "noopener";
+        } else {
+          openLink.removeAttribute("target");
+        }
+        opener.hidden = false;
+      }, function () {});
+    }
+
     // An expired code is replaced at once while the page is seen; a hidden page waits for
     // `visibilitychange`, and a page nobody looks at stops after `maxRenewals`.
     function renew() {
@@ -221,9 +253,14 @@
     }
 
     function onVisibility() {
-      if (d.visibilityState === "visible" && known === "expired") {
+      if (d.visibilityState !== "visible") return;
+      if (known === "expired") {
         renewals = 0;
         renew();
+      } else if (qr && (known === "pending" || known === "scanned")) {
+        // Back from WeChat: a stream the phone suspended may have missed the change.
+        var g = gen;
+        call("GET", qr.status_url).then(function (v) { onView(v, g); }, function () {});
       }
     }
     d.addEventListener("visibilitychange", onVisibility);

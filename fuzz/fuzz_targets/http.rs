@@ -89,6 +89,7 @@ fn world() -> &'static World {
                 client_auth_failures_per_client_per_minute: 0,
                 avatar_uploads_per_minute: 0,
                 image_renders_per_code_per_minute: 0,
+                open_links_per_code_per_minute: 0,
                 approvals_per_minute: 0,
                 pending_qrcodes_per_address: 0,
                 stale_scans_per_minute: 0,

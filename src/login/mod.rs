@@ -3,6 +3,10 @@
 //! `GET {issuer}/auth`, or `POST` with the same parameters as a form (OIDC Core §3.1.2.1),
 //! validates the request (`oauth::request`). A live browser session
 //! answers at once (single sign-on); otherwise the page shows a QR code bound to this browser.
+//! On a phone's browser, which cannot scan its own screen, the page also offers "Open in
+//! WeChat": WeChat's link to the Mini Program's confirm page at the same code, rendered into
+//! the page (so it works without JavaScript); when WeChat makes none, the page says so and
+//! shows the QR code alone.
 //! When the phone confirms, the page's script moves on to `{issuer}/auth/continue`
 //! (`finish`), which takes the exchange ticket (only this browser can), completes the login,
 //! starts the browser session and redirects to `redirect_uri?code=…&state=…&iss=…`.
@@ -68,6 +72,14 @@ pub struct LoginPage {
     pub continue_url: String,
     pub cancel_url: String,
     pub expires_in: i64,
+    /// "Open in WeChat" for a browser on a phone: WeChat's link to the Mini Program's confirm
+    /// page at this code.
+    pub open_link: Option<String>,
+    /// Open the link in a new tab (a URL Link is a web page of WeChat's, which would otherwise
+    /// take this page's place; a URL Scheme hands over to WeChat and leaves the page be).
+    pub open_link_new_tab: bool,
+    /// On a phone, WeChat made no link: the page says so and shows the QR code alone.
+    pub open_link_unavailable: bool,
 }
 
 /// What the page carries to the continue URL, sealed: the request and its QR code.
@@ -272,6 +284,7 @@ async fn show_page(
     let sealed = state
         .secrets
         .seal(&serde_json::to_vec(&pending).map_err(|e| AppError::Internal(e.into()))?);
+    let open_link = open_in_wechat(state, &qr, requester, now).await;
     let base = issuer.path();
     let qr_path = format!("/api/v1/qrcodes/{}", qr.random);
     let continue_url = format!("{base}/auth/continue?req={sealed}");
@@ -294,8 +307,42 @@ async fn show_page(
         cancel_url: format!("{continue_url}&cancel=1"),
         continue_url,
         expires_in: ((qr.expires_at - now) / 1000).max(0),
+        open_link_new_tab: open_link
+            .as_ref()
+            .and_then(Option::as_ref)
+            .is_some_and(|l| l.kind == crate::config::LinkKind::UrlLink),
+        open_link_unavailable: matches!(open_link, Some(None)),
+        open_link: open_link.flatten().map(|l| l.url),
     };
     Ok((jar, page(&page_view)).into_response())
+}
+
+/// "Open in WeChat" for a page on a phone: `None` elsewhere; on a phone, the code's link, or
+/// `Some(None)` when WeChat made none. The page waits for WeChat at most one call's timeout,
+/// then shows the QR code alone.
+async fn open_in_wechat(
+    state: &AppState,
+    qr: &crate::tickets::QrCode,
+    requester: &Requester,
+    now: Millis,
+) -> Option<Option<crate::wechat::OpenLink>> {
+    if !state.links.enabled() || !crate::requesters::is_phone(&requester.user_agent) {
+        return None;
+    }
+    let asked = state
+        .links
+        .for_code(qr.appid.as_str(), qr.random.as_str(), qr.expires_at, now);
+    match tokio::time::timeout(state.config.wechat_timeout(), asked).await {
+        Ok(Ok(link)) => Some(Some(link)),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "no Open in WeChat link on the hosted page");
+            Some(None)
+        }
+        Err(_) => {
+            tracing::info!("WeChat took too long to make an Open in WeChat link");
+            Some(None)
+        }
+    }
 }
 
 /// Logos are shown only from web or same-origin URLs.

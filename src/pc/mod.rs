@@ -1,10 +1,12 @@
 //! The PC side's native API (`/api/v1/qrcodes`): create a QR code bound to its browser, follow
-//! its status by poll, long-poll or Server-Sent Events, fetch its image, and exchange the
-//! one-time ticket for the user and tokens.
+//! its status by poll, long-poll or Server-Sent Events, fetch its image, hand a phone's browser
+//! the link that opens the Mini Program at it ("Open in WeChat"), and exchange the one-time
+//! ticket for the user and tokens.
 
 mod compat;
 mod exchange;
 mod image;
+mod open_link;
 mod status;
 
 use std::time::Duration;
@@ -47,6 +49,10 @@ pub fn router(cors: &Cors) -> Router<AppState> {
             "/api/v1/qrcodes/{random}/image.svg",
             get(image::image_svg_get),
         )
+        .route(
+            "/api/v1/qrcodes/{random}/open_link",
+            get(open_link::open_link_get),
+        )
         .route("/media/logos/{name}", get(image::logo_get));
     crate::cors::apply(native.merge(compat::router()), cors)
 }
@@ -67,6 +73,10 @@ pub struct CreateQrResponse {
     pub status_url: String,
     pub events_url: String,
     pub bind_token: String,
+    /// Where this browser gets the link that opens the Mini Program at the code ("Open in
+    /// WeChat"): present when the request's user agent is a phone's and links are on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_link_url: Option<String>,
 }
 
 /// A freshly created code and the secret that binds it to its creator.
@@ -137,6 +147,9 @@ async fn qrcode_post(
         status_url: base.clone(),
         events_url: format!("{base}/events"),
         bind_token: created.bind_token,
+        open_link_url: (state.links.enabled()
+            && crate::requesters::is_phone(&requester.user_agent))
+        .then(|| format!("{base}/open_link")),
     };
     Ok((
         StatusCode::CREATED,

@@ -1,5 +1,6 @@
 //! HTTP client for the WeChat server APIs ScanGate calls: code2Session, the stable access
-//! token, the phone number and the unlimited Mini Program code.
+//! token, the phone number, the unlimited Mini Program code, and the URL Link and URL Scheme
+//! that open the Mini Program from a phone's browser.
 //!
 //! WeChat answers errors with HTTP 200 and `{"errcode", "errmsg"}`, so every reply is parsed
 //! for `errcode` (absent means 0). Busy replies (-1) are retried a few times with a short
@@ -113,6 +114,21 @@ pub struct WxaCodeRequest {
     pub is_hyaline: Option<bool>,
 }
 
+/// What a URL Link or URL Scheme opens: a page of the Mini Program with a query, in one of its
+/// versions, until `expire_time`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkRequest {
+    /// A page path without a query; the home page when empty.
+    pub path: String,
+    /// Up to 1024 characters of `[0-9A-Za-z]` and ``!#$&'()*+,/:;=?@-._~%``.
+    pub query: String,
+    /// `release`, `trial` or `develop`; WeChat honours it only outside WeChat.
+    pub env_version: String,
+    /// Unix seconds after which the link no longer opens anything; WeChat accepts more than a
+    /// minute and at most 30 days ahead (85401 otherwise).
+    pub expire_time: i64,
+}
+
 /// Decimal RGB of the code's lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LineColor {
@@ -178,7 +194,8 @@ fn classify(e: WechatError) -> WechatError {
         -1 => WechatError::Busy,
         40029 | 40163 => WechatError::InvalidCode,
         40226 | 50002 => WechatError::Refused,
-        45009 | 45011 => WechatError::RateLimited,
+        // 44990: links made faster than WeChat allows (100 a second).
+        44990 | 45009 | 45011 => WechatError::RateLimited,
         1400001 => WechatError::PhoneQuotaExhausted,
         40013 | 40125 | 40164 | 40243 | 41002 | 41004 => WechatError::Misconfigured(errcode),
         _ => WechatError::Api { errcode, errmsg },
@@ -563,9 +580,90 @@ impl WechatClient {
         }
     }
 
+    /// generateUrlLink (`POST /wxa/generate_urllink`): an `https://wxaurl.cn/…` link that opens
+    /// the Mini Program at `req` from a phone's browser (through WeChat's own landing page) or
+    /// inside WeChat. Always a link that expires (`expire_type` 0 at `expire_time`).
+    pub async fn url_link(
+        &self,
+        creds: &Credentials,
+        req: &LinkRequest,
+    ) -> Result<String, WechatError> {
+        let body = json!({
+            "path": req.path,
+            "query": req.query,
+            "env_version": req.env_version,
+            "expire_type": 0,
+            "expire_time": req.expire_time,
+        });
+        self.link_call(creds, "wxa/generate_urllink", body, "url_link")
+            .await
+    }
+
+    /// generateScheme (`POST /wxa/generatescheme`): a `weixin://dl/business/?t=…` link the
+    /// phone hands to WeChat. The page, query and version go inside `jump_wxa` (WeChat answers
+    /// 47001 to an `env_version` beside it, whatever its documentation's example shows).
+    pub async fn url_scheme(
+        &self,
+        creds: &Credentials,
+        req: &LinkRequest,
+    ) -> Result<String, WechatError> {
+        let body = json!({
+            "jump_wxa": {
+                "path": req.path,
+                "query": req.query,
+                "env_version": req.env_version,
+            },
+            "expire_type": 0,
+            "expire_time": req.expire_time,
+        });
+        self.link_call(creds, "wxa/generatescheme", body, "openlink")
+            .await
+    }
+
+    /// A link-making call whose reply carries the link in `field`. WeChat's refusals keep their
+    /// errcode ([`WechatError::Api`]): whether to try the other kind of link, keep the refusal
+    /// or pause depends on which it is.
+    async fn link_call(
+        &self,
+        creds: &Credentials,
+        path: &'static str,
+        body: Value,
+        field: &str,
+    ) -> Result<String, WechatError> {
+        let reply = self
+            .call_with_token_raw(creds, |token| Call {
+                appid: creds.appid.clone(),
+                method: Method::POST,
+                path,
+                query: vec![("access_token", token)],
+                body: Some(body.clone()),
+                secrets: vec![token],
+            })
+            .await?
+            .into_json()?;
+        reply
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| WechatError::BadReply(format!("{path} without {field}")))
+    }
+
     /// Runs a token-using call; when WeChat calls the token stale, drops it from the cache
-    /// and retries once with a fresh one.
+    /// and retries once with a fresh one. WeChat's refusals are classified ([`classify`]).
     async fn call_with_token(
+        &self,
+        creds: &Credentials,
+        call: impl Fn(&str) -> Call<'_>,
+    ) -> Result<Reply, WechatError> {
+        self.call_with_token_raw(creds, call)
+            .await
+            .map_err(classify)
+    }
+
+    /// As [`WechatClient::call_with_token`], with WeChat's refusals left as
+    /// [`WechatError::Api`] and their errcode: for callers whose next step depends on it.
+    async fn call_with_token_raw(
         &self,
         creds: &Credentials,
         call: impl Fn(&str) -> Call<'_>,
@@ -578,9 +676,9 @@ impl WechatClient {
                     .cache_remove(&token_cache_key(&creds.appid), &token)
                     .await?;
                 let fresh = self.access_token(creds).await?;
-                self.call(|| call(&fresh)).await.map_err(classify)
+                self.call(|| call(&fresh)).await
             }
-            other => other.map_err(classify),
+            other => other,
         }
     }
 
@@ -800,6 +898,7 @@ mod tests {
         assert!(matches!(classify(api(50002)), WechatError::Refused));
         assert!(matches!(classify(api(45009)), WechatError::RateLimited));
         assert!(matches!(classify(api(45011)), WechatError::RateLimited));
+        assert!(matches!(classify(api(44990)), WechatError::RateLimited));
         for code in [40013, 40125, 40164, 40243, 41002, 41004] {
             assert!(matches!(classify(api(code)), WechatError::Misconfigured(c) if c == code));
         }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod crypt;
 pub mod diagnostics;
+pub mod links;
 pub mod miniprograms;
 pub mod simulator;
 
@@ -12,9 +13,11 @@ pub mod simulator;
 mod tests;
 
 pub use client::{
-    Credentials, LineColor, PhoneInfo, Session, WechatClient, WechatError, WxaCodeRequest,
+    Credentials, LineColor, LinkRequest, PhoneInfo, Session, WechatClient, WechatError,
+    WxaCodeRequest,
 };
 pub use crypt::{check_signature, decrypt, encrypt, DecryptError};
 pub use diagnostics::{Diagnostics, TokenState};
+pub use links::{LinkError, OpenLink, OpenLinks};
 pub use miniprograms::MiniPrograms;
 pub use simulator::Simulator;

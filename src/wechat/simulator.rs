@@ -4,7 +4,9 @@
 //! `{"errcode","errmsg"}`, `wx.login` and phone codes are single-use and live five minutes,
 //! session keys are real 16-byte AES keys, so `encryptedData` made here decrypts with
 //! [`super::decrypt`]. Tests drive it directly ([`Simulator::login_code`], [`Simulator::fail_next`]
-//! …); the dev phone page drives it through the JSON helpers under `/_sim/`.
+//! …); the dev phone page drives it through the JSON helpers under `/_sim/`. URL Links and URL
+//! Schemes it makes are recorded with what they open ([`Simulator::links`]), so a test can tell
+//! that a page shows exactly the link made for its code.
 //!
 //! State is in memory behind one mutex; the simulator is cheap to clone and every clone shares
 //! it. Time comes from an injected [`Clock`], so expiry can be tested without sleeping.
@@ -37,6 +39,12 @@ const TOKEN_TTL_SECS: i64 = 7200;
 const STABLE_TOKEN_ROTATE_MS: Millis = 300_000;
 /// The characters a getwxacodeunlimit `scene` may contain besides ASCII letters and digits.
 const SCENE_PUNCTUATION: &str = "!#$&'()*+,/:;=?@-._~";
+/// What a URL Link's or URL Scheme's `query` may contain besides ASCII letters and digits.
+const LINK_QUERY_PUNCTUATION: &str = "!#$&'()*+,/:;=?@-._~%";
+/// The longest a link's `query` may be.
+const LINK_QUERY_MAX: usize = 1024;
+/// The furthest ahead a link may expire: 30 days.
+const LINK_MAX_LIFE_SECS: i64 = 30 * 86_400;
 
 /// The simulated WeChat platform. Clones share one state.
 #[derive(Clone)]
@@ -61,6 +69,25 @@ struct SimState {
     delay: Option<Duration>,
     /// Calls received per API path, failed ones included.
     calls: HashMap<String, usize>,
+    /// Every URL Link and URL Scheme made, oldest first.
+    links: Vec<IssuedLink>,
+}
+
+/// A URL Link or URL Scheme the simulator made, with what it opens.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IssuedLink {
+    /// The Mini Program it opens.
+    pub appid: String,
+    /// `url_link` or `url_scheme`.
+    pub kind: &'static str,
+    /// `https://wxaurl.cn/…` or `weixin://dl/business/?t=…`.
+    pub url: String,
+    /// The page it opens (empty: the home page).
+    pub path: String,
+    pub query: String,
+    pub env_version: String,
+    /// Unix seconds after which it opens nothing.
+    pub expire_time: i64,
 }
 
 /// One Mini Program as WeChat knows it.
@@ -201,6 +228,13 @@ fn errmsg(errcode: i64) -> &'static str {
         41004 => "appsecret missing",
         41008 => "missing code",
         41030 => "invalid page",
+        40165 => "invalid path",
+        40212 => "invalid query",
+        44990 => "reach max api second frequence limit",
+        48001 => "api unauthorized",
+        85079 => "miniprogram has no online release",
+        85401 => "time limit between 1min and 30days",
+        85402 => "invalid expire_interval",
         42001 => "access_token expired",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit",
@@ -250,6 +284,67 @@ fn scene_chars_ok(scene: &str) -> bool {
     scene
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || SCENE_PUNCTUATION.contains(c))
+}
+
+/// What a URL Link or URL Scheme request asks to open, checked as WeChat does: `target` holds
+/// `path`, `query` and `env_version` (the body itself for a URL Link, its `jump_wxa` for a
+/// URL Scheme), `body` the expiry.
+fn link_ask(
+    target: &Value,
+    body: &Value,
+    now_secs: i64,
+) -> Result<(String, String, String, i64), i64> {
+    let text = |name: &str| match target.get(name) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(47001),
+    };
+    let path = text("path")?;
+    if path.contains(['?', '#']) {
+        return Err(40165);
+    }
+    let query = text("query")?;
+    if query.len() > LINK_QUERY_MAX
+        || !query
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || LINK_QUERY_PUNCTUATION.contains(c))
+    {
+        return Err(40212);
+    }
+    let env_version = match text("env_version")?.as_str() {
+        "" => "release".to_owned(),
+        e @ ("release" | "trial" | "develop") => e.to_owned(),
+        _ => return Err(40097),
+    };
+    let number = |name: &str| body.get(name).and_then(Value::as_i64);
+    let expire_time = match number("expire_type").unwrap_or(0) {
+        0 => {
+            let at = number("expire_time").ok_or(85401)?;
+            if at <= now_secs + 60 || at > now_secs + LINK_MAX_LIFE_SECS {
+                return Err(85401);
+            }
+            at
+        }
+        1 => {
+            let days = number("expire_interval").ok_or(85402)?;
+            if !(1..=30).contains(&days) {
+                return Err(85402);
+            }
+            now_secs + days * 86_400
+        }
+        _ => return Err(40097),
+    };
+    Ok((path, query, env_version, expire_time))
+}
+
+/// Eleven random letters and digits, as WeChat's link ids look.
+fn link_id() -> String {
+    use rand::Rng as _;
+    rand::rngs::OsRng
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(11)
+        .map(char::from)
+        .collect()
 }
 
 /// A square image that looks like a Mini Program code and derives from `scene`: a disc of
@@ -454,6 +549,11 @@ impl Simulator {
         self.state().calls.get(&path).copied().unwrap_or(0)
     }
 
+    /// Every URL Link and URL Scheme made so far, oldest first.
+    pub fn links(&self) -> Vec<IssuedLink> {
+        self.state().links.clone()
+    }
+
     /// Answers the next `times` calls to `path` (e.g. `/sns/jscode2session`) with `errcode`
     /// before looking at them. Appends to failures already queued for that path.
     pub fn fail_next(&self, path: &str, errcode: i64, times: usize) {
@@ -500,11 +600,15 @@ impl Simulator {
             .route("/cgi-bin/stable_token", post(stable_token_post))
             .route("/wxa/business/getuserphonenumber", post(phone_number_post))
             .route("/wxa/getwxacodeunlimit", post(wxacode_unlimit_post))
+            .route("/wxa/generate_urllink", post(url_link_post))
+            .route("/wxa/generatescheme", post(url_scheme_post))
             .route("/_sim/login", post(sim_login_post))
             .route("/_sim/phone_code", post(sim_phone_code_post))
             .route("/_sim/encrypt", post(sim_encrypt_post))
             .route("/_sim/phone_quota", post(sim_phone_quota_post))
             .route("/_sim/stats", get(sim_stats_get))
+            .route("/_sim/links", get(sim_links_get))
+            .route("/_sim/fail_next", post(sim_fail_next_post))
             .with_state(self.clone())
     }
 
@@ -680,6 +784,52 @@ impl Simulator {
         }))
     }
 
+    /// generateUrlLink and generateScheme: checks the request, makes the link and records it.
+    fn link(
+        &self,
+        q: &HashMap<String, String>,
+        body: &[u8],
+        kind: &'static str,
+    ) -> Result<Value, i64> {
+        let now = self.now();
+        let mut state = self.state();
+        let appid = Self::check_token(&state, q, now)?;
+        let body: Value = serde_json::from_slice(body).map_err(|_| 47001)?;
+        let now_secs = now.div_euclid(1000);
+        let (target, field, url) = if kind == "url_link" {
+            (
+                &body,
+                "url_link",
+                format!("https://wxaurl.cn/{}", link_id()),
+            )
+        } else {
+            // The version belongs inside jump_wxa; beside it WeChat cannot read the body.
+            if body.get("env_version").is_some() {
+                return Err(47001);
+            }
+            let target = body
+                .get("jump_wxa")
+                .filter(|j| j.is_object())
+                .ok_or(47001)?;
+            (
+                target,
+                "openlink",
+                format!("weixin://dl/business/?t={}", link_id()),
+            )
+        };
+        let (path, query, env_version, expire_time) = link_ask(target, &body, now_secs)?;
+        state.links.push(IssuedLink {
+            appid,
+            kind,
+            url: url.clone(),
+            path,
+            query,
+            env_version,
+            expire_time,
+        });
+        Ok(json!({ "errcode": 0, "errmsg": "ok", field: url }))
+    }
+
     /// Validates a getwxacodeunlimit request.
     fn wxacode_request(&self, q: &HashMap<String, String>, body: &[u8]) -> Result<WxaCodeAsk, i64> {
         Self::check_token(&self.state(), q, self.now())?;
@@ -810,6 +960,30 @@ async fn wxacode_unlimit_post(
     }
 }
 
+/// generateUrlLink — `POST /wxa/generate_urllink?access_token=` → `{"url_link"}`.
+async fn url_link_post(
+    State(sim): State<Simulator>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(errcode) = sim.intercept("/wxa/generate_urllink").await {
+        return wechat_error(errcode);
+    }
+    reply(sim.link(&q, &body, "url_link"))
+}
+
+/// generateScheme — `POST /wxa/generatescheme?access_token=` → `{"openlink"}`.
+async fn url_scheme_post(
+    State(sim): State<Simulator>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(errcode) = sim.intercept("/wxa/generatescheme").await {
+        return wechat_error(errcode);
+    }
+    reply(sim.link(&q, &body, "url_scheme"))
+}
+
 /// A helper's failure: a 4xx with WeChat-style JSON.
 fn helper_error(status: StatusCode, errcode: i64) -> Response {
     (
@@ -895,6 +1069,29 @@ async fn sim_encrypt_post(State(sim): State<Simulator>, Json(req): Json<SimEncry
         }
         None => helper_error(StatusCode::NOT_FOUND, 40029),
     }
+}
+
+/// `GET /_sim/links` → `{"links": [{appid, kind, url, path, query, env_version, expire_time}]}`:
+/// every URL Link and URL Scheme made, oldest first.
+async fn sim_links_get(State(sim): State<Simulator>) -> Response {
+    Json(json!({ "links": sim.links() })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SimFailNext {
+    path: String,
+    errcode: i64,
+    times: Option<usize>,
+}
+
+/// `POST /_sim/fail_next {path, errcode, times?}`: the next `times` (default 1) calls to `path`
+/// (e.g. `/wxa/generate_urllink`) are answered with `errcode`, as [`Simulator::fail_next`].
+async fn sim_fail_next_post(
+    State(sim): State<Simulator>,
+    Json(req): Json<SimFailNext>,
+) -> Response {
+    sim.fail_next(&req.path, req.errcode, req.times.unwrap_or(1));
+    Json(json!({ "path": req.path, "errcode": req.errcode })).into_response()
 }
 
 /// `GET /_sim/stats` → `{"token_calls": {appid: n}}`.

@@ -706,3 +706,81 @@ async fn the_plain_token_endpoint_invalidates_the_previous_token() {
         .expect("refreshed and retried");
     assert_eq!(f.sim.token_calls(APPID), 3);
 }
+
+/// A link request for the confirm page that expires `secs` from the fixture's clock.
+fn link_request(f: &Fixture, secs: i64) -> LinkRequest {
+    LinkRequest {
+        path: "pages/confirm/confirm".into(),
+        query: "random=AbC-12_xYz0123456789abcd".into(),
+        env_version: "trial".into(),
+        expire_time: f.clock.now_secs() + secs,
+    }
+}
+
+#[tokio::test]
+async fn url_link_and_url_scheme_open_the_asked_page_until_the_asked_time() {
+    let f = Fixture::start().await;
+    let client = f.client();
+    let req = link_request(&f, 120);
+    let link = client.url_link(&f.creds, &req).await.expect("url link");
+    let scheme = client.url_scheme(&f.creds, &req).await.expect("url scheme");
+    assert!(link.starts_with("https://wxaurl.cn/"), "{link}");
+    assert!(scheme.starts_with("weixin://dl/business/?t="), "{scheme}");
+    let issued = f.sim.links();
+    assert_eq!(issued.len(), 2);
+    for (made, kind, url) in [
+        (&issued[0], "url_link", &link),
+        (&issued[1], "url_scheme", &scheme),
+    ] {
+        assert_eq!(made.kind, kind);
+        assert_eq!(&made.url, url);
+        assert_eq!(made.appid, APPID);
+        assert_eq!(made.path, req.path);
+        assert_eq!(made.query, req.query);
+        // The version reached WeChat where each API reads it (the scheme: inside jump_wxa).
+        assert_eq!(made.env_version, "trial");
+        assert_eq!(made.expire_time, req.expire_time);
+    }
+}
+
+#[tokio::test]
+async fn links_that_expire_within_a_minute_or_after_thirty_days_are_refused() {
+    let f = Fixture::start().await;
+    let client = f.client();
+    for secs in [30, 60, 31 * 86_400] {
+        let err = client
+            .url_link(&f.creds, &link_request(&f, secs))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, WechatError::Api { errcode: 85401, .. }),
+            "{secs}: {err:?}"
+        );
+    }
+    let mut bad_query = link_request(&f, 120);
+    bad_query.query = "random=中文".into();
+    let err = client
+        .url_scheme(&f.creds, &bad_query)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, WechatError::Api { errcode: 40212, .. }),
+        "{err:?}"
+    );
+    assert!(f.sim.links().is_empty());
+}
+
+#[tokio::test]
+async fn a_link_refusal_keeps_its_errcode() {
+    let f = Fixture::start().await;
+    f.sim.fail_next("/wxa/generate_urllink", 45009, 1);
+    let err = f
+        .client()
+        .url_link(&f.creds, &link_request(&f, 120))
+        .await
+        .expect_err("quota");
+    assert!(
+        matches!(err, WechatError::Api { errcode: 45009, .. }),
+        "{err:?}"
+    );
+}

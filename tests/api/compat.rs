@@ -631,7 +631,7 @@ async fn an_origin_of_another_app_gets_no_grant_on_this_apps_codes(backend: Back
 
 /// The phone's side for the Node programs: the WeChat simulator's base URL and the Mini
 /// Program's AppID, so they can mint `wx.login` codes and scan and confirm themselves.
-fn phone_env(app: &TestApp) -> Vec<(&'static str, String)> {
+pub(crate) fn phone_env(app: &TestApp) -> Vec<(&'static str, String)> {
     vec![
         ("SCANGATE", app.base.clone()),
         ("SIMULATOR", app.config.wechat.api_base.to_string()),
@@ -664,7 +664,7 @@ async fn the_authing_sdk_in_node_logs_in(backend: Backend) {
 /// The other site: serves `tests/js/pages/` (with `__SCANGATE__` replaced by ScanGate's base
 /// URL), the SDK's browser build at `/vendor/authing.min.js`, and `POST /_test/advance?secs=`,
 /// which moves ScanGate's manual clock.
-async fn site(app: &TestApp, listener: tokio::net::TcpListener) {
+pub(crate) async fn site(app: &TestApp, listener: tokio::net::TcpListener) {
     use axum::extract::{Path, Query};
     use axum::http::header::CONTENT_TYPE;
     use axum::response::IntoResponse;

@@ -37,6 +37,7 @@ mod postgres_tls;
 mod python_rp;
 mod qrcodes;
 mod races;
+mod same_device;
 mod scale_out;
 mod scanner;
 mod secrets;

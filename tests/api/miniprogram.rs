@@ -55,7 +55,11 @@ async fn spawn(backend: Backend, dir: &tempdir::Dir) -> TestApp {
 /// What `miniprogram.mjs` needs: ScanGate, the simulator, the Mini Program, its apps, and
 /// `POST {CONTROL}/advance?secs=`, which moves ScanGate's manual clock. The pages are drawn by
 /// Chromium for the screenshots on one backend only.
-async fn mp_env(app: &TestApp, backend: Backend, part: &str) -> Vec<(&'static str, String)> {
+pub(crate) async fn mp_env(
+    app: &TestApp,
+    backend: Backend,
+    part: &str,
+) -> Vec<(&'static str, String)> {
     let clock = app.clock.clone();
     let control = serve(axum::Router::new().route(
         "/advance",

@@ -1,12 +1,13 @@
 // The reference Mini Program (`miniprogram/`), its own pages and code, against a real ScanGate:
 // opened from an ordinary QR code, a Mini Program code and the scan button; a login with the
 // match-number tap, profile and phone; the recent logins and "This wasn't me"; a decline; a
-// device's request approved and declined; and the screens for each refusal, in en and zh-CN.
+// device's request approved and declined; the screens for each refusal, in en and zh-CN; and
+// opened from the link WeChat made for a phone's browser ("Open in WeChat").
 //
 // Env: SCANGATE, SIMULATOR, MP_APPID (the Mini Program), APP_ID (a bound app of it),
 // OTHER_APP_ID (an app of another Mini Program), DEVICE_CLIENT_ID (a public client with the
-// device grant), CONTROL (advances ScanGate's clock), PART ("login", "qrljacking", "refusals"
-// or "device"). Prints `user <id>` per login and `ok` at the end.
+// device grant), CONTROL (advances ScanGate's clock), PART ("login", "qrljacking", "refusals",
+// "device" or "link"). Prints `user <id>` per login and `ok` at the end.
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -383,11 +384,43 @@ async function qrljacking() {
   must(after.status === "cancelled" && !after.ticket, `the attacker gets no ticket: ${show(after)}`);
 }
 
+// ---- opened by "Open in WeChat": the link WeChat made for a phone's browser ----
+
+const IPHONE =
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
+async function link() {
+  const bob = new Phone({ openid: "o-mp-link" });
+  const qr = await pcCode(APP_ID, { ua: IPHONE });
+  must(qr.open_link_url, `a phone's browser is offered a link: ${show(qr)}`);
+  const res = await fetch(qr.open_link_url, { headers: { "x-scangate-bind": qr.bind_token } });
+  must(res.ok, `the link: ${res.status}`);
+  const { url } = await res.json();
+  const { links } = await (await fetch(new URL("_sim/links", SIMULATOR))).json();
+  const made = links.find((l) => l.url === url);
+  must(made && made.query === `random=${qr.random}`, `WeChat made it for this code: ${show(made)}`);
+
+  // WeChat opens the Mini Program at the link's page, with the link's query as its options.
+  await mp.launchAt(bob, `${made.path}?${made.query}`);
+  must(mp.current().route === "pages/confirm/confirm", `the confirm page opens: ${mp.current().route}`);
+  must(mp.text("#app-name") === "App web", `the app's name: ${mp.text("#app-name")}`);
+  const device = mp.text("#who-device");
+  must(/iOS/.test(device), `the requester is the phone's own browser: ${device}`);
+  snap("confirm-from-link");
+  await mp.fire("#confirm");
+  must(mp.current().route === "pages/result/result", `the result page: ${mp.current().route}`);
+  must(mp.text("#title") === "Signed in", `signed in: ${mp.text("#title")}`);
+  const done = await pcStatus(qr);
+  must(done.status === "confirmed" && done.ticket, `the phone's browser gets its ticket: ${show(done)}`);
+  console.log("opened from the link");
+}
+
 if (PART === "login") await login();
 else if (PART === "qrljacking") await qrljacking();
 else if (PART === "refusals") await refusals();
 else if (PART === "device") await device();
-else throw new Error(`PART is login, qrljacking, refusals or device, not ${PART}`);
+else if (PART === "link") await link();
+else throw new Error(`PART is login, qrljacking, refusals, device or link, not ${PART}`);
 
 if (process.env.SCREENSHOTS === "1" && shots.length) {
   const browser = await launch();

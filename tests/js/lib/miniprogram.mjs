@@ -241,6 +241,15 @@ export function miniprogram({ scangate, simulator, appid }) {
       await idle();
       return this.current();
     },
+    /** Starts the Mini Program at `url` (a page and its query), as a URL Link or URL Scheme
+     * opens it. */
+    async launchAt(p, url) {
+      phone = p;
+      while (stack.length) stack.pop().page.detach();
+      await open(url);
+      await idle();
+      return this.current();
+    },
     current() {
       return stack[stack.length - 1];
     },
