@@ -87,7 +87,7 @@ pub struct OpenLinkConfig {
 }
 
 /// Which of WeChat's links opens the Mini Program.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     /// `POST /wxa/generate_urllink`: an https link that works in any browser.

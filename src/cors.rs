@@ -15,7 +15,6 @@ use std::convert::Infallible;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use futures::future::BoxFuture;
 
 use std::sync::Arc;
@@ -40,11 +39,6 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 pub struct Cors {
     pub tickets: Arc<dyn TicketStore>,
     pub apps: Arc<Cache>,
-}
-
-/// Wraps `router` so its responses carry CORS grants and its preflights are answered.
-pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, cors: &Cors) -> Router<S> {
-    router.layer(cors.clone())
 }
 
 /// Whose origins decide a grant.

@@ -10,7 +10,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::pages::{Lang, MessagePage};
 
@@ -191,14 +191,31 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log();
-        let mut body = json!({ "error": self.code(), "message": self.message() });
-        if let AppError::Fields(fields) = &self {
-            body["fields"] = fields.to_json();
-        }
+        let body = ErrorBody {
+            error: self.code().into(),
+            message: self.message(),
+            fields: match &self {
+                AppError::Fields(fields) => Some(fields.to_map()),
+                _ => None,
+            },
+        };
         let mut res = (self.status(), Json(body)).into_response();
         self.finish(&mut res);
         res
     }
+}
+
+/// The native error envelope: a stable code, a message for people, and for a form or JSON
+/// body, what is wrong with each field.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code from the public contract (`invalid_request`, `not_found`, …).
+    #[schema(example = "not_found")]
+    pub error: String,
+    pub message: String,
+    /// Each wrong field and what is wrong with it, in the order found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What is wrong with each field of a form or JSON body, in the order found.
@@ -252,13 +269,11 @@ impl FieldErrors {
             .join("; ")
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.0
-                .iter()
-                .map(|(f, m)| (f.clone(), serde_json::Value::String(m.clone())))
-                .collect(),
-        )
+    fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.0
+            .iter()
+            .map(|(f, m)| (f.clone(), serde_json::Value::String(m.clone())))
+            .collect()
     }
 }
 

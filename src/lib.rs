@@ -14,6 +14,7 @@
 //! - `app`: builds and runs the application (`App::build`, `Runtime`).
 //! - `bootstrap`: start-up: storage, the shared state, the configured apps written down.
 //! - `router`: every feature's routes under the one middleware; published documents first.
+//! - `openapi`: the OpenAPI document, collected from the handlers as the router is built.
 //! - `state`: `AppState`, the services a handler may reach.
 //! - `server`: the HTTP/1 connection loop and graceful shutdown.
 //! - `cli`: the operator commands besides serving.
@@ -79,6 +80,7 @@ pub mod metrics;
 pub mod mp;
 pub mod oauth;
 pub mod oidc;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod pc;

@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
+use crate::openapi::ApiRouter;
 use crate::published::Published;
 use crate::state::AppState;
 use crate::wechat::Simulator;
@@ -58,16 +59,20 @@ pub fn front(state: AppState, dev: Option<Simulator>) -> Front {
 fn router(state: AppState, dev: Option<Simulator>, envelope_state: Envelope) -> Router {
     let cors = state.cors();
     let issuer = || crate::oidc::router(&cors).merge(crate::login::router());
-    let console = crate::console::router(&state, dev.is_some());
-    let mut app = Router::new()
+    let (api, doc) = ApiRouter::new()
         .merge(crate::ops::router())
         .merge(crate::pc::router(&cors))
         .merge(crate::mp::router())
         .merge(crate::api::admin::router())
-        .merge(console)
         .nest("/oidc", issuer())
         .nest("/pools/{slug}/oidc", issuer())
         .merge(crate::login::link_router())
+        .split_for_parts();
+    let doc = crate::openapi::finish(doc, state.config.public_url.as_str());
+    let console = crate::console::router(&state, dev.is_some());
+    let mut app = api
+        .route(crate::openapi::PATH, crate::openapi::route(&doc))
+        .merge(console)
         .merge(crate::assets::router());
     // What a QR code's URL shows a phone that is not WeChat: in dev mode, a way to the
     // phone simulator.

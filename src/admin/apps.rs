@@ -14,7 +14,7 @@ use crate::qr::logo::{media_path, Logo, LogoSource};
 use crate::store::{self, apps::App, apps::ManagedBy, apps::PhoneAsk, apps::Signup, Db};
 
 /// A new app as an operator describes it.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
     pub client_id: String,
@@ -60,7 +60,7 @@ fn default_true() -> bool {
 }
 
 /// A change to an app: every field given is set, the rest left as they are.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppChange {
     pub name: Option<String>,

@@ -12,7 +12,7 @@ use crate::wechat::diagnostics::{self, Explanation};
 use crate::wechat::{Credentials, TokenState, WechatError};
 
 /// A Mini Program as an operator registers it.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMiniProgram {
     pub appid: String,
@@ -28,7 +28,7 @@ fn default_pool() -> String {
 }
 
 /// A change: a new name (`null` removes it) and/or a new AppSecret.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MiniProgramChange {
     #[serde(default, deserialize_with = "some")]
@@ -41,7 +41,7 @@ fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>
 }
 
 /// What WeChat said of a Mini Program's credentials.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub ok: bool,
     /// WeChat's errcode when it refused.
@@ -52,7 +52,7 @@ pub struct Check {
 
 /// What WeChat last said to a Mini Program: its errors by errcode, each explained, and the
 /// state of its access-token cache.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Diagnostics {
     pub appid: String,
     pub errors: Vec<ExplainedError>,
@@ -60,12 +60,13 @@ pub struct Diagnostics {
 }
 
 /// One errcode's count, with what it means and what to do.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ExplainedError {
     #[serde(flatten)]
     pub count: ErrorCount,
     /// Whether ScanGate knows this errcode (else `help` is a generic note).
     pub known: bool,
+    #[schema(value_type = crate::wechat::diagnostics::Explanation)]
     pub help: &'static Explanation,
 }
 

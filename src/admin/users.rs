@@ -24,7 +24,7 @@ pub struct UserDetail {
 
 /// A person an operator provisions before their first scan: known by phone number and/or
 /// unionid, with the id the site knows them by.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// The national number, digits only (`13800000000`).
@@ -37,13 +37,13 @@ pub struct NewUser {
 }
 
 /// What an import did: how many users it created, and each line it refused and why.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Imported {
     pub created: u64,
     pub failed: Vec<ImportFailure>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportFailure {
     /// 1-based.
     pub line: usize,

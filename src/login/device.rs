@@ -17,8 +17,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use serde_json::json;
+use utoipa_axum::routes;
 
 use crate::domain::{Random, UserCode};
 use crate::error::AppError;
@@ -26,6 +26,7 @@ use crate::extract::{Path, Requester};
 use crate::metrics::DeviceEvent;
 use crate::oauth::device::link_path;
 use crate::oauth::{parse_params, Issuer};
+use crate::openapi::ApiRouter;
 use crate::pages::{page, Lang};
 use crate::qr::Format;
 use crate::ratelimit::Limit;
@@ -34,13 +35,14 @@ use crate::store::audit;
 use crate::tickets::{DeviceRequest, DeviceStatus, WrongCode};
 
 /// The verification page, mounted under each issuer's path.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/device", get(device_get).post(device_post))
+pub fn router() -> ApiRouter {
+    ApiRouter::new().routes(routes!(device_get, device_post))
 }
 
-/// A request's link opened in a browser, mounted at the root beside `/q/{random}`.
-pub fn link_router() -> Router<AppState> {
-    Router::new().route("/q/d/{random}", get(link_get).post(link_post))
+/// A request's link opened in a browser, mounted at the root beside `/q/{random}`: a page for
+/// people, like the QR codes' own landing page, so not in the API document.
+pub fn link_router() -> ApiRouter {
+    ApiRouter::new().route("/q/d/{random}", get(link_get).post(link_post))
 }
 
 /// The form for a user code.
@@ -72,7 +74,11 @@ pub struct DevicePage {
     pub expires_in_minutes: i64,
 }
 
-/// `GET {issuer}/device`: the code form; `?user_code=` fills it in.
+/// The device grant's verification page (RFC 8628 §3.3): a form for the user code;
+/// `?user_code=` fills it in.
+#[utoipa::path(get, path = "/device", tag = "oidc",
+    params(("user_code" = Option<String>, Query, description = "The code the device shows.")),
+    responses((status = 200, description = "The form.", content_type = "text/html", body = String)))]
 async fn device_get(
     issuer: Issuer,
     headers: HeaderMap,
@@ -106,7 +112,14 @@ fn typed(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// `POST {issuer}/device`: looks the code up among this issuer's pending requests.
+/// Looks the code up among this issuer's pending requests and shows its QR code to scan.
+#[utoipa::path(post, path = "/device", tag = "oidc",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "`user_code`."),
+    responses(
+        (status = 200, description = "The request's QR code to scan with WeChat.", content_type = "text/html", body = String),
+        (status = 400, description = "The form again, saying the code is wrong or expired.", content_type = "text/html", body = String),
+        (status = 429, description = "Too many wrong codes.", content_type = "text/html", body = String),
+    ))]
 async fn device_post(
     State(state): State<AppState>,
     issuer: Issuer,

@@ -24,9 +24,17 @@ pub struct ContinueQuery {
     cancel: Option<String>,
 }
 
-/// `GET {issuer}/auth/continue?req=…[&cancel=1]` — where the hosted page goes once the phone
-/// has confirmed (or the person gave up). Only the browser that showed the QR code can take
-/// its ticket.
+/// Where the hosted page goes once the phone has confirmed (or the person gave up). Only the
+/// browser that showed the QR code can take its ticket.
+#[utoipa::path(get, path = "/auth/continue", tag = "oidc",
+    params(
+        ("req" = String, Query, description = "The sealed request the page carried."),
+        ("cancel" = Option<String>, Query, description = "`1`: the person gave up."),
+    ),
+    responses(
+        (status = 302, description = "To the callback with `code`, `state` and `iss`, or `error=access_denied`."),
+        (status = 400, description = "A page: the request is altered, expired or belongs to another browser.", content_type = "text/html", body = String),
+    ))]
 pub async fn continue_get(
     State(state): State<AppState>,
     issuer: Issuer,

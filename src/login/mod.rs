@@ -24,10 +24,9 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::clock::Millis;
 use crate::domain::Random;
@@ -36,6 +35,7 @@ use crate::extract::{browser_cookie, Requester};
 use crate::oauth::request::{bad_client, AuthRequest, Prompt, Validated};
 use crate::oauth::session::SESSION_COOKIE;
 use crate::oauth::{codes, session, Issuer};
+use crate::openapi::ApiRouter;
 use crate::pages::{page, see_other, Lang};
 use crate::ratelimit::Limit;
 use crate::state::AppState;
@@ -43,15 +43,15 @@ use crate::store::{self, apps::App, audit};
 use crate::tickets::TICKET_TTL;
 
 /// The routes of one issuer's login: mounted under each issuer's path.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth", get(auth_get).post(auth_post))
-        .route("/auth/continue", get(finish::continue_get))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(auth_get, auth_post))
+        .routes(routes!(finish::continue_get))
         .merge(device::router())
 }
 
 /// What the login serves outside any issuer: a device request's link opened in a browser.
-pub fn link_router() -> Router<AppState> {
+pub fn link_router() -> ApiRouter {
     device::link_router()
 }
 
@@ -91,7 +91,22 @@ struct Pending {
     expires_at: Millis,
 }
 
-/// `GET {issuer}/auth` — the authorization endpoint (OIDC Core §3.1.2.1).
+/// The authorization endpoint (OIDC Core §3.1.2.1): the hosted login page.
+#[utoipa::path(get, path = "/auth", tag = "oidc",
+    params(("client_id" = String, Query, description = "The app's client id."),
+        ("redirect_uri" = String, Query, description = "One of the app's registered callback URLs, exactly."),
+        ("response_type" = String, Query, description = "`code`."),
+        ("scope" = String, Query, description = "`openid`, and any of `profile`, `phone`, `unionid`, `offline_access`."),
+        ("state" = Option<String>, Query, description = "Returned to the callback as sent."),
+        ("nonce" = Option<String>, Query, description = "Put in the ID token as sent."),
+        ("code_challenge" = Option<String>, Query, description = "PKCE (RFC 7636); required for public clients."),
+        ("code_challenge_method" = Option<String>, Query, description = "`S256`."),
+        ("prompt" = Option<String>, Query, description = "`none`, `login` or `consent`."),
+        ("max_age" = Option<i64>, Query, description = "Seconds since the last sign-in beyond which the person scans again."),
+        ("ui_locales" = Option<String>, Query, description = "`zh-CN` or `en`."),),
+    responses((status = 200, description = "The login page with its QR code.", content_type = "text/html", body = String),
+        (status = 302, description = "To the callback: `code`, `state` and `iss`, or an error (single sign-on, `prompt=none`)."),
+        (status = 400, description = "A page saying what is wrong, when the callback itself cannot be trusted.", content_type = "text/html", body = String),))]
 async fn auth_get(
     State(state): State<AppState>,
     issuer: Issuer,
@@ -110,14 +125,22 @@ async fn auth_get(
     authorize(&state, &issuer, jar, &requester, validated).await
 }
 
-/// `POST {issuer}/auth` — the same request as a form (OIDC Core §3.1.2.1: the endpoint MUST
-/// support GET and POST), with the same checks, errors, page and single sign-on.
+/// The same request as a form (OIDC Core §3.1.2.1: the endpoint MUST support GET and POST),
+/// with the same checks, errors, page and single sign-on.
 ///
 /// The session cookie is `SameSite=Lax`, so a browser leaves it out of a form posted from
 /// another site. Such a POST, once valid, is sent on as the equivalent GET (`303`): a
 /// top-level GET carries the cookie, so single sign-on and `prompt=none` answer as they
 /// would have. A POST from ScanGate's own site, or one that brought the cookie, is answered
 /// at once.
+#[utoipa::path(post, path = "/auth", tag = "oidc",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "The parameters of `GET`."),
+    responses(
+        (status = 200, description = "The login page with its QR code.", content_type = "text/html", body = String),
+        (status = 302, description = "To the callback: `code`, `state` and `iss`, or an error (single sign-on, `prompt=none`)."),
+        (status = 400, description = "A page saying what is wrong, when the callback itself cannot be trusted.", content_type = "text/html", body = String),
+        (status = 303, description = "A form from another site goes on as the same `GET`."),
+    ))]
 async fn auth_post(
     State(state): State<AppState>,
     issuer: Issuer,

@@ -9,9 +9,8 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use serde_json::json;
+use utoipa_axum::routes;
 
 use super::{logo_url, requester_json, stale_scan, MpUser};
 use crate::clock::rfc3339;
@@ -19,6 +18,7 @@ use crate::domain::Random;
 use crate::error::{AppError, AppResult};
 use crate::extract::{Path, Requester};
 use crate::metrics::DeviceEvent;
+use crate::openapi::ApiRouter;
 use crate::ratelimit::Limit;
 use crate::requesters;
 use crate::state::AppState;
@@ -26,14 +26,11 @@ use crate::store::{apps::Signup, audit};
 use crate::tickets::device::ALREADY_DECIDED;
 use crate::tickets::{DeviceRequest, DeviceStatus};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/mp/v1/devices/{random}/scan", post(device_scan_post))
-        .route(
-            "/api/mp/v1/devices/{random}/approve",
-            post(device_approve_post),
-        )
-        .route("/api/mp/v1/devices/{random}/deny", post(device_deny_post))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(device_scan_post))
+        .routes(routes!(device_approve_post))
+        .routes(routes!(device_deny_post))
 }
 
 /// A pending request the caller's Mini Program may decide, or why not: `not_found`, `403`
@@ -60,8 +57,19 @@ async fn load(state: &AppState, who: &MpUser, random: &Random) -> AppResult<Devi
     }
 }
 
-/// `POST /api/mp/v1/devices/{random}/scan`: what the approval screen shows. Reading it
-/// changes nothing: the person decides with approve or deny.
+/// What the approval screen shows. Reading it changes nothing: the person decides with
+/// approve or deny.
+#[utoipa::path(post, path = "/api/mp/v1/devices/{random}/scan", tag = "miniprogram", security(("mp_session" = [])),
+    params(("random" = String, Path, description = "The device request's id, from its link.")),
+    responses(
+        (status = 200, description = "`{\"app\", \"device\", \"scopes\", \"status\", \"expires_at\", \"mismatch\"}`.", body = Object),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 403, description = "Another Mini Program's request.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such device request.", body = crate::error::ErrorBody),
+        (status = 409, description = "Already decided.", body = crate::error::ErrorBody),
+        (status = 410, description = "The request has expired.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many stale scans.", body = crate::error::ErrorBody),
+    ))]
 async fn device_scan_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -98,8 +106,19 @@ async fn device_scan_post(
     .into_response())
 }
 
-/// `POST /api/mp/v1/devices/{random}/approve`: the person checked that the user code matches
-/// the device's screen and approves; the device's next poll gets the tokens.
+/// The person checked that the user code matches the device's screen and approves; the
+/// device's next poll gets the tokens.
+#[utoipa::path(post, path = "/api/mp/v1/devices/{random}/approve", tag = "miniprogram", security(("mp_session" = [])),
+    params(("random" = String, Path, description = "The device request's id, from its link.")),
+    responses(
+        (status = 200, description = "`{\"status\": \"approved\"}`.", body = Object),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 403, description = "Another Mini Program's request.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such device request.", body = crate::error::ErrorBody),
+        (status = 409, description = "Already decided.", body = crate::error::ErrorBody),
+        (status = 410, description = "The request has expired.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many approvals.", body = crate::error::ErrorBody),
+    ))]
 async fn device_approve_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -118,8 +137,17 @@ async fn device_approve_post(
     decide(&state, &who, &req, true).await
 }
 
-/// `POST /api/mp/v1/devices/{random}/deny`: the person declines; the device's next poll gets
-/// `access_denied`.
+/// The person declines; the device's next poll gets `access_denied`.
+#[utoipa::path(post, path = "/api/mp/v1/devices/{random}/deny", tag = "miniprogram", security(("mp_session" = [])),
+    params(("random" = String, Path, description = "The device request's id, from its link.")),
+    responses(
+        (status = 200, description = "`{\"status\": \"denied\"}`.", body = Object),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 403, description = "Another Mini Program's request.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such device request.", body = crate::error::ErrorBody),
+        (status = 409, description = "Already decided.", body = crate::error::ErrorBody),
+        (status = 410, description = "The request has expired.", body = crate::error::ErrorBody),
+    ))]
 async fn device_deny_post(
     State(state): State<AppState>,
     who: MpUser,

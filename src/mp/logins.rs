@@ -4,28 +4,33 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::json;
+use utoipa_axum::routes;
 
 use super::{requester_json, MpUser};
 use crate::clock::rfc3339;
 use crate::error::{AppError, AppResult};
 use crate::extract::Path;
 use crate::metrics::ScannerEvent;
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use crate::store::{self, audit};
 
 /// How many logins the list shows.
 const RECENT: i64 = 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/mp/v1/me/logins", get(logins_get))
-        .route("/api/mp/v1/logins/{id}/report", post(report_post))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(logins_get))
+        .routes(routes!(report_post))
 }
 
-/// `GET /api/mp/v1/me/logins`: the caller's recent logins, newest first.
+/// The caller's recent logins, newest first.
+#[utoipa::path(get, path = "/api/mp/v1/me/logins", tag = "miniprogram", security(("mp_session" = [])),
+    responses(
+        (status = 200, description = "`{\"logins\": [{\"id\", \"app\", \"requester\", \"confirmed_at\", \"reported\"}]}`.", body = Object),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+    ))]
 async fn logins_get(State(state): State<AppState>, who: MpUser) -> AppResult<Response> {
     let logins = store::logins::recent(&state.db, &who.user.id, RECENT).await?;
     let mut out = Vec::with_capacity(logins.len());
@@ -54,8 +59,15 @@ async fn logins_get(State(state): State<AppState>, who: MpUser) -> AppResult<Res
     Ok(axum::Json(json!({ "logins": out })).into_response())
 }
 
-/// `POST /api/mp/v1/logins/{id}/report`: the caller says a login of theirs was not them.
+/// The caller says a login of theirs was not them: what it signed in ends at once.
 /// Idempotent; another user's login (or an unknown id) is `not_found`.
+#[utoipa::path(post, path = "/api/mp/v1/logins/{id}/report", tag = "miniprogram", security(("mp_session" = [])),
+    params(("id" = String, Path, description = "The login's id.")),
+    responses(
+        (status = 200, description = "The login, reported.", body = Object),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such login of the caller's.", body = crate::error::ErrorBody),
+    ))]
 async fn report_post(
     State(state): State<AppState>,
     who: MpUser,

@@ -13,10 +13,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
 use crate::crypto::{random_token, sha256_hex};
@@ -25,6 +25,7 @@ use crate::error::{AppError, AppResult};
 use crate::extract::{bearer, Json, OptionalJson, Path, Requester};
 use crate::funnel::Step;
 use crate::metrics::ScannerEvent;
+use crate::openapi::ApiRouter;
 use crate::ratelimit::Limit;
 use crate::requesters;
 use crate::state::AppState;
@@ -35,31 +36,35 @@ use crate::tickets::{cancel_reason, ExchangeTicket, QrStatus, Scanner, TICKET_TT
 /// Lifetime of a Mini Program bearer session.
 const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/mp/v1/session", post(session_post))
-        .route("/api/mp/v1/qrcodes/{random}/scan", post(scan_post))
-        .route("/api/mp/v1/qrcodes/{random}/confirm", post(confirm_post))
-        .route("/api/mp/v1/qrcodes/{random}/cancel", post(cancel_post))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(session_post))
+        .routes(routes!(scan_post))
+        .routes(routes!(confirm_post))
+        .routes(routes!(cancel_post))
         .merge(profile::router())
         .merge(logins::router())
         .merge(devices::router())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SessionRequest {
+    /// The Mini Program's AppID (`wx…`).
+    #[schema(value_type = String)]
     appid: AppId,
+    /// The code `wx.login` gave.
     code: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SessionResponse {
+    /// The bearer token of the other Mini Program calls.
     token: String,
     expires_in: i64,
     user: SessionUser,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SessionUser {
     id: String,
     is_new: bool,
@@ -68,7 +73,17 @@ struct SessionUser {
     has_phone: bool,
 }
 
-/// `POST /api/mp/v1/session`: `wx.login` code → code2Session → identity upsert → bearer token.
+/// Signs the Mini Program in: its `wx.login` code goes to WeChat's code2Session, the person's
+/// identity is found or made, and a bearer token comes back. The session key stays here.
+#[utoipa::path(post, path = "/api/mp/v1/session", tag = "miniprogram",
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "The session.", body = SessionResponse),
+        (status = 400, description = "No code, or WeChat refused it (errcode 40029, 40163…).", body = crate::error::ErrorBody),
+        (status = 404, description = "No such Mini Program.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many sessions from this address.", body = crate::error::ErrorBody),
+        (status = 503, description = "WeChat could not be reached.", body = crate::error::ErrorBody),
+    ))]
 async fn session_post(
     State(state): State<AppState>,
     requester: Requester,
@@ -258,10 +273,21 @@ async fn stale_scan(state: &AppState, who: &MpUser, e: AppError) -> AppError {
     }
 }
 
-/// `POST /api/mp/v1/qrcodes/{random}/scan`: pending → scanned by this user. Answers what the
+/// Pending → scanned by this user. Answers what the
 /// confirm screen needs: the app, who is asking (and a warning when the requester's network
 /// is a datacenter's or in another country than the phone's), the match step's three numbers
 /// and whether to ask for a phone number.
+#[utoipa::path(post, path = "/api/mp/v1/qrcodes/{random}/scan", tag = "miniprogram", security(("mp_session" = [])),
+    params(("random" = String, Path, description = "The code's id, from the scanned URL.")),
+    responses(
+        (status = 200, description = "What the confirm screen shows: `app`, `requester`, `expires_at`, `mismatch`, `match` (`{\"choices\"}`) and `phone`.", body = Object),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 403, description = "Another Mini Program's code, or an app of existing accounts only.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such code.", body = crate::error::ErrorBody),
+        (status = 409, description = "Already scanned by someone else, or used.", body = crate::error::ErrorBody),
+        (status = 410, description = "The code has expired.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many stale scans.", body = crate::error::ErrorBody),
+    ))]
 async fn scan_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -328,7 +354,7 @@ async fn scan_post(
     .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     #[serde(default)]
@@ -342,9 +368,22 @@ pub struct ConfirmRequest {
     pub match_number: Option<i64>,
 }
 
-/// `POST /api/mp/v1/qrcodes/{random}/confirm`: checks the match number, applies the optional
+/// Checks the match number, applies the optional
 /// profile and phone, then moves scanned → confirmed, records the login and issues the
 /// exchange ticket. A wrong match number cancels the code at once.
+#[utoipa::path(post, path = "/api/mp/v1/qrcodes/{random}/confirm", tag = "miniprogram", security(("mp_session" = [])),
+    params(("random" = String, Path, description = "The code's id, from the scanned URL.")),
+    request_body(content = Option<ConfirmRequest>, description = "Optional: a profile, a phone and the match number."),
+    responses(
+        (status = 200, description = "`{\"status\": \"confirmed\", \"login_id\", \"phone_skipped\", \"phone_skipped_message\"}`.", body = Object),
+        (status = 400, description = "A wrong field, or the match number is missing.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 403, description = "Scanned by another user.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such code.", body = crate::error::ErrorBody),
+        (status = 409, description = "Not scanned, used, or a wrong match number (the code is cancelled).", body = crate::error::ErrorBody),
+        (status = 410, description = "The code has expired.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many approvals.", body = crate::error::ErrorBody),
+    ))]
 async fn confirm_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -554,7 +593,16 @@ async fn phone_quota_exhausted(
     Ok(())
 }
 
-/// `POST /api/mp/v1/qrcodes/{random}/cancel`: the person declined.
+/// The person declined: the code is cancelled and the PC page told.
+#[utoipa::path(post, path = "/api/mp/v1/qrcodes/{random}/cancel", tag = "miniprogram", security(("mp_session" = [])),
+    params(("random" = String, Path, description = "The code's id, from the scanned URL.")),
+    responses(
+        (status = 200, description = "`{\"status\": \"cancelled\"}`.", body = Object),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 403, description = "Only the user who scanned may cancel.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such code.", body = crate::error::ErrorBody),
+        (status = 409, description = "Already confirmed or cancelled.", body = crate::error::ErrorBody),
+    ))]
 async fn cancel_post(
     State(state): State<AppState>,
     who: MpUser,

@@ -5,16 +5,18 @@
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::UtoipaMethodRouterExt as _;
+use utoipa_axum::routes;
 
 use super::MpUser;
 use std::sync::Arc;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::Json;
+use crate::openapi::ApiRouter;
 use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store;
@@ -25,27 +27,25 @@ pub const MAX_AVATAR_BYTES: usize = 2 * 1024 * 1024;
 /// WeChat's placeholder nickname when a profile is withheld.
 const ANONYMOUS_NICKNAME: &str = "微信用户";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/mp/v1/me", get(me_get).patch(me_patch))
-        .route(
-            "/api/mp/v1/me/avatar",
-            // Read somewhat oversized uploads whole and refuse them with a 413 body the client
-            // can see; cutting the connection mid-upload would leave it with no answer at all.
-            post(avatar_post).layer(DefaultBodyLimit::max(4 * MAX_AVATAR_BYTES)),
-        )
-        .route("/api/mp/v1/me/phone", post(phone_post))
-        .route("/media/avatars/{id}", get(avatar_get))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(me_get, me_patch))
+        // Read somewhat oversized uploads whole and refuse them with a 413 body the client can
+        // see; cutting the connection mid-upload would leave it with no answer at all.
+        .routes(routes!(avatar_post).layer(DefaultBodyLimit::max(4 * MAX_AVATAR_BYTES)))
+        .routes(routes!(phone_post))
+        .routes(routes!(avatar_get))
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileInput {
     pub nickname: Option<String>,
     pub avatar_url: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+/// The legacy `getUserProfile` answer, decrypted with the session key.
+#[derive(Deserialize, Debug, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserInfoInput {
     pub encrypted_data: String,
@@ -54,7 +54,9 @@ pub struct UserInfoInput {
     pub signature: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+/// The phone number a person shared: `code` from `getPhoneNumber` (WeChat's current way), or
+/// the legacy encrypted data.
+#[derive(Deserialize, Debug, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneInput {
     pub code: Option<String>,
@@ -62,17 +64,35 @@ pub struct PhoneInput {
     pub iv: Option<String>,
 }
 
-fn me_json(user: &store::users::User) -> serde_json::Value {
-    json!({
-        "id": user.id,
-        "nickname": user.nickname,
-        "avatar_url": user.avatar_url,
-        "phone": user.phone,
-        "phone_country_code": user.phone_country,
-        "has_phone": user.phone.is_some(),
-        "login_count": user.login_count,
-        "created_at": crate::clock::rfc3339(user.created_at),
-    })
+/// The signed-in person's own profile.
+#[derive(Serialize, ToSchema)]
+struct MeView {
+    id: String,
+    nickname: Option<String>,
+    avatar_url: Option<String>,
+    phone: Option<String>,
+    phone_country_code: Option<String>,
+    has_phone: bool,
+    login_count: i64,
+    created_at: String,
+}
+
+fn me_json(user: &store::users::User) -> MeView {
+    MeView {
+        id: user.id.clone(),
+        nickname: user.nickname.clone(),
+        avatar_url: user.avatar_url.clone(),
+        phone: user.phone.clone(),
+        phone_country_code: user.phone_country.clone(),
+        has_phone: user.phone.is_some(),
+        login_count: user.login_count,
+        created_at: crate::clock::rfc3339(user.created_at),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct AvatarUploaded {
+    avatar_url: String,
 }
 
 async fn reload(state: &AppState, who: &MpUser) -> AppResult<store::users::User> {
@@ -81,12 +101,24 @@ async fn reload(state: &AppState, who: &MpUser) -> AppResult<store::users::User>
         .ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))
 }
 
-/// `GET /api/mp/v1/me`
+/// The signed-in person's profile.
+#[utoipa::path(get, path = "/api/mp/v1/me", tag = "miniprogram", security(("mp_session" = [])),
+    responses(
+        (status = 200, description = "The profile.", body = MeView),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+    ))]
 async fn me_get(who: MpUser) -> AppResult<Response> {
     Ok(axum::Json(me_json(&who.user)).into_response())
 }
 
-/// `PATCH /api/mp/v1/me` `{"nickname"?, "avatar_url"?}`
+/// Sets the nickname and avatar chosen in the Mini Program (WeChat's fill-in components).
+#[utoipa::path(patch, path = "/api/mp/v1/me", tag = "miniprogram", security(("mp_session" = [])),
+    request_body = ProfileInput,
+    responses(
+        (status = 200, description = "The profile as changed.", body = MeView),
+        (status = 400, description = "A field is wrong.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+    ))]
 async fn me_patch(
     State(state): State<AppState>,
     who: MpUser,
@@ -331,7 +363,16 @@ async fn link_by_phone(state: &AppState, who: &MpUser, phone: &str) -> AppResult
     Ok(())
 }
 
-/// `POST /api/mp/v1/me/phone`
+/// Stores the phone number the person shared (and links a pre-provisioned account with it).
+#[utoipa::path(post, path = "/api/mp/v1/me/phone", tag = "miniprogram", security(("mp_session" = [])),
+    request_body = PhoneInput,
+    responses(
+        (status = 200, description = "The profile with the phone number.", body = MeView),
+        (status = 400, description = "Neither a code nor encrypted data, or WeChat refused the code.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many phone lookups.", body = crate::error::ErrorBody),
+        (status = 503, description = "WeChat could not be reached.", body = crate::error::ErrorBody),
+    ))]
 async fn phone_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -349,9 +390,18 @@ async fn phone_post(
     Ok(axum::Json(me_json(&user)).into_response())
 }
 
-/// `POST /api/mp/v1/me/avatar` (multipart, one image part): makes the image the user's one
+/// Makes the image the user's one
 /// avatar, re-encoded as a PNG of at most [`AVATAR_EDGE`] pixels a side, in place of the
 /// previous one. Limited per user per minute (`[rate_limits] avatar_uploads_per_minute`).
+#[utoipa::path(post, path = "/api/mp/v1/me/avatar", tag = "miniprogram", security(("mp_session" = [])),
+    request_body(content = Vec<u8>, content_type = "multipart/form-data", description = "One part: a PNG, JPEG, WebP or GIF image of at most 2 MiB."),
+    responses(
+        (status = 200, description = "The new avatar's URL.", body = AvatarUploaded),
+        (status = 400, description = "Not one image part, or not an image.", body = crate::error::ErrorBody),
+        (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
+        (status = 413, description = "Over 2 MiB, or too many pixels.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many uploads this minute.", body = crate::error::ErrorBody),
+    ))]
 async fn avatar_post(
     State(state): State<AppState>,
     who: MpUser,
@@ -401,7 +451,7 @@ async fn avatar_post(
     let now = state.clock.now();
     let url = state.config.url(&format!("/media/avatars/{id}"));
     store::avatars::replace(&state.db, &id, &who.user.id, &url, "image/png", &png, now).await?;
-    Ok(axum::Json(json!({ "avatar_url": url })).into_response())
+    Ok(axum::Json(AvatarUploaded { avatar_url: url }).into_response())
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
@@ -487,7 +537,13 @@ fn reencode(bytes: &[u8]) -> AppResult<Vec<u8>> {
     Ok(png)
 }
 
-/// `GET /media/avatars/{id}`
+/// An avatar a person uploaded.
+#[utoipa::path(get, path = "/media/avatars/{id}", tag = "miniprogram",
+    params(("id" = String, Path, description = "The avatar's id.")),
+    responses(
+        (status = 200, description = "The image.", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "No such avatar.", body = crate::error::ErrorBody),
+    ))]
 async fn avatar_get(State(state): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     if id.len() > 64 {
         return Err(AppError::NotFound("no such avatar".into()));

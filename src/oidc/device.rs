@@ -25,7 +25,7 @@ use crate::store::{self, apps::App, audit, grants::Grant};
 use crate::tickets::Poll;
 
 /// The device authorization response (RFC 8628 §3.2).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeviceAuthorizationResponse {
     pub device_code: String,
     /// `XXXX-XXXX`.
@@ -37,8 +37,17 @@ pub struct DeviceAuthorizationResponse {
     pub interval: i64,
 }
 
-/// `POST {issuer}/device/auth` — the device authorization request (RFC 8628 §3.1): a form
-/// with the client's credentials (or `client_id` alone for a public client) and `scope`.
+/// The device authorization request (RFC 8628 §3.1): a form with the client's credentials
+/// (or `client_id` alone for a public client) and `scope`.
+#[utoipa::path(post, path = "/device/auth", tag = "oidc",
+    security((), ("client_basic" = [])),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "`client_id` (and `client_secret` unless Basic), `scope`."),
+    responses(
+        (status = 200, description = "The device code and what to show the person.", body = DeviceAuthorizationResponse),
+        (status = 400, description = "`invalid_request`, `invalid_scope`, `unauthorized_client`.", body = crate::oidc::error::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`.", body = crate::oidc::error::OAuthErrorBody),
+        (status = 429, description = "Too many requests.", body = crate::oidc::error::OAuthErrorBody),
+    ))]
 pub async fn device_authorization_post(
     State(state): State<AppState>,
     issuer: Issuer,

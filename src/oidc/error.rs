@@ -3,9 +3,20 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::AppError;
+
+/// The error response's body (RFC 6749 §5.2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `authorization_pending`, `slow_down`,
+    /// `access_denied`, `expired_token`, `invalid_token`, …
+    #[schema(value_type = String, example = "invalid_grant")]
+    pub error: &'static str,
+    pub error_description: String,
+}
 
 #[derive(Debug)]
 pub struct OAuthError {
@@ -147,7 +158,10 @@ impl From<sqlx::Error> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.error, "error_description": self.description });
+        let body = OAuthErrorBody {
+            error: self.error,
+            error_description: self.description,
+        };
         let mut res = (self.status, axum::Json(body)).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -22,13 +22,13 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::json;
+use utoipa_axum::routes;
 
 use crate::cors::Cors;
 use crate::error::{AppError, AppResult};
 use crate::oauth::{Issuer, SCOPES};
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use crate::tokens::KeyAlg;
 
@@ -40,32 +40,26 @@ const DISCOVERY_KEPT_MS: i64 = 3600 * 1000;
 /// The routes of one issuer, mounted under each issuer's path. What a browser-based relying
 /// party calls with `fetch` answers cross-origin requests from the origins apps allow;
 /// discovery and JWKS from any origin.
-pub fn router(cors: &Cors) -> Router<AppState> {
-    let api = Router::new()
-        .route("/token", post(token::token_post))
-        .route("/device/auth", post(device::device_authorization_post))
-        .route(
-            "/userinfo",
-            get(resource::userinfo_get).post(resource::userinfo_get),
-        )
-        .route("/token/revocation", post(resource::revocation_post))
-        .route("/token/introspection", post(resource::introspection_post));
-    Router::new()
-        .route("/.well-known/openid-configuration", get(discovery_get))
-        .route("/jwks", get(jwks_get))
-        .route(
-            "/session/end",
-            get(session::end_session_get).post(session::end_session_post),
-        )
-        .route(
-            "/session/end/confirm",
-            post(session::end_session_confirm_post),
-        )
-        .merge(crate::cors::apply(api, cors))
+pub fn router(cors: &Cors) -> ApiRouter {
+    let api = ApiRouter::new()
+        .routes(routes!(token::token_post))
+        .routes(routes!(device::device_authorization_post))
+        .routes(routes!(resource::userinfo_get, resource::userinfo_post))
+        .routes(routes!(resource::revocation_post))
+        .routes(routes!(resource::introspection_post))
+        .layer(cors.clone());
+    ApiRouter::new()
+        .routes(routes!(discovery_get))
+        .routes(routes!(jwks_get))
+        .routes(routes!(session::end_session_get, session::end_session_post))
+        .routes(routes!(session::end_session_confirm_post))
+        .merge(api)
 }
 
-/// `GET {issuer}/.well-known/openid-configuration` — OpenID Provider Metadata (OIDC
-/// Discovery 1.0 §3), built once an hour per issuer and published in between.
+/// OpenID Provider Metadata (OIDC Discovery 1.0 §3), built once an hour per issuer and
+/// published in between.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oidc",
+    responses((status = 200, description = "The provider's metadata.", body = Object)))]
 async fn discovery_get(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -147,8 +141,13 @@ fn discovery_document(i: &str) -> serde_json::Value {
     })
 }
 
-/// `GET {issuer}/jwks` — the pool's JSON Web Key Set (RFC 7517 §5), serialised once per key
-/// load and published until the keys are read again.
+/// The pool's JSON Web Key Set (RFC 7517 §5), serialised once per key load and published
+/// until the keys are read again.
+#[utoipa::path(get, path = "/jwks", tag = "oidc",
+    responses(
+        (status = 200, description = "`{\"keys\": [JWK…]}`.", content_type = "application/jwk-set+json", body = Object),
+        (status = 404, description = "No such pool.", body = crate::error::ErrorBody),
+    ))]
 async fn jwks_get(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,

@@ -59,7 +59,12 @@ async fn access_token(
     Ok(live.then_some(claims))
 }
 
-/// `GET|POST {issuer}/userinfo` with `Authorization: Bearer` (OIDC Core §5.3).
+/// The user's claims for an access token (OIDC Core §5.3), as the token's scopes allow.
+#[utoipa::path(get, path = "/userinfo", tag = "oidc", security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The claims: `sub` and those the scopes grant.", body = Object),
+        (status = 401, description = "No, an expired or a revoked token (`WWW-Authenticate: Bearer error=\"invalid_token\"`).", body = crate::oidc::error::OAuthErrorBody),
+    ))]
 pub async fn userinfo_get(
     State(state): State<AppState>,
     issuer: Issuer,
@@ -69,6 +74,16 @@ pub async fn userinfo_get(
         Ok(v) => no_store(axum::Json(v).into_response()),
         Err(e) => e.into_response(),
     }
+}
+
+/// The same as `GET`, as OIDC Core §5.3 allows.
+#[utoipa::path(post, path = "/userinfo", tag = "oidc", security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The claims: `sub` and those the scopes grant.", body = Object),
+        (status = 401, description = "No, an expired or a revoked token.", body = crate::oidc::error::OAuthErrorBody),
+    ))]
+pub async fn userinfo_post(state: State<AppState>, issuer: Issuer, headers: HeaderMap) -> Response {
+    userinfo_get(state, issuer, headers).await
 }
 
 async fn userinfo(
@@ -128,9 +143,17 @@ async fn client_and_token(
     Ok((app, token.to_owned()))
 }
 
-/// `POST {issuer}/token/revocation` (RFC 7009 §2). Revoking a refresh token revokes its whole
+/// Token revocation (RFC 7009 §2). Revoking a refresh token revokes its whole
 /// grant, access tokens included (§2.1); revoking an access token revokes that token. Tokens
 /// of other clients, unknown and already revoked tokens are all answered with 200 (§2.2).
+#[utoipa::path(post, path = "/token/revocation", tag = "oidc",
+    security((), ("client_basic" = [])),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "`token`, `token_type_hint`, and the client's credentials."),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke."),
+        (status = 400, description = "`invalid_request`.", body = crate::oidc::error::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`.", body = crate::oidc::error::OAuthErrorBody),
+    ))]
 pub async fn revocation_post(
     State(state): State<AppState>,
     issuer: Issuer,
@@ -162,8 +185,16 @@ pub async fn revocation_post(
     }
 }
 
-/// `POST {issuer}/token/introspection` (RFC 7662 §2). A client learns about its own tokens
+/// Token introspection (RFC 7662 §2). A client learns about its own tokens
 /// only; anything else is `{"active": false}`.
+#[utoipa::path(post, path = "/token/introspection", tag = "oidc",
+    security((), ("client_basic" = [])),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "`token`, `token_type_hint`, and the client's credentials."),
+    responses(
+        (status = 200, description = "`{\"active\": true, …claims}` or `{\"active\": false}`.", body = Object),
+        (status = 400, description = "`invalid_request`.", body = crate::oidc::error::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`.", body = crate::oidc::error::OAuthErrorBody),
+    ))]
 pub async fn introspection_post(
     State(state): State<AppState>,
     issuer: Issuer,

@@ -66,7 +66,21 @@ struct Ask {
     expires_at: Millis,
 }
 
-/// `GET {issuer}/session/end` (RP-Initiated Logout §2).
+/// RP-Initiated Logout 1.0 §2: asks the person to confirm, then ends the browser session and
+/// returns to the registered post-logout URI.
+#[utoipa::path(get, path = "/session/end", tag = "oidc",
+    params(
+        ("id_token_hint" = Option<String>, Query, description = "An ID token this provider issued."),
+        ("client_id" = Option<String>, Query, description = "The app, when no hint is given."),
+        ("post_logout_redirect_uri" = Option<String>, Query, description = "One of the app's registered post-logout URIs."),
+        ("state" = Option<String>, Query, description = "Returned as sent."),
+        ("ui_locales" = Option<String>, Query, description = "`zh-CN` or `en`."),
+    ),
+    responses(
+        (status = 200, description = "The confirmation page, or the signed-out page.", content_type = "text/html", body = String),
+        (status = 302, description = "To the post-logout URI (no session to end)."),
+        (status = 400, description = "A page saying what is wrong.", content_type = "text/html", body = String),
+    ))]
 pub async fn end_session_get(
     State(state): State<AppState>,
     issuer: Issuer,
@@ -84,7 +98,14 @@ pub async fn end_session_get(
     .await
 }
 
-/// `POST {issuer}/session/end` with the same parameters as a form.
+/// The same as `GET`, with the parameters as a form.
+#[utoipa::path(post, path = "/session/end", tag = "oidc",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "The parameters of `GET`."),
+    responses(
+        (status = 200, description = "The confirmation page, or the signed-out page.", content_type = "text/html", body = String),
+        (status = 302, description = "To the post-logout URI (no session to end)."),
+        (status = 400, description = "A page saying what is wrong.", content_type = "text/html", body = String),
+    ))]
 pub async fn end_session_post(
     State(state): State<AppState>,
     issuer: Issuer,
@@ -227,8 +248,15 @@ async fn end_session(
     with_form_target(page(&view), sealed.target.as_deref())
 }
 
-/// `POST {issuer}/session/end/confirm` — the answer of the confirmation page: `choice` is
-/// `logout` or `stay`, `token` the CSRF token the page carried.
+/// The answer of the confirmation page: `choice` is `logout` or `stay`, `token` the CSRF
+/// token the page carried.
+#[utoipa::path(post, path = "/session/end/confirm", tag = "oidc",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "`choice`, `token`."),
+    responses(
+        (status = 200, description = "The signed-out (or still signed-in) page.", content_type = "text/html", body = String),
+        (status = 302, description = "To the post-logout URI."),
+        (status = 403, description = "A page: the form's token is wrong or expired.", content_type = "text/html", body = String),
+    ))]
 pub async fn end_session_confirm_post(
     State(state): State<AppState>,
     issuer: Issuer,

@@ -22,9 +22,10 @@ use crate::state::AppState;
 use crate::store::{self, apps::App, grants::Grant, users::User};
 use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct TokenResponse {
     access_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     token_type: &'static str,
     expires_in: i64,
     id_token: String,
@@ -33,7 +34,18 @@ pub(super) struct TokenResponse {
     scope: String,
 }
 
-/// `POST {issuer}/token`
+/// The token endpoint (RFC 6749 §3.2): grants `authorization_code` (with PKCE, RFC 7636),
+/// `refresh_token` and `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4). A
+/// confidential client authenticates with HTTP Basic or `client_secret` in the form.
+#[utoipa::path(post, path = "/token", tag = "oidc",
+    security((), ("client_basic" = [])),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "`grant_type` and the grant's parameters: `code`, `redirect_uri`, `code_verifier`; `refresh_token`, `scope`; `device_code`; and `client_id` (with `client_secret` unless Basic)."),
+    responses(
+        (status = 200, description = "The tokens.", body = TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`, `authorization_pending`, `slow_down`, `access_denied`, `expired_token`.", body = crate::oidc::error::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`.", body = crate::oidc::error::OAuthErrorBody),
+        (status = 429, description = "Too many requests.", body = crate::oidc::error::OAuthErrorBody),
+    ))]
 pub async fn token_post(
     State(state): State<AppState>,
     issuer: Issuer,

@@ -10,14 +10,16 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use utoipa_axum::routes;
 
 use crate::error::AppError;
 use crate::metrics::{Metrics, CONTENT_TYPE};
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
 
 /// The route on the main listener.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics_get))
+pub fn router() -> ApiRouter {
+    ApiRouter::new().routes(routes!(metrics_get))
 }
 
 /// The whole router of the `metrics_listen` listener.
@@ -30,6 +32,12 @@ pub fn listener_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The Prometheus text format; on this listener only to a direct scraper on this host.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 404, description = "Not from this host directly.", body = crate::error::ErrorBody),
+    ))]
 async fn metrics_get(State(state): State<AppState>, req: Request) -> Response {
     let direct_local = req
         .extensions()

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
+use utoipa_axum::routes;
 
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use crate::store::Db;
 use crate::tickets::TicketStore;
@@ -34,19 +35,26 @@ impl FromRef<AppState> for Dependencies {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz_get))
-        .route("/readyz", get(readyz_get))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(healthz_get))
+        .routes(routes!(readyz_get))
         .merge(metrics::router())
 }
 
 /// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`.", body = Object)))]
 async fn healthz_get() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: the database and the ticket store both answer.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\", \"checks\": {\"database\", \"ticket_store\"}}`.", body = Object),
+        (status = 503, description = "A dependency is unavailable; `checks` says which.", body = Object),
+    ))]
 async fn readyz_get(State(state): State<Dependencies>) -> impl IntoResponse {
     let (db, tickets) = tokio::join!(state.db.ping(), state.tickets.ping());
     let db_ok = db.is_ok();

@@ -12,11 +12,11 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 use super::exchange;
 use super::status::{json_bytes, json_response, view_as, Seen};
@@ -25,6 +25,7 @@ use crate::cors::ForApp;
 use crate::domain::Random;
 use crate::error::AppError;
 use crate::extract::{binding, Json, OptionalJson, Query, Requester};
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use crate::store::{self, users::User};
 use crate::tickets::{Binding, QrStatus};
@@ -35,11 +36,11 @@ pub const QR_NOT_FOUND: i64 = 2241;
 const SCENE: &str = "WXAPP_AUTH";
 const APP_ID_HEADER: &str = "x-authing-app-id";
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v2/qrcode/gene", post(gene_post))
-        .route("/api/v2/qrcode/check", get(check_get))
-        .route("/api/v2/qrcode/userinfo", post(userinfo_post))
+pub(super) fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(gene_post))
+        .routes(routes!(check_get))
+        .routes(routes!(userinfo_post))
 }
 
 /// A failure in Authing's shape: a numeric `code` in an HTTP 200 envelope. Codes other than
@@ -85,11 +86,30 @@ fn envelope<T: Serialize>(result: CompatResult<T>) -> Response {
     json_response(envelope_bytes(result))
 }
 
+/// Every answer of this API, success or failure, with HTTP status 200.
+#[derive(Serialize, ToSchema)]
+struct Envelope<T> {
+    /// `200` on success; otherwise Authing's code (`2241`: no such QR code) or the HTTP
+    /// status the native API gives the same failure.
+    code: i64,
+    message: String,
+    /// The result; `null` on failure.
+    data: Option<T>,
+}
+
 /// The envelope around a result, as the JSON bytes of the answer.
 fn envelope_bytes<T: Serialize>(result: CompatResult<T>) -> axum::body::Bytes {
     let body = match result {
-        Ok(data) => json!({ "code": 200, "message": "success", "data": data }),
-        Err(e) => json!({ "code": e.code, "message": e.message, "data": null }),
+        Ok(data) => Envelope {
+            code: 200,
+            message: "success".into(),
+            data: Some(data),
+        },
+        Err(e) => Envelope {
+            code: e.code,
+            message: e.message,
+            data: None,
+        },
     };
     json_bytes(&body)
 }
@@ -129,21 +149,28 @@ fn status_number(status: QrStatus) -> i64 {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct GeneRequest {
+    /// Only `WXAPP_AUTH`, the default.
     scene: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct GeneData {
     random: String,
     url: String,
     #[serde(rename = "customLogo")]
+    #[schema(value_type = String)]
     custom_logo: &'static str,
 }
 
-/// `POST /api/v2/qrcode/gene`: a new code for the app in `x-authing-app-id`, bound to this
-/// browser's cookie.
+/// A new code for the app in `x-authing-app-id`, bound to this browser's cookie.
+#[utoipa::path(post, path = "/api/v2/qrcode/gene", tag = "authing", operation_id = "authing_gene_post",
+    params(("x-authing-app-id" = String, Header, description = "The app's client id.")),
+    request_body(content = Option<GeneRequest>, description = "Optional: `{\"scene\": \"WXAPP_AUTH\"}`."),
+    responses(
+        (status = 200, description = "Always 200: success or failure is `code`.", body = Envelope<GeneData>),
+    ))]
 async fn gene_post(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -175,24 +202,39 @@ async fn gene_post(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CheckQuery {
+    /// The code's id, as `gene` gave it.
     random: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CheckData {
     random: String,
+    /// `0` pending, `1` scanned, `2` confirmed, `3` cancelled, `-1` expired.
     status: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     ticket: Option<String>,
+    /// From the scan on: `{"nickname", "photo"}`.
     #[serde(rename = "userInfo", skip_serializing_if = "Option::is_none")]
-    user_info: Option<Value>,
+    user_info: Option<Scanner>,
 }
 
-/// `GET /api/v2/qrcode/check?random=`: the code's status. `userInfo` (nickname and photo only)
-/// is there from the scan on; the ticket only for the browser that created the code, unless
-/// the app turned binding off.
+/// Who scanned, as far as the PC page may know.
+#[derive(Serialize, ToSchema)]
+struct Scanner {
+    nickname: Option<String>,
+    photo: Option<String>,
+}
+
+/// The code's status. `userInfo` (nickname and photo only) is there from the scan on; the
+/// ticket only for the browser that created the code, unless the app turned binding off.
+#[utoipa::path(get, path = "/api/v2/qrcode/check", tag = "authing", operation_id = "authing_check_get",
+    params(("x-authing-app-id" = Option<String>, Header, description = "The app's client id."), CheckQuery),
+    responses(
+        (status = 200, description = "Always 200: success or failure is `code`.", body = Envelope<CheckData>),
+    ))]
 async fn check_get(
     State(state): State<AppState>,
     AppIdHeader(app): AppIdHeader,
@@ -233,9 +275,10 @@ async fn check_get(
                     ticket: view.ticket,
                     // The SDK reads `userInfo.token` on success, so it must be an object then
                     // too.
-                    user_info: view
-                        .scanned_by
-                        .map(|s| json!({ "nickname": s.nickname, "photo": s.avatar_url })),
+                    user_info: view.scanned_by.map(|s| Scanner {
+                        nickname: s.nickname,
+                        photo: s.avatar_url,
+                    }),
                 }))
             });
         Ok::<_, CompatError>((qr.client_id.clone(), body))
@@ -249,13 +292,19 @@ async fn check_get(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UserinfoRequest {
+    /// The ticket `check` showed once the code was confirmed.
     ticket: String,
 }
 
-/// `POST /api/v2/qrcode/userinfo {"ticket"}`: the user, with an ID token as `token`. The
-/// ticket is consumed: a second call with it fails.
+/// The user in Authing's field names, with an ID token as `token`. The ticket is consumed: a
+/// second call with it fails.
+#[utoipa::path(post, path = "/api/v2/qrcode/userinfo", tag = "authing", operation_id = "authing_userinfo_post",
+    request_body = UserinfoRequest,
+    responses(
+        (status = 200, description = "Always 200: success or failure is `code`; `data` is the user.", body = Envelope<AuthingUser>),
+    ))]
 async fn userinfo_post(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -294,31 +343,59 @@ async fn userinfo_post(
 }
 
 /// The user in Authing's field names.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AuthingUser {
+    id: String,
+    user_pool_id: String,
+    /// Always `null`: WeChat users have none.
+    username: Option<String>,
+    /// Always `null`.
+    email: Option<String>,
+    email_verified: bool,
+    phone: Option<String>,
+    phone_verified: bool,
+    phone_country_code: Option<String>,
+    nickname: Option<String>,
+    photo: Option<String>,
+    openid: Option<String>,
+    unionid: Option<String>,
+    /// An ID token for the app.
+    token: String,
+    token_expired_at: String,
+    logins_count: i64,
+    last_login: Option<String>,
+    #[serde(rename = "lastIP")]
+    last_ip: Option<String>,
+    signed_up: String,
+    blocked: bool,
+}
+
 fn user_data(
     user: &User,
     openid: Option<String>,
     unionid: Option<String>,
     tokens: &exchange::IssuedTokens,
-) -> Value {
-    json!({
-        "id": user.id,
-        "userPoolId": user.pool,
-        "username": null,
-        "email": null,
-        "emailVerified": false,
-        "phone": user.phone,
-        "phoneVerified": user.phone.is_some(),
-        "phoneCountryCode": user.phone_country,
-        "nickname": user.nickname,
-        "photo": user.avatar_url,
-        "openid": openid,
-        "unionid": unionid,
-        "token": tokens.id_token,
-        "tokenExpiredAt": rfc3339(tokens.expires_at * 1000),
-        "loginsCount": user.login_count,
-        "lastLogin": user.last_login_at.map(rfc3339),
-        "lastIP": user.last_ip,
-        "signedUp": rfc3339(user.created_at),
-        "blocked": user.blocked,
-    })
+) -> AuthingUser {
+    AuthingUser {
+        id: user.id.clone(),
+        user_pool_id: user.pool.clone(),
+        username: None,
+        email: None,
+        email_verified: false,
+        phone: user.phone.clone(),
+        phone_verified: user.phone.is_some(),
+        phone_country_code: user.phone_country.clone(),
+        nickname: user.nickname.clone(),
+        photo: user.avatar_url.clone(),
+        openid,
+        unionid,
+        token: tokens.id_token.clone(),
+        token_expired_at: rfc3339(tokens.expires_at * 1000),
+        logins_count: user.login_count,
+        last_login: user.last_login_at.map(rfc3339),
+        last_ip: user.last_ip.clone(),
+        signed_up: rfc3339(user.created_at),
+        blocked: user.blocked,
+    }
 }

@@ -19,21 +19,35 @@ use crate::store::users::User;
 use crate::tickets::{ExchangeTicket, Take};
 use crate::tokens::{IdClaims, TOKEN_TTL_SECS};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ExchangeRequest {
+    /// The one-time ticket the status showed the creator once confirmed.
     pub ticket: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ExchangeResponse {
+    /// The user, with the fields the app may see.
+    #[schema(value_type = Object)]
     pub user: Value,
     pub id_token: String,
     pub access_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     pub expires_in: i64,
 }
 
-/// `POST /api/v1/qrcodes/exchange`
+/// Exchanges a confirmed code's one-time ticket for the user and tokens. Only the browser
+/// that created the code (its cookie or `X-Scangate-Bind`) may, and only once.
+#[utoipa::path(post, path = "/api/v1/qrcodes/exchange", tag = "pc",
+    request_body = ExchangeRequest,
+    responses(
+        (status = 200, description = "The user and tokens.", body = ExchangeResponse),
+        (status = 400, description = "No ticket.", body = crate::error::ErrorBody),
+        (status = 403, description = "Another browser created the code, or the user is blocked.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such ticket, or it was used.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many exchanges from this address.", body = crate::error::ErrorBody),
+    ))]
 pub async fn exchange_post(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -18,18 +18,22 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::config::QrMode;
 use crate::domain::Random;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{Path, Query};
 use crate::qr::{Branding, Format, Image, ImageKey, WXACODE_SOURCE_WIDTH};
 use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::tickets::QrCode;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImageQuery {
+    /// The image's width and height in pixels (the app's size when absent).
+    #[param(minimum = 128, maximum = 1024)]
     size: Option<u32>,
 }
 
@@ -51,6 +55,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     }
 }
 
+/// The code's branded image as PNG, with a strong `ETag` (`304` for a matching
+/// `If-None-Match`) and a lifetime no longer than the code's.
+#[utoipa::path(get, path = "/api/v1/qrcodes/{random}/image.png", tag = "pc",
+    params(("random" = String, Path, description = "The code's id."), ImageQuery),
+    responses(
+        (status = 200, description = "The image.", content_type = "image/png", body = Vec<u8>),
+        (status = 304, description = "Not modified."),
+        (status = 400, description = "`size` out of range.", body = ErrorBody),
+        (status = 404, description = "No such code.", body = ErrorBody),
+        (status = 429, description = "Too many images drawn for this code.", body = ErrorBody),
+    ))]
 pub async fn image_png_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,
@@ -60,6 +75,16 @@ pub async fn image_png_get(
     image(state, random, q, headers, Format::Png).await
 }
 
+/// The code's branded image as SVG; otherwise as the PNG.
+#[utoipa::path(get, path = "/api/v1/qrcodes/{random}/image.svg", tag = "pc",
+    params(("random" = String, Path, description = "The code's id."), ImageQuery),
+    responses(
+        (status = 200, description = "The image.", content_type = "image/svg+xml", body = String),
+        (status = 304, description = "Not modified."),
+        (status = 400, description = "`size` out of range.", body = ErrorBody),
+        (status = 404, description = "No such code.", body = ErrorBody),
+        (status = 429, description = "Too many images drawn for this code.", body = ErrorBody),
+    ))]
 pub async fn image_svg_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,
@@ -156,8 +181,14 @@ async fn branding(state: &AppState, qr: &QrCode) -> AppResult<Arc<Branding>> {
     Ok(state.qr.with_stored_logo(digest, || png))
 }
 
-/// `GET /media/logos/{digest}.png`: a logo ScanGate stores. Its name is its content's
-/// SHA-256, so it is cached for a year and never revalidated.
+/// A logo ScanGate stores (`{sha256}.png`). Its name is its content's SHA-256, so it is
+/// cached for a year and never revalidated.
+#[utoipa::path(get, path = "/media/logos/{name}", tag = "pc",
+    params(("name" = String, Path, description = "The logo's SHA-256 in hex, then `.png`.")),
+    responses(
+        (status = 200, description = "The logo.", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "No such logo.", body = ErrorBody),
+    ))]
 pub async fn logo_get(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -14,16 +14,17 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use crate::clock::rfc3339;
 use crate::cors::Cors;
 use crate::domain::ClientId;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{browser_cookie, Json, Requester};
+use crate::openapi::ApiRouter;
 use crate::pages::{page, ScanPage};
 use crate::ratelimit::Limit;
 use crate::state::AppState;
@@ -35,36 +36,29 @@ pub use status::{status_view, StatusView};
 /// The native and the Authing-compatible routes, with cross-origin grants for the origins
 /// apps allow. The landing page of `/q/{random}` is mounted by the router, which knows the
 /// mode.
-pub fn router(cors: &Cors) -> Router<AppState> {
-    let native = Router::new()
-        .route("/api/v1/qrcodes", post(qrcode_post))
-        .route("/api/v1/qrcodes/exchange", post(exchange::exchange_post))
-        .route("/api/v1/qrcodes/{random}", get(status::qrcode_get))
-        .route("/api/v1/qrcodes/{random}/events", get(status::events_get))
-        .route(
-            "/api/v1/qrcodes/{random}/image.png",
-            get(image::image_png_get),
-        )
-        .route(
-            "/api/v1/qrcodes/{random}/image.svg",
-            get(image::image_svg_get),
-        )
-        .route(
-            "/api/v1/qrcodes/{random}/open_link",
-            get(open_link::open_link_get),
-        )
-        .route("/media/logos/{name}", get(image::logo_get));
-    crate::cors::apply(native.merge(compat::router()), cors)
+pub fn router(cors: &Cors) -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(qrcode_post))
+        .routes(routes!(exchange::exchange_post))
+        .routes(routes!(status::qrcode_get))
+        .routes(routes!(status::events_get))
+        .routes(routes!(image::image_png_get))
+        .routes(routes!(image::image_svg_get))
+        .routes(routes!(open_link::open_link_get))
+        .routes(routes!(image::logo_get))
+        .merge(compat::router())
+        .layer(cors.clone())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateQrRequest {
     /// Kept as sent: an id that is not a well-formed client id names no app (`not_found`).
     pub app_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreateQrResponse {
+    /// The code's id: 32 random characters.
     pub random: String,
     pub expires_at: String,
     pub expires_in: i64,
@@ -128,7 +122,16 @@ pub async fn create_qrcode(
     })
 }
 
-/// `POST /api/v1/qrcodes`
+/// Creates a QR code for an app, bound to this browser (a cookie) and to the returned
+/// `bind_token`; either proves the creator when the ticket is read and exchanged.
+#[utoipa::path(post, path = "/api/v1/qrcodes", tag = "pc",
+    request_body = CreateQrRequest,
+    responses(
+        (status = 201, description = "The new code.", body = CreateQrResponse),
+        (status = 400, description = "The body is not a JSON object with `app_id`.", body = ErrorBody),
+        (status = 404, description = "No app has this `app_id` (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many codes from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn qrcode_post(
     State(state): State<AppState>,
     jar: CookieJar,

@@ -22,7 +22,7 @@ use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::tickets::{Binding, QrStatus};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OpenLinkResponse {
     /// `https://wxaurl.cn/…` (URL Link) or `weixin://dl/business/?t=…` (URL Scheme).
     pub url: String,
@@ -32,7 +32,19 @@ pub struct OpenLinkResponse {
     pub expires_in: i64,
 }
 
-/// `GET /api/v1/qrcodes/{random}/open_link`
+/// The link that opens the Mini Program at this code on the same phone ("Open in WeChat"),
+/// for the browser that created the code.
+#[utoipa::path(get, path = "/api/v1/qrcodes/{random}/open_link", tag = "pc",
+    params(("random" = String, Path, description = "The code's id.")),
+    responses(
+        (status = 200, description = "The link.", body = OpenLinkResponse),
+        (status = 403, description = "The code belongs to another browser.", body = crate::error::ErrorBody),
+        (status = 404, description = "No such code, or links are off.", body = crate::error::ErrorBody),
+        (status = 409, description = "The code is no longer waiting to be scanned.", body = crate::error::ErrorBody),
+        (status = 410, description = "The code has expired.", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many links asked for this code.", body = crate::error::ErrorBody),
+        (status = 503, description = "WeChat could not make a link.", body = crate::error::ErrorBody),
+    ))]
 pub async fn open_link_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,

@@ -11,27 +11,29 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::MAX_WAIT;
 use crate::clock::rfc3339;
 use crate::clock::{Clock, Millis};
 use crate::domain::Random;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{Path, Query, Requester};
 use crate::ratelimit::Held;
 use crate::server::Draining;
 use crate::state::AppState;
 use crate::tickets::{Binding, QrCode, QrStatus, Rendered, Subscription, TicketStore};
 
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq, ToSchema)]
 pub struct ScannedBy {
     pub nickname: Option<String>,
     pub avatar_url: Option<String>,
 }
 
 /// What a PC page may see of a code.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq, ToSchema)]
 pub struct StatusView {
+    #[schema(value_type = String)]
     pub random: Random,
     pub status: QrStatus,
     pub expires_at: String,
@@ -107,15 +109,25 @@ pub fn view_as(qr: &QrCode, seen: Seen) -> StatusView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// Long-poll: hold the request up to this many seconds for a change.
     wait: Option<u64>,
     /// The status the caller already knows; a different current status answers at once.
+    #[param(value_type = Option<QrStatus>)]
     status: Option<String>,
 }
 
-/// `GET /api/v1/qrcodes/{random}[?wait=N&status=known]`
+/// The code's status; with `wait`, a long-poll that answers as soon as the status differs
+/// from `status` (or the current one), or when `wait` seconds have passed.
+#[utoipa::path(get, path = "/api/v1/qrcodes/{random}", tag = "pc",
+    params(("random" = String, Path, description = "The code's id."), StatusQuery),
+    responses(
+        (status = 200, description = "The status; `ticket` and `match_number` only for the creator.", body = StatusView),
+        (status = 400, description = "`wait` over 30 or an unknown `status`.", body = ErrorBody),
+        (status = 404, description = "No such code.", body = ErrorBody),
+    ))]
 pub async fn qrcode_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,
@@ -208,8 +220,15 @@ fn until_expiry(now: Millis, qr: &QrCode) -> Duration {
     Duration::from_millis((qr.expires_at - now).max(0) as u64)
 }
 
-/// `GET /api/v1/qrcodes/{random}/events`: one `status` event per change; closes after a final
-/// state.
+/// Server-Sent Events: one `status` event (the status view as JSON) now and at each change;
+/// the stream closes after a final state.
+#[utoipa::path(get, path = "/api/v1/qrcodes/{random}/events", tag = "pc",
+    params(("random" = String, Path, description = "The code's id.")),
+    responses(
+        (status = 200, description = "An event stream of `status` events, each a status view.", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such code.", body = ErrorBody),
+        (status = 429, description = "Too many open streams from this address.", body = ErrorBody),
+    ))]
 pub async fn events_get(
     State(state): State<AppState>,
     Path(random): Path<Random>,

@@ -12,7 +12,7 @@ use crate::domain::{AppId, ClientId, PoolSlug};
 
 /// Who owns an app's settings: the config file (read-only through the API, so a restart never
 /// undoes an operator's change) or the management API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ManagedBy {
     Config,
@@ -37,7 +37,17 @@ impl ManagedBy {
 }
 
 /// Whether a first scan by a stranger creates a user.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Signup {
     /// A stranger's first scan creates a user.
@@ -65,7 +75,17 @@ impl Signup {
 }
 
 /// Whether the Mini Program asks for the person's phone number on confirming.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PhoneAsk {
     /// The confirm screen asks and the person cannot go on without sharing it (unless WeChat's

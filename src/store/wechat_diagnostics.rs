@@ -9,7 +9,7 @@ use super::Db;
 const MAX_MESSAGE: usize = 300;
 
 /// How often and when WeChat last answered a Mini Program with one errcode.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorCount {
     pub errcode: i64,
     pub count: i64,

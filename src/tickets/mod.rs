@@ -46,7 +46,7 @@ pub const RETAIN_AFTER_EXPIRY: Duration = Duration::from_secs(600);
 /// How long an exchange ticket lives after confirmation.
 pub const TICKET_TTL: Duration = Duration::from_secs(120);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QrStatus {
     Pending,

@@ -16,16 +16,19 @@ use crate::store::{self, Db};
 use super::WechatError;
 
 /// The access-token cache of one Mini Program, as the operator sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenState {
     /// Whether the shared cache holds a token now.
     pub cached: bool,
     /// When the cached token is dropped and fetched again (absent when none is cached).
+    #[schema(value_type = Option<i64>)]
     pub expires_at: Option<Millis>,
     /// When a token was last fetched from WeChat.
+    #[schema(value_type = Option<i64>)]
     pub refreshed_at: Option<Millis>,
     /// The last failed fetch: when, WeChat's errcode (absent when WeChat did not answer) and
     /// what went wrong.
+    #[schema(value_type = Option<i64>)]
     pub error_at: Option<Millis>,
     pub error_code: Option<i64>,
     pub error_message: Option<String>,
@@ -93,10 +96,12 @@ impl Diagnostics {
 }
 
 /// A text in both languages of the console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Bilingual {
+    #[schema(value_type = String)]
     pub en: &'static str,
     #[serde(rename = "zh-CN")]
+    #[schema(value_type = String)]
     pub zh: &'static str,
 }
 
@@ -112,7 +117,7 @@ impl Bilingual {
 }
 
 /// What an errcode means and what the operator should do about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub meaning: Bilingual,
     pub action: Bilingual,

@@ -35,7 +35,15 @@ const BELOW: &[&str] = &[
     "crypto",
 ];
 /// What puts the layers together.
-const ASSEMBLY: &[&str] = &["app", "bootstrap", "router", "state", "server", "cli"];
+const ASSEMBLY: &[&str] = &[
+    "app",
+    "bootstrap",
+    "router",
+    "openapi",
+    "state",
+    "server",
+    "cli",
+];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

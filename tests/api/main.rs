@@ -31,6 +31,7 @@ mod mp;
 mod multi_instance;
 mod oidc;
 mod oidc_browser;
+mod openapi;
 mod ops;
 mod outage;
 mod postgres_tls;

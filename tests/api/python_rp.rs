@@ -22,7 +22,7 @@ use crate::both_backends;
 use crate::helpers::{Backend, TestApp, APPID, CLIENT_SECRET};
 use crate::oidc::CALLBACK;
 
-fn python_dir() -> PathBuf {
+pub fn python_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python")
 }
 
@@ -45,7 +45,7 @@ async fn run(cmd: &mut Command) -> Result<String, String> {
 
 /// The virtual environment's interpreter with the pinned packages, made once per test run;
 /// `None` when Python cannot make one outside CI.
-async fn venv_python() -> Option<PathBuf> {
+pub async fn venv_python() -> Option<PathBuf> {
     static VENV: OnceCell<Option<PathBuf>> = OnceCell::const_new();
     VENV.get_or_init(|| async {
         let venv = python_dir().join(".venv");

@@ -7,6 +7,10 @@
 //! `412 precondition_failed` when the object changed since (RFC 9110 §13.1.1). Nothing here is
 //! cached and no response carries a secret, except the client secret or API key a create or
 //! rotate call returns once.
+//!
+//! Every handler is registered with `routes!`, so its path and method come from its
+//! `#[utoipa::path]` and the OpenAPI document cannot disagree with the router; the answers are
+//! the typed views of `views`.
 
 mod views;
 
@@ -14,93 +18,58 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::UtoipaMethodRouterExt as _;
+use utoipa_axum::routes;
 
 use crate::admin::{self, Actor, PageRequest, Role};
 use crate::domain::PoolSlug;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::extract::{bearer, Json, Path, Query, Requester};
+use crate::openapi::ApiRouter;
 use crate::ratelimit::Limit;
 use crate::state::AppState;
 use crate::store::audit::Filter;
+use views::{
+    AppView, AppWithSecretView, AuditEventView, CreatedKeyView, FunnelRowView, KeyView,
+    MiniProgramView, Page, PoolView, SignedOutView, SigningKeyView, UserDetailView, UserView,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/v1/pools", get(pools_get).post(pools_post))
-        .route(
-            "/api/admin/v1/pools/{slug}",
-            get(pool_get).patch(pool_patch).delete(pool_delete),
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(pools_get, pools_post))
+        .routes(routes!(pool_get, pool_patch, pool_delete))
+        .routes(routes!(users_get, users_post))
+        .routes(routes!(users_import_post))
+        .routes(routes!(signing_keys_get, signing_keys_post))
+        .routes(routes!(signing_key_delete))
+        .routes(routes!(miniprograms_get, miniprograms_post))
+        .routes(routes!(
+            miniprogram_get,
+            miniprogram_patch,
+            miniprogram_delete
+        ))
+        .routes(routes!(miniprogram_check_post))
+        .routes(routes!(miniprogram_diagnostics_get))
+        .routes(routes!(apps_get, apps_post))
+        .routes(routes!(app_get, app_patch, app_delete))
+        .routes(routes!(app_secret_post))
+        .routes(routes!(app_funnel_get))
+        .routes(
+            routes!(app_logo_put, app_logo_delete).layer(axum::extract::DefaultBodyLimit::max(
+                crate::qr::logo::MAX_LOGO_BYTES + 1,
+            )),
         )
-        .route(
-            "/api/admin/v1/pools/{slug}/users",
-            get(users_get).post(users_post),
-        )
-        .route(
-            "/api/admin/v1/pools/{slug}/users/import",
-            post(users_import_post),
-        )
-        .route(
-            "/api/admin/v1/pools/{slug}/signing-keys",
-            get(signing_keys_get).post(signing_keys_post),
-        )
-        .route(
-            "/api/admin/v1/pools/{slug}/signing-keys/{kid}",
-            axum::routing::delete(signing_key_delete),
-        )
-        .route(
-            "/api/admin/v1/miniprograms",
-            get(miniprograms_get).post(miniprograms_post),
-        )
-        .route(
-            "/api/admin/v1/miniprograms/{appid}",
-            get(miniprogram_get)
-                .patch(miniprogram_patch)
-                .delete(miniprogram_delete),
-        )
-        .route(
-            "/api/admin/v1/miniprograms/{appid}/check",
-            post(miniprogram_check_post),
-        )
-        .route(
-            "/api/admin/v1/miniprograms/{appid}/diagnostics",
-            get(miniprogram_diagnostics_get),
-        )
-        .route("/api/admin/v1/apps", get(apps_get).post(apps_post))
-        .route(
-            "/api/admin/v1/apps/{client_id}",
-            get(app_get).patch(app_patch).delete(app_delete),
-        )
-        .route(
-            "/api/admin/v1/apps/{client_id}/secret",
-            post(app_secret_post),
-        )
-        .route("/api/admin/v1/apps/{client_id}/funnel", get(app_funnel_get))
-        .route(
-            "/api/admin/v1/apps/{client_id}/logo",
-            axum::routing::put(app_logo_put)
-                .delete(app_logo_delete)
-                .layer(axum::extract::DefaultBodyLimit::max(
-                    crate::qr::logo::MAX_LOGO_BYTES + 1,
-                )),
-        )
-        .route(
-            "/api/admin/v1/users/{id}",
-            get(user_get).delete(user_delete),
-        )
-        .route("/api/admin/v1/users/{id}/block", post(user_block_post))
-        .route("/api/admin/v1/users/{id}/unblock", post(user_unblock_post))
-        .route(
-            "/api/admin/v1/users/{id}/sign-out",
-            post(user_sign_out_post),
-        )
-        .route("/api/admin/v1/users/{id}/merge", post(user_merge_post))
-        .route("/api/admin/v1/audit", get(audit_get))
-        .route("/api/admin/v1/audit/export", get(audit_export_get))
-        .route("/api/admin/v1/keys", get(keys_get).post(keys_post))
-        .route("/api/admin/v1/keys/{id}", axum::routing::delete(key_delete))
+        .routes(routes!(user_get, user_delete))
+        .routes(routes!(user_block_post))
+        .routes(routes!(user_unblock_post))
+        .routes(routes!(user_sign_out_post))
+        .routes(routes!(user_merge_post))
+        .routes(routes!(audit_get))
+        .routes(routes!(audit_export_get))
+        .routes(routes!(keys_get, keys_post))
+        .routes(routes!(key_delete))
 }
 
 /// The caller of a management route: the actor its API key stands for. A missing or bad key
@@ -156,7 +125,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
 }
 
 /// A JSON answer that is never cached, with the object's `ETag` when it has a version.
-fn respond(status: StatusCode, version: Option<i64>, body: serde_json::Value) -> Response {
+fn respond(status: StatusCode, version: Option<i64>, body: impl Serialize) -> Response {
     let mut res = (status, axum::Json(body)).into_response();
     let headers = res.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -166,14 +135,17 @@ fn respond(status: StatusCode, version: Option<i64>, body: serde_json::Value) ->
     res
 }
 
-fn ok(body: serde_json::Value) -> Response {
+fn ok(body: impl Serialize) -> Response {
     respond(StatusCode::OK, None, body)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// How many items a page holds: 1 to 200, 50 when absent.
     limit: Option<i64>,
+    /// The `next_cursor` of the page before; the first page when absent.
     cursor: Option<String>,
 }
 
@@ -188,19 +160,44 @@ impl ListQuery {
 
 // ---- pools
 
+/// Lists the pools the key may see, by slug.
+///
+/// The list is never paged: `next_cursor` is always `null`.
+#[utoipa::path(get, path = "/api/admin/v1/pools", tag = "admin",
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, description = "The pools.", body = Page<PoolView>),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn pools_get(State(state): State<AppState>, Caller(actor): Caller) -> AppResult<Response> {
     let pools = state.admin.list_pools(&actor).await?;
-    let items: Vec<_> = pools.iter().map(views::pool).collect();
-    Ok(ok(json!({ "items": items, "next_cursor": null })))
+    Ok(ok(Page::whole(pools.iter().map(PoolView::from).collect())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPool {
+    /// Part of the pool's issuer URL (`/pools/{slug}/oidc`): 1–64 of `[a-z0-9_-]`.
     slug: String,
     name: String,
 }
 
+/// Creates a pool: a set of users with an issuer of its own.
+///
+/// Owners of every pool only; a key limited to one pool cannot create pools.
+#[utoipa::path(post, path = "/api/admin/v1/pools", tag = "admin",
+    security(("admin_api_key" = [])),
+    request_body = NewPool,
+    responses(
+        (status = 201, description = "The new pool.", body = PoolView,
+            headers(("ETag" = String, description = "The pool's version."))),
+        (status = 400, description = "The body is not a pool, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner, or is limited to one pool (`forbidden`).", body = ErrorBody),
+        (status = 409, description = "A pool has this slug already (`conflict`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn pools_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -213,10 +210,21 @@ async fn pools_post(
     Ok(respond(
         StatusCode::CREATED,
         Some(pool.version),
-        views::pool(&pool),
+        PoolView::from(&pool),
     ))
 }
 
+/// A pool the key may see.
+#[utoipa::path(get, path = "/api/admin/v1/pools/{slug}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("slug" = String, Path, description = "The pool's slug.")),
+    responses(
+        (status = 200, description = "The pool.", body = PoolView,
+            headers(("ETag" = String, description = "The pool's version."))),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn pool_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -226,16 +234,34 @@ async fn pool_get(
     Ok(respond(
         StatusCode::OK,
         Some(pool.version),
-        views::pool(&pool),
+        PoolView::from(&pool),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PoolChange {
     name: String,
 }
 
+/// Renames a pool; with `If-Match`, only if it has not changed since it was read.
+#[utoipa::path(patch, path = "/api/admin/v1/pools/{slug}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("slug" = String, Path, description = "The pool's slug."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+    ),
+    request_body = PoolChange,
+    responses(
+        (status = 200, description = "The pool as renamed.", body = PoolView,
+            headers(("ETag" = String, description = "The pool's new version."))),
+        (status = 400, description = "The body is not a change, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 412, description = "The pool changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn pool_patch(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -250,10 +276,27 @@ async fn pool_patch(
     Ok(respond(
         StatusCode::OK,
         Some(pool.version),
-        views::pool(&pool),
+        PoolView::from(&pool),
     ))
 }
 
+/// Deletes an empty pool; one that holds apps, users or Mini Programs, and the `default` pool,
+/// cannot be deleted.
+#[utoipa::path(delete, path = "/api/admin/v1/pools/{slug}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("slug" = String, Path, description = "The pool's slug."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the deletion was based on; `*` or none for whatever is current.")
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The `default` pool, or a pool that still holds apps, users or Mini Programs (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The pool changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn pool_delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -266,18 +309,44 @@ async fn pool_delete(
 
 // ---- apps
 
+/// One page of the apps the key may see, by client id.
+#[utoipa::path(get, path = "/api/admin/v1/apps", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of apps.", body = Page<AppView>),
+        (status = 400, description = "A bad `limit` or `cursor`, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn apps_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Query(q): Query<ListQuery>,
 ) -> AppResult<Response> {
     let page = state.admin.list_apps(&actor, &q.page()).await?;
-    let items: Vec<_> = page.items.iter().map(views::app).collect();
-    Ok(ok(
-        json!({ "items": items, "next_cursor": page.next_cursor }),
-    ))
+    Ok(ok(Page {
+        items: page.items.iter().map(AppView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// Creates an app; a confidential one (the default) gets a client secret, returned this once.
+///
+/// The same rules as `[[apps]]` in the config file apply, with the same messages.
+#[utoipa::path(post, path = "/api/admin/v1/apps", tag = "admin",
+    security(("admin_api_key" = [])),
+    request_body = crate::admin::apps::NewApp,
+    responses(
+        (status = 201, description = "The new app, with its client secret (`null` for a public app).", body = AppWithSecretView,
+            headers(("ETag" = String, description = "The app's version."))),
+        (status = 400, description = "The body is not an app, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The pool is outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "An app has this client id already (`conflict`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn apps_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -287,19 +356,54 @@ async fn apps_post(
     Ok(respond(
         StatusCode::CREATED,
         Some(made.app.version),
-        views::app_with_secret(&made),
+        AppWithSecretView::from(&made),
     ))
 }
 
+/// An app the key may see.
+#[utoipa::path(get, path = "/api/admin/v1/apps/{client_id}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("client_id" = String, Path, description = "The app's client id.")),
+    responses(
+        (status = 200, description = "The app.", body = AppView,
+            headers(("ETag" = String, description = "The app's version."))),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn app_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(client_id): Path<String>,
 ) -> AppResult<Response> {
     let app = state.admin.app(&actor, &client_id).await?;
-    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+    Ok(respond(
+        StatusCode::OK,
+        Some(app.version),
+        AppView::from(&app),
+    ))
 }
 
+/// Changes the fields given and leaves the rest; with `If-Match`, only if the app has not
+/// changed since it was read.
+#[utoipa::path(patch, path = "/api/admin/v1/apps/{client_id}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("client_id" = String, Path, description = "The app's client id."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+    ),
+    request_body = crate::admin::apps::AppChange,
+    responses(
+        (status = 200, description = "The app as changed.", body = AppView,
+            headers(("ETag" = String, description = "The app's new version."))),
+        (status = 400, description = "The body is not a change, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn app_patch(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -311,9 +415,29 @@ async fn app_patch(
         .admin
         .update_app(&actor, &client_id, body, version)
         .await?;
-    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+    Ok(respond(
+        StatusCode::OK,
+        Some(app.version),
+        AppView::from(&app),
+    ))
 }
 
+/// Deletes an app with every grant, code and token issued to it.
+#[utoipa::path(delete, path = "/api/admin/v1/apps/{client_id}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("client_id" = String, Path, description = "The app's client id."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the deletion was based on; `*` or none for whatever is current.")
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn app_delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -324,8 +448,32 @@ async fn app_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `PUT /apps/{client_id}/logo` with the image as the body (`Content-Type: image/png`,
-/// `image/jpeg`, `image/webp` or `image/svg+xml`, at most 1 MiB).
+/// Uploads the app's logo as the body: PNG, JPEG, WebP or SVG (rasterised), at most 1 MiB.
+///
+/// It is stored as a PNG of at most 512 px and served from ScanGate's media path, which
+/// becomes the app's `logo`.
+#[utoipa::path(put, path = "/api/admin/v1/apps/{client_id}/logo", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("client_id" = String, Path, description = "The app's client id."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+    ),
+    request_body(
+        description = "The image itself, at most 1 MiB.",
+        content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"), (Vec<u8> = "image/svg+xml"))
+    ),
+    responses(
+        (status = 200, description = "The app with its new logo.", body = AppView,
+            headers(("ETag" = String, description = "The app's new version."))),
+        (status = 400, description = "Another `Content-Type`, or an image that cannot be read (`invalid_request`, `fields.logo`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 413, description = "The image is over 1 MiB (`payload_too_large`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn app_logo_put(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -356,10 +504,30 @@ async fn app_logo_put(
         .admin
         .set_logo(&actor, &client_id, image.to_vec(), version)
         .await?;
-    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+    Ok(respond(
+        StatusCode::OK,
+        Some(app.version),
+        AppView::from(&app),
+    ))
 }
 
-/// `DELETE /apps/{client_id}/logo`: the app shows no logo.
+/// Removes the app's logo: its pages and codes show none.
+#[utoipa::path(delete, path = "/api/admin/v1/apps/{client_id}/logo", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("client_id" = String, Path, description = "The app's client id."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+    ),
+    responses(
+        (status = 200, description = "The app without a logo.", body = AppView,
+            headers(("ETag" = String, description = "The app's new version."))),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn app_logo_delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -374,19 +542,38 @@ async fn app_logo_delete(
         .admin
         .update_app(&actor, &client_id, change, version)
         .await?;
-    Ok(respond(StatusCode::OK, Some(app.version), views::app(&app)))
+    Ok(respond(
+        StatusCode::OK,
+        Some(app.version),
+        AppView::from(&app),
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FunnelQuery {
     /// `hour` (default) or `day`.
     bucket: Option<String>,
+    /// RFC 3339; by default 24 hours (by hour) or 7 days (by day) before `until`.
     since: Option<String>,
+    /// RFC 3339; now by default. A report covers at most 8 days.
     until: Option<String>,
 }
 
-/// `GET /apps/{client_id}/funnel`: created → scanned → confirmed → exchanged per bucket.
+/// The app's scan funnel: created → scanned → confirmed → exchanged, per hour or per day.
+///
+/// The list is never paged: `next_cursor` is always `null`.
+#[utoipa::path(get, path = "/api/admin/v1/apps/{client_id}/funnel", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("client_id" = String, Path, description = "The app's client id."), FunnelQuery),
+    responses(
+        (status = 200, description = "One row per bucket, oldest first.", body = Page<FunnelRowView>),
+        (status = 400, description = "A bad `bucket`, `since` or `until`, a range over 8 days, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn app_funnel_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -408,11 +595,30 @@ async fn app_funnel_get(
             instant("until", q.until.as_deref())?,
         )
         .await?;
-    let items: Vec<_> = rows.iter().map(views::funnel_row).collect();
-    Ok(ok(json!({ "items": items, "next_cursor": null })))
+    Ok(ok(Page::whole(
+        rows.iter().map(FunnelRowView::from).collect(),
+    )))
 }
 
-/// `POST /apps/{client_id}/secret`: a new client secret, shown once.
+/// Gives the app a new client secret, returned this once; the old one stops working at once.
+///
+/// A public app becomes confidential.
+#[utoipa::path(post, path = "/api/admin/v1/apps/{client_id}/secret", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("client_id" = String, Path, description = "The app's client id."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+    ),
+    responses(
+        (status = 200, description = "The app with its new client secret.", body = AppWithSecretView,
+            headers(("ETag" = String, description = "The app's new version."))),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn app_secret_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -426,21 +632,46 @@ async fn app_secret_post(
     Ok(respond(
         StatusCode::OK,
         Some(made.app.version),
-        views::app_with_secret(&made),
+        AppWithSecretView::from(&made),
     ))
 }
 
 // ---- Mini Programs
 
+/// Lists the Mini Programs the key may see, by AppID; never their AppSecrets.
+///
+/// The list is never paged: `next_cursor` is always `null`.
+#[utoipa::path(get, path = "/api/admin/v1/miniprograms", tag = "admin",
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, description = "The Mini Programs.", body = Page<MiniProgramView>),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn miniprograms_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
 ) -> AppResult<Response> {
     let mps = state.admin.list_miniprograms(&actor).await?;
-    let items: Vec<_> = mps.iter().map(views::miniprogram).collect();
-    Ok(ok(json!({ "items": items, "next_cursor": null })))
+    Ok(ok(Page::whole(
+        mps.iter().map(MiniProgramView::from).collect(),
+    )))
 }
 
+/// Registers a Mini Program with its AppSecret, which is sealed at rest and never returned.
+#[utoipa::path(post, path = "/api/admin/v1/miniprograms", tag = "admin",
+    security(("admin_api_key" = [])),
+    request_body = crate::admin::miniprograms::NewMiniProgram,
+    responses(
+        (status = 201, description = "The new Mini Program.", body = MiniProgramView,
+            headers(("ETag" = String, description = "The Mini Program's version."))),
+        (status = 400, description = "The body is not a Mini Program, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "The pool is outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The AppID is registered already (`conflict`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn miniprograms_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -450,10 +681,21 @@ async fn miniprograms_post(
     Ok(respond(
         StatusCode::CREATED,
         Some(mp.version),
-        views::miniprogram(&mp),
+        MiniProgramView::from(&mp),
     ))
 }
 
+/// A Mini Program the key may see.
+#[utoipa::path(get, path = "/api/admin/v1/miniprograms/{appid}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("appid" = String, Path, description = "The Mini Program's AppID.")),
+    responses(
+        (status = 200, description = "The Mini Program.", body = MiniProgramView,
+            headers(("ETag" = String, description = "The Mini Program's version."))),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn miniprogram_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -463,10 +705,30 @@ async fn miniprogram_get(
     Ok(respond(
         StatusCode::OK,
         Some(mp.version),
-        views::miniprogram(&mp),
+        MiniProgramView::from(&mp),
     ))
 }
 
+/// Changes a Mini Program's name (`null` removes it) and/or its AppSecret; with `If-Match`,
+/// only if it has not changed since it was read.
+#[utoipa::path(patch, path = "/api/admin/v1/miniprograms/{appid}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("appid" = String, Path, description = "The Mini Program's AppID."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+    ),
+    request_body = crate::admin::miniprograms::MiniProgramChange,
+    responses(
+        (status = 200, description = "The Mini Program as changed.", body = MiniProgramView,
+            headers(("ETag" = String, description = "The Mini Program's new version."))),
+        (status = 400, description = "The body is not a change, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The Mini Program is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The Mini Program changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn miniprogram_patch(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -481,10 +743,26 @@ async fn miniprogram_patch(
     Ok(respond(
         StatusCode::OK,
         Some(mp.version),
-        views::miniprogram(&mp),
+        MiniProgramView::from(&mp),
     ))
 }
 
+/// Deletes a Mini Program that no app uses and no user has signed in with.
+#[utoipa::path(delete, path = "/api/admin/v1/miniprograms/{appid}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("appid" = String, Path, description = "The Mini Program's AppID."),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the deletion was based on; `*` or none for whatever is current.")
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The Mini Program is declared in the config file, or apps or users still depend on it (`conflict`).", body = ErrorBody),
+        (status = 412, description = "The Mini Program changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn miniprogram_delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -498,40 +776,77 @@ async fn miniprogram_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `POST /miniprograms/{appid}/check`: whether WeChat accepts the stored credentials now.
+/// Asks WeChat now whether it accepts the stored credentials, and explains its answer.
+///
+/// A refusal is an answer too (`ok: false` with WeChat's errcode), not an error.
+#[utoipa::path(post, path = "/api/admin/v1/miniprograms/{appid}/check", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("appid" = String, Path, description = "The Mini Program's AppID.")),
+    responses(
+        (status = 200, description = "What WeChat said.", body = crate::admin::miniprograms::Check),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn miniprogram_check_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(appid): Path<String>,
 ) -> AppResult<Response> {
     let check = state.admin.check_miniprogram(&actor, &appid).await?;
-    Ok(ok(json!(check)))
+    Ok(ok(check))
 }
 
+/// What WeChat last answered the Mini Program: its errors by errcode, each explained, and the
+/// state of its access-token cache.
+#[utoipa::path(get, path = "/api/admin/v1/miniprograms/{appid}/diagnostics", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("appid" = String, Path, description = "The Mini Program's AppID.")),
+    responses(
+        (status = 200, description = "The diagnostics of every instance's calls together.", body = crate::admin::miniprograms::Diagnostics),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn miniprogram_diagnostics_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(appid): Path<String>,
 ) -> AppResult<Response> {
     let diagnostics = state.admin.miniprogram_diagnostics(&actor, &appid).await?;
-    Ok(ok(json!(diagnostics)))
+    Ok(ok(diagnostics))
 }
 
 // ---- signing keys
 
+/// The pool's published signing keys, newest first: the active one and the retired ones still
+/// in the JWKS.
+///
+/// The list is never paged: `next_cursor` is always `null`.
+#[utoipa::path(get, path = "/api/admin/v1/pools/{slug}/signing-keys", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("slug" = String, Path, description = "The pool's slug.")),
+    responses(
+        (status = 200, description = "The keys.", body = Page<SigningKeyView>),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn signing_keys_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(slug): Path<String>,
 ) -> AppResult<Response> {
     let keys = state.admin.signing_keys(&actor, &slug).await?;
-    let items: Vec<_> = keys.iter().map(views::signing_key).collect();
-    Ok(ok(json!({ "items": items, "next_cursor": null })))
+    Ok(ok(Page::whole(
+        keys.iter().map(SigningKeyView::from).collect(),
+    )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotation {
+    /// `RS256` (the default), `ES256` or `EdDSA`.
     #[serde(default = "default_alg")]
     alg: String,
 }
@@ -540,7 +855,20 @@ fn default_alg() -> String {
     "RS256".into()
 }
 
-/// `POST /pools/{slug}/signing-keys {"alg"}`: rotate, as `scangate keys rotate` does.
+/// Rotates the pool's signing key, as `scangate keys rotate` does: a new active key of `alg`;
+/// the previous one is retired and stays published for the grace period.
+#[utoipa::path(post, path = "/api/admin/v1/pools/{slug}/signing-keys", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("slug" = String, Path, description = "The pool's slug.")),
+    request_body = Rotation,
+    responses(
+        (status = 201, description = "The new active key.", body = SigningKeyView),
+        (status = 400, description = "The body is not a rotation, or an unknown `alg` (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn signing_keys_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -550,10 +878,29 @@ async fn signing_keys_post(
     let alg = crate::tokens::KeyAlg::parse(&body.alg)
         .ok_or_else(|| AppError::invalid("alg must be RS256, ES256 or EdDSA"))?;
     let key = state.admin.rotate_signing_key(&actor, &slug, alg).await?;
-    Ok(respond(StatusCode::CREATED, None, views::signing_key(&key)))
+    Ok(respond(
+        StatusCode::CREATED,
+        None,
+        SigningKeyView::from(&key),
+    ))
 }
 
-/// `DELETE /pools/{slug}/signing-keys/{kid}`: withdraw a retired key from the JWKS now.
+/// Withdraws a retired key from the JWKS now, before its grace period ends: tokens it signed
+/// stop verifying.
+#[utoipa::path(delete, path = "/api/admin/v1/pools/{slug}/signing-keys/{kid}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(
+        ("slug" = String, Path, description = "The pool's slug."),
+        ("kid" = String, Path, description = "The key's `kid`.")
+    ),
+    responses(
+        (status = 204, description = "Withdrawn."),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such pool or signing key, or a pool outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The key is the active one; rotate first (`conflict`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn signing_key_delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -565,14 +912,30 @@ async fn signing_key_delete(
 
 // ---- users
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UsersQuery {
+    /// Only users whose id, nickname, phone, openid or unionid starts with this (at most 64
+    /// characters).
     q: Option<String>,
+    /// How many items a page holds: 1 to 200, 50 when absent.
     limit: Option<i64>,
+    /// The `next_cursor` of the page before; the first page when absent.
     cursor: Option<String>,
 }
 
+/// One page of the pool's users in creation order, optionally only those matching `q`.
+#[utoipa::path(get, path = "/api/admin/v1/pools/{slug}/users", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("slug" = String, Path, description = "The pool's slug."), UsersQuery),
+    responses(
+        (status = 200, description = "One page of users.", body = Page<UserView>),
+        (status = 400, description = "A bad `q`, `limit` or `cursor`, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn users_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -587,13 +950,29 @@ async fn users_get(
         .admin
         .list_users(&actor, &slug, q.q.as_deref(), &page)
         .await?;
-    let items: Vec<_> = page.items.iter().map(views::user).collect();
-    Ok(ok(
-        json!({ "items": items, "next_cursor": page.next_cursor }),
-    ))
+    Ok(ok(Page {
+        items: page.items.iter().map(UserView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
-/// `POST /pools/{slug}/users`: provision a person before their first scan.
+/// Provisions a person before their first scan, known by phone number and/or unionid.
+///
+/// They are linked at their first login when the unionid matches, or the phone number they
+/// share does.
+#[utoipa::path(post, path = "/api/admin/v1/pools/{slug}/users", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("slug" = String, Path, description = "The pool's slug.")),
+    request_body = crate::admin::users::NewUser,
+    responses(
+        (status = 201, description = "The provisioned user.", body = UserDetailView),
+        (status = 400, description = "The body is not a user, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The pool has a user with this `external_id` already (`conflict`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn users_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -604,11 +983,29 @@ async fn users_post(
     Ok(respond(
         StatusCode::CREATED,
         None,
-        views::user_detail(&detail),
+        UserDetailView::from(&detail),
     ))
 }
 
-/// `POST /pools/{slug}/users/import`: one user per JSON line (`application/x-ndjson`).
+/// Provisions one user per JSON line, each as `POST /pools/{slug}/users` takes it.
+///
+/// A bad line is reported with its number and the others go ahead.
+#[utoipa::path(post, path = "/api/admin/v1/pools/{slug}/users/import", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("slug" = String, Path, description = "The pool's slug.")),
+    request_body(
+        content = String,
+        content_type = "application/x-ndjson",
+        description = "One `NewUser` JSON object per line, at most 10 000 lines; blank lines are skipped."
+    ),
+    responses(
+        (status = 200, description = "How many users were created, and each line refused and why.", body = crate::admin::users::Imported),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 413, description = "Over 10 000 lines; split the import (`payload_too_large`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn users_import_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -616,18 +1013,39 @@ async fn users_import_post(
     body: String,
 ) -> AppResult<Response> {
     let imported = state.admin.import_users(&actor, &slug, &body).await?;
-    Ok(ok(json!(imported)))
+    Ok(ok(imported))
 }
 
+/// A user the key may see, with identities, live grants and sessions, and last logins.
+#[utoipa::path(get, path = "/api/admin/v1/users/{id}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = UserDetailView),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn user_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let detail = state.admin.user(&actor, &id).await?;
-    Ok(ok(views::user_detail(&detail)))
+    Ok(ok(UserDetailView::from(&detail)))
 }
 
+/// Erases a user and everything that signs them in; a later scan signs up afresh.
+#[utoipa::path(delete, path = "/api/admin/v1/users/{id}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Erased."),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn user_delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -637,14 +1055,30 @@ async fn user_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Merge {
     /// The user to absorb into the one in the path.
     absorb: String,
 }
 
-/// `POST /users/{id}/merge {"absorb"}`.
+/// Merges the user `absorb` into this one (same pool): identities move, the absorbed user's
+/// tokens and sessions end and it is erased.
+///
+/// This user keeps its own profile and takes what it lacks.
+#[utoipa::path(post, path = "/api/admin/v1/users/{id}/merge", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("id" = String, Path, description = "The id of the user that is kept.")),
+    request_body = Merge,
+    responses(
+        (status = 200, description = "The user as merged.", body = UserDetailView),
+        (status = 400, description = "The body is not a merge, or a user merged into itself (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "Either user does not exist, or is outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The users belong to different pools (`conflict`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn user_merge_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -652,49 +1086,93 @@ async fn user_merge_post(
     Json(body): Json<Merge>,
 ) -> AppResult<Response> {
     let detail = state.admin.merge_users(&actor, &id, &body.absorb).await?;
-    Ok(ok(views::user_detail(&detail)))
+    Ok(ok(UserDetailView::from(&detail)))
 }
 
+/// Blocks a user: every live session, refresh token and grant ends at once, and the login
+/// paths refuse them.
+#[utoipa::path(post, path = "/api/admin/v1/users/{id}/block", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user, blocked.", body = UserDetailView),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn user_block_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let detail = state.admin.set_blocked(&actor, &id, true).await?;
-    Ok(ok(views::user_detail(&detail)))
+    Ok(ok(UserDetailView::from(&detail)))
 }
 
+/// Unblocks a user: they may sign in again.
+#[utoipa::path(post, path = "/api/admin/v1/users/{id}/unblock", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user, unblocked.", body = UserDetailView),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn user_unblock_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let detail = state.admin.set_blocked(&actor, &id, false).await?;
-    Ok(ok(views::user_detail(&detail)))
+    Ok(ok(UserDetailView::from(&detail)))
 }
 
+/// Ends every session and token of a user; they must scan again everywhere.
+#[utoipa::path(post, path = "/api/admin/v1/users/{id}/sign-out", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("id" = String, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "How many grants were revoked.", body = SignedOutView),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn user_sign_out_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let revoked = state.admin.sign_out_user(&actor, &id).await?;
-    Ok(ok(json!({ "grants_revoked": revoked })))
+    Ok(ok(SignedOutView {
+        grants_revoked: revoked,
+    }))
 }
 
 // ---- audit
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
+    /// Only this pool's events; a key limited to a pool sees only its own.
     pool: Option<String>,
+    /// Only events by this actor (`key:{name}`, a user id, `cli`).
     actor: Option<String>,
+    /// Only this action, such as `admin.app.update`.
     action: Option<String>,
+    /// Only events about this subject.
     subject: Option<String>,
-    /// RFC 3339.
+    /// RFC 3339, inclusive.
     since: Option<String>,
+    /// RFC 3339, exclusive.
     until: Option<String>,
+    /// How many items a page holds: 1 to 200, 50 when absent.
     limit: Option<i64>,
+    /// The `next_cursor` of the page before; the first page when absent.
     cursor: Option<String>,
 }
 
@@ -708,6 +1186,17 @@ fn instant(name: &str, value: Option<&str>) -> AppResult<Option<i64>> {
         .transpose()
 }
 
+/// One page of the audit log, newest first, filtered by pool, actor, action, subject and time.
+#[utoipa::path(get, path = "/api/admin/v1/audit", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of events.", body = Page<AuditEventView>),
+        (status = 400, description = "A bad time, `since` not before `until`, a bad `limit` or `cursor`, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "The `pool` is outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn audit_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -726,24 +1215,42 @@ async fn audit_get(
         cursor: q.cursor,
     };
     let page = state.admin.audit_events(&actor, filter, &page).await?;
-    let items: Vec<_> = page.items.iter().map(views::audit_event).collect();
-    Ok(ok(
-        json!({ "items": items, "next_cursor": page.next_cursor }),
-    ))
+    Ok(ok(Page {
+        items: page.items.iter().map(AuditEventView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
+    /// Only this pool's events; a key limited to a pool exports only its own.
     pool: Option<String>,
+    /// Only events by this actor (`key:{name}`, a user id, `cli`).
     actor: Option<String>,
+    /// Only this action, such as `admin.app.update`.
     action: Option<String>,
+    /// Only events about this subject.
     subject: Option<String>,
+    /// RFC 3339, inclusive.
     since: Option<String>,
+    /// RFC 3339, exclusive.
     until: Option<String>,
 }
 
-/// `GET /audit/export`: the whole (filtered) log as JSON lines, streamed newest first.
+/// The whole (filtered) audit log as JSON lines, streamed newest first; the export itself is
+/// audited.
+#[utoipa::path(get, path = "/api/admin/v1/audit/export", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "One event per line, as an attachment (`scangate-audit.jsonl`).", body = AuditEventView, content_type = "application/x-ndjson"),
+        (status = 400, description = "A bad time, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 404, description = "The `pool` is outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn audit_export_get(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -761,7 +1268,9 @@ async fn audit_export_get(
     let lines = futures::StreamExt::map(batches, |batch| {
         batch.map(|events| {
             events.iter().fold(String::new(), |mut out, e| {
-                out.push_str(&views::audit_event(e).to_string());
+                // A view of strings, numbers and a JSON value always serialises.
+                let line = serde_json::to_string(&AuditEventView::from(e)).unwrap_or_default();
+                out.push_str(&line);
                 out.push('\n');
                 out
             })
@@ -787,21 +1296,48 @@ async fn audit_export_get(
 
 // ---- API keys
 
+/// Lists the API keys the key may see, revoked ones included; never the keys themselves.
+///
+/// Owners only. The list is never paged: `next_cursor` is always `null`.
+#[utoipa::path(get, path = "/api/admin/v1/keys", tag = "admin",
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, description = "The keys.", body = Page<KeyView>),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn keys_get(State(state): State<AppState>, Caller(actor): Caller) -> AppResult<Response> {
     let keys = state.admin.list_keys(&actor).await?;
-    let items: Vec<_> = keys.iter().map(views::key).collect();
-    Ok(ok(json!({ "items": items, "next_cursor": null })))
+    Ok(ok(Page::whole(keys.iter().map(KeyView::from).collect())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
+    /// 1 to 64 characters; the audit log names the key `key:{name}`.
     name: String,
+    /// `viewer`, `admin` or `owner`.
     role: String,
+    /// The one pool the key may see; every pool when absent.
     #[serde(default)]
     pool: Option<String>,
 }
 
+/// Creates an API key, returned this once; only its hash is stored.
+///
+/// Owners only, and never a key wider than the one creating it.
+#[utoipa::path(post, path = "/api/admin/v1/keys", tag = "admin",
+    security(("admin_api_key" = [])),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The new key, with its secret in `key`.", body = CreatedKeyView),
+        (status = 400, description = "The body is not a key, or a bad `name`, `role` or `pool` (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner, or is limited to another pool than the one asked for (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such pool (`not_found`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn keys_post(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -819,16 +1355,30 @@ async fn keys_post(
         .admin
         .create_key(&actor, &body.name, role, pool)
         .await?;
-    let mut body = views::key(&made.key);
-    body["key"] = json!(made.secret);
-    Ok(respond(StatusCode::CREATED, None, body))
+    Ok(respond(
+        StatusCode::CREATED,
+        None,
+        CreatedKeyView::from(&made),
+    ))
 }
 
+/// Revokes an API key; it stops working at once.
+#[utoipa::path(delete, path = "/api/admin/v1/keys/{id}", tag = "admin",
+    security(("admin_api_key" = [])),
+    params(("id" = String, Path, description = "The key's id.")),
+    responses(
+        (status = 200, description = "The key, revoked.", body = KeyView),
+        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
+        (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "No such key, or one outside the key's pool (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The key is revoked already (`conflict`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+    ))]
 async fn key_delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let key = state.admin.revoke_key(&actor, &id).await?;
-    Ok(ok(views::key(&key)))
+    Ok(ok(KeyView::from(&key)))
 }
