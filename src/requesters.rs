@@ -41,7 +41,7 @@ pub struct Agent {
 }
 
 /// A coarse place of an address.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Place {
     pub city: Option<String>,
     pub region: Option<String>,
@@ -54,9 +54,10 @@ pub struct Place {
 }
 
 /// Why the phone warns before the person confirms.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Mismatch {
     /// `"country"` or `"datacenter"`.
+    #[schema(value_type = String)]
     pub reason: &'static str,
     pub message: String,
     pub requester_country: Option<String>,

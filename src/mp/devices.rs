@@ -9,10 +9,12 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use utoipa_axum::routes;
 
-use super::{logo_url, requester_json, stale_scan, MpUser};
+use super::{requester_json, stale_scan, AppBrief, MpUser, RequesterView};
 use crate::clock::rfc3339;
 use crate::domain::Random;
 use crate::error::{AppError, AppResult};
@@ -62,7 +64,7 @@ async fn load(state: &AppState, who: &MpUser, random: &Random) -> AppResult<Devi
 #[utoipa::path(post, path = "/api/mp/v1/devices/{random}/scan", tag = "miniprogram", security(("mp_session" = [])),
     params(("random" = String, Path, description = "The device request's id, from its link.")),
     responses(
-        (status = 200, description = "`{\"app\", \"device\", \"scopes\", \"status\", \"expires_at\", \"mismatch\"}`.", body = Object),
+        (status = 200, description = "What the approval screen shows.", body = DeviceScanResponse),
         (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
         (status = 403, description = "Another Mini Program's request.", body = crate::error::ErrorBody),
         (status = 404, description = "No such device request.", body = crate::error::ErrorBody),
@@ -84,26 +86,57 @@ async fn device_scan_post(
     let (name, logo) = app
         .map(|a| (a.name.clone(), a.logo.clone()))
         .unwrap_or_default();
-    let (mut device, place) = requester_json(
+    let (requester, place) = requester_json(
         &state,
         &req.requester_ip,
         &req.requester_user_agent,
         req.created_at,
     );
-    device["client_name"] = json!(name);
-    device["user_code"] = json!(req.user_code.display());
+    let device = DeviceView {
+        requester,
+        client_name: name.clone(),
+        user_code: req.user_code.display(),
+    };
     let phone_place = state.requesters.place(&phone_side.ip);
     let mismatch = requesters::mismatch(place.as_ref(), phone_place.as_ref());
-    let scopes: Vec<&str> = req.scope.split(' ').filter(|s| !s.is_empty()).collect();
-    Ok(axum::Json(json!({
-        "app": { "name": name, "logo_url": logo_url(&state, logo) },
-        "device": device,
-        "scopes": scopes,
-        "status": DeviceStatus::Pending.as_str(),
-        "expires_at": rfc3339(req.expires_at),
-        "mismatch": mismatch,
-    }))
+    let scopes = req
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(axum::Json(DeviceScanResponse {
+        app: AppBrief::new(&state, name, logo),
+        device,
+        scopes,
+        status: DeviceStatus::Pending.as_str(),
+        expires_at: rfc3339(req.expires_at),
+        mismatch,
+    })
     .into_response())
+}
+
+/// What the approval screen shows.
+#[derive(Serialize, ToSchema)]
+struct DeviceScanResponse {
+    app: AppBrief,
+    device: DeviceView,
+    scopes: Vec<String>,
+    /// `pending`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    expires_at: String,
+    mismatch: Option<requesters::Mismatch>,
+}
+
+/// The device that asked: where and what it is, and the code its screen shows.
+#[derive(Serialize, ToSchema)]
+struct DeviceView {
+    #[serde(flatten)]
+    requester: RequesterView,
+    client_name: String,
+    /// `XXXX-XXXX`, to compare with the device's screen.
+    user_code: String,
 }
 
 /// The person checked that the user code matches the device's screen and approves; the

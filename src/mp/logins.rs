@@ -4,10 +4,12 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use utoipa_axum::routes;
 
-use super::{requester_json, MpUser};
+use super::{requester_json, AppBrief, MpUser, RequesterView};
 use crate::clock::rfc3339;
 use crate::error::{AppError, AppResult};
 use crate::extract::Path;
@@ -28,7 +30,7 @@ pub fn router() -> ApiRouter {
 /// The caller's recent logins, newest first.
 #[utoipa::path(get, path = "/api/mp/v1/me/logins", tag = "miniprogram", security(("mp_session" = [])),
     responses(
-        (status = 200, description = "`{\"logins\": [{\"id\", \"app\", \"requester\", \"confirmed_at\", \"reported\"}]}`.", body = Object),
+        (status = 200, description = "The logins, newest first.", body = Logins),
         (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
     ))]
 async fn logins_get(State(state): State<AppState>, who: MpUser) -> AppResult<Response> {
@@ -41,22 +43,36 @@ async fn logins_get(State(state): State<AppState>, who: MpUser) -> AppResult<Res
             .await?
             .map(|a| (a.name.clone(), a.logo.clone()));
         let (name, logo) = app.unwrap_or_default();
-        let logo_url = super::logo_url(&state, logo);
         let (requester, _) = requester_json(
             &state,
             &login.requester_ip,
             &login.requester_user_agent,
             login.confirmed_at,
         );
-        out.push(json!({
-            "id": login.id,
-            "app": { "name": name, "logo_url": logo_url },
-            "requester": requester,
-            "confirmed_at": rfc3339(login.confirmed_at),
-            "reported": login.reported_at.is_some(),
-        }));
+        out.push(LoginView {
+            id: login.id,
+            app: AppBrief::new(&state, name, logo),
+            requester,
+            confirmed_at: rfc3339(login.confirmed_at),
+            reported: login.reported_at.is_some(),
+        });
     }
-    Ok(axum::Json(json!({ "logins": out })).into_response())
+    Ok(axum::Json(Logins { logins: out }).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+struct Logins {
+    logins: Vec<LoginView>,
+}
+
+/// A login of the caller's: which app, from where, when, and whether they reported it.
+#[derive(Serialize, ToSchema)]
+struct LoginView {
+    id: String,
+    app: AppBrief,
+    requester: RequesterView,
+    confirmed_at: String,
+    reported: bool,
 }
 
 /// The caller says a login of theirs was not them: what it signed in ends at once.

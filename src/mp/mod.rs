@@ -240,22 +240,98 @@ pub(crate) fn requester_json(
     ip: &str,
     user_agent: &str,
     created_at: crate::clock::Millis,
-) -> (serde_json::Value, Option<requesters::Place>) {
+) -> (RequesterView, Option<requesters::Place>) {
     let agent = requesters::agent(user_agent);
     let place = state.requesters.place(ip);
     let shown = (state.clock.now() - created_at).max(0).div_euclid(1000);
-    let json = json!({
-        "ip": ip,
-        "user_agent": user_agent,
-        "created_at": rfc3339(created_at),
-        "browser": agent.browser,
-        "os": agent.os,
-        "device": agent.device,
-        "description": agent.description,
-        "location": place,
-        "shown_seconds_ago": shown,
-    });
-    (json, place)
+    let view = RequesterView {
+        ip: ip.to_owned(),
+        user_agent: user_agent.to_owned(),
+        created_at: rfc3339(created_at),
+        browser: agent.browser,
+        os: agent.os,
+        device: agent.device,
+        description: agent.description,
+        location: place.clone(),
+        shown_seconds_ago: shown,
+    };
+    (view, place)
+}
+
+/// Who asked for a login, as the phone shows it before the person confirms.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RequesterView {
+    ip: String,
+    user_agent: String,
+    /// When the request was made.
+    created_at: String,
+    browser: Option<String>,
+    os: Option<String>,
+    /// `desktop`, `phone`, `tablet` or `unknown`.
+    #[schema(value_type = String)]
+    device: &'static str,
+    /// `Chrome on Windows`.
+    description: String,
+    /// Where the address is, when the GeoIP database knows.
+    location: Option<requesters::Place>,
+    shown_seconds_ago: i64,
+}
+
+/// An app as the phone shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppBrief {
+    name: String,
+    logo_url: Option<String>,
+}
+
+impl AppBrief {
+    pub(crate) fn new(state: &AppState, name: String, logo: Option<String>) -> Self {
+        AppBrief {
+            name,
+            logo_url: logo_url(state, logo),
+        }
+    }
+}
+
+/// What the confirm screen shows.
+#[derive(Serialize, ToSchema)]
+struct ScanResponse {
+    app: AppBrief,
+    requester: RequesterView,
+    expires_at: String,
+    /// A warning to show before the person confirms: the requester is in a datacenter or in
+    /// another country than the phone.
+    mismatch: Option<requesters::Mismatch>,
+    /// The match step: the person taps the number the PC page shows.
+    #[serde(rename = "match")]
+    matching: Option<MatchStep>,
+    /// Whether to ask for the phone number: `never`, `optional` or `required`.
+    #[schema(value_type = String)]
+    phone: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+struct MatchStep {
+    /// Three numbers, one of them the PC page's.
+    #[schema(value_type = Vec<u8>)]
+    choices: [u8; 3],
+}
+
+#[derive(Serialize, ToSchema)]
+struct ConfirmResponse {
+    status: QrStatus,
+    login_id: String,
+    /// `quota_exhausted`: WeChat's phone quota ran out, so the person is signed in without
+    /// the phone number.
+    #[schema(value_type = Option<String>)]
+    phone_skipped: Option<&'static str>,
+    #[schema(value_type = Option<String>)]
+    phone_skipped_message: Option<&'static str>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct StatusResponse {
+    status: QrStatus,
 }
 
 /// A scan that found no pending code to take (unknown, expired, used, another's) counts
@@ -280,7 +356,7 @@ async fn stale_scan(state: &AppState, who: &MpUser, e: AppError) -> AppError {
 #[utoipa::path(post, path = "/api/mp/v1/qrcodes/{random}/scan", tag = "miniprogram", security(("mp_session" = [])),
     params(("random" = String, Path, description = "The code's id, from the scanned URL.")),
     responses(
-        (status = 200, description = "What the confirm screen shows: `app`, `requester`, `expires_at`, `mismatch`, `match` (`{\"choices\"}`) and `phone`.", body = Object),
+        (status = 200, description = "What the confirm screen shows.", body = ScanResponse),
         (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
         (status = 403, description = "Another Mini Program's code, or an app of existing accounts only.", body = crate::error::ErrorBody),
         (status = 404, description = "No such code.", body = crate::error::ErrorBody),
@@ -328,7 +404,7 @@ async fn scan_post(
     let (name, logo, phone) = app
         .map(|a| (a.name.clone(), a.logo.clone(), a.phone))
         .unwrap_or_default();
-    let logo_url = logo_url(&state, logo);
+    let app = AppBrief::new(&state, name, logo);
     let (requester, requester_place) = requester_json(
         &state,
         &qr.requester_ip,
@@ -340,17 +416,17 @@ async fn scan_post(
     if mismatch.is_some() {
         state.metrics.scanner_event(ScannerEvent::MismatchWarned);
     }
-    let matching = qr
-        .match_number
-        .map(|n| json!({ "choices": crate::tickets::match_choices(n) }));
-    Ok(axum::Json(json!({
-        "app": { "name": name, "logo_url": logo_url },
-        "requester": requester,
-        "expires_at": rfc3339(qr.expires_at),
-        "mismatch": mismatch,
-        "match": matching,
-        "phone": phone.as_str(),
-    }))
+    let matching = qr.match_number.map(|n| MatchStep {
+        choices: crate::tickets::match_choices(n),
+    });
+    Ok(axum::Json(ScanResponse {
+        app,
+        requester,
+        expires_at: rfc3339(qr.expires_at),
+        mismatch,
+        matching,
+        phone: phone.as_str(),
+    })
     .into_response())
 }
 
@@ -375,7 +451,7 @@ pub struct ConfirmRequest {
     params(("random" = String, Path, description = "The code's id, from the scanned URL.")),
     request_body(content = Option<ConfirmRequest>, description = "Optional: a profile, a phone and the match number."),
     responses(
-        (status = 200, description = "`{\"status\": \"confirmed\", \"login_id\", \"phone_skipped\", \"phone_skipped_message\"}`.", body = Object),
+        (status = 200, description = "Confirmed: the PC page gets its ticket.", body = ConfirmResponse),
         (status = 400, description = "A wrong field, or the match number is missing.", body = crate::error::ErrorBody),
         (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
         (status = 403, description = "Scanned by another user.", body = crate::error::ErrorBody),
@@ -510,12 +586,12 @@ async fn confirm_post(
         "WeChat could not share your phone number right now (this Mini Program's quota is used \
          up); you are signed in without it."
     });
-    Ok(axum::Json(json!({
-        "status": qr.status,
-        "login_id": login.id,
-        "phone_skipped": phone_skipped,
-        "phone_skipped_message": message,
-    }))
+    Ok(axum::Json(ConfirmResponse {
+        status: qr.status,
+        login_id: login.id,
+        phone_skipped,
+        phone_skipped_message: message,
+    })
     .into_response())
 }
 
@@ -597,7 +673,7 @@ async fn phone_quota_exhausted(
 #[utoipa::path(post, path = "/api/mp/v1/qrcodes/{random}/cancel", tag = "miniprogram", security(("mp_session" = [])),
     params(("random" = String, Path, description = "The code's id, from the scanned URL.")),
     responses(
-        (status = 200, description = "`{\"status\": \"cancelled\"}`.", body = Object),
+        (status = 200, description = "`cancelled`.", body = StatusResponse),
         (status = 401, description = "No or an expired session token.", body = crate::error::ErrorBody),
         (status = 403, description = "Only the user who scanned may cancel.", body = crate::error::ErrorBody),
         (status = 404, description = "No such code.", body = crate::error::ErrorBody),
@@ -626,5 +702,9 @@ async fn cancel_post(
         )
         .await?;
     state.funnel.step(&qr.client_id, Step::Cancelled).await;
-    Ok((StatusCode::OK, axum::Json(json!({ "status": qr.status }))).into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(StatusResponse { status: qr.status }),
+    )
+        .into_response())
 }

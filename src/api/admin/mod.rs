@@ -103,6 +103,19 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// What every management route may answer before it runs, in the OpenAPI document: the
+/// refusals of [`Caller`]. Never built; the errors themselves are [`AppError`]s.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Refusals {
+    /// No API key, or one unknown or revoked (`unauthorized`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Too many failed authentications from this address (`rate_limited`).
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+}
+
 /// The version an `If-Match` names; `*` (or none) is whatever is current. A value that names
 /// no version of ours can match nothing.
 struct IfMatch(Option<i64>);
@@ -167,8 +180,7 @@ impl ListQuery {
     security(("admin_api_key" = [])),
     responses(
         (status = 200, description = "The pools.", body = Page<PoolView>),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn pools_get(State(state): State<AppState>, Caller(actor): Caller) -> AppResult<Response> {
     let pools = state.admin.list_pools(&actor).await?;
@@ -193,10 +205,9 @@ struct NewPool {
         (status = 201, description = "The new pool.", body = PoolView,
             headers(("ETag" = String, description = "The pool's version."))),
         (status = 400, description = "The body is not a pool, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner, or is limited to one pool (`forbidden`).", body = ErrorBody),
         (status = 409, description = "A pool has this slug already (`conflict`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn pools_post(
     State(state): State<AppState>,
@@ -221,9 +232,8 @@ async fn pools_post(
     responses(
         (status = 200, description = "The pool.", body = PoolView,
             headers(("ETag" = String, description = "The pool's version."))),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn pool_get(
     State(state): State<AppState>,
@@ -256,11 +266,10 @@ struct PoolChange {
         (status = 200, description = "The pool as renamed.", body = PoolView,
             headers(("ETag" = String, description = "The pool's new version."))),
         (status = 400, description = "The body is not a change, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 412, description = "The pool changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn pool_patch(
     State(state): State<AppState>,
@@ -290,12 +299,11 @@ async fn pool_patch(
     ),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The `default` pool, or a pool that still holds apps, users or Mini Programs (`conflict`).", body = ErrorBody),
         (status = 412, description = "The pool changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn pool_delete(
     State(state): State<AppState>,
@@ -316,8 +324,7 @@ async fn pool_delete(
     responses(
         (status = 200, description = "One page of apps.", body = Page<AppView>),
         (status = 400, description = "A bad `limit` or `cursor`, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn apps_get(
     State(state): State<AppState>,
@@ -341,11 +348,10 @@ async fn apps_get(
         (status = 201, description = "The new app, with its client secret (`null` for a public app).", body = AppWithSecretView,
             headers(("ETag" = String, description = "The app's version."))),
         (status = 400, description = "The body is not an app, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "The pool is outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "An app has this client id already (`conflict`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn apps_post(
     State(state): State<AppState>,
@@ -367,9 +373,8 @@ async fn apps_post(
     responses(
         (status = 200, description = "The app.", body = AppView,
             headers(("ETag" = String, description = "The app's version."))),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn app_get(
     State(state): State<AppState>,
@@ -397,12 +402,11 @@ async fn app_get(
         (status = 200, description = "The app as changed.", body = AppView,
             headers(("ETag" = String, description = "The app's new version."))),
         (status = 400, description = "The body is not a change, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
         (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn app_patch(
     State(state): State<AppState>,
@@ -431,12 +435,11 @@ async fn app_patch(
     ),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
         (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn app_delete(
     State(state): State<AppState>,
@@ -466,13 +469,12 @@ async fn app_delete(
         (status = 200, description = "The app with its new logo.", body = AppView,
             headers(("ETag" = String, description = "The app's new version."))),
         (status = 400, description = "Another `Content-Type`, or an image that cannot be read (`invalid_request`, `fields.logo`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
         (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
         (status = 413, description = "The image is over 1 MiB (`payload_too_large`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn app_logo_put(
     State(state): State<AppState>,
@@ -521,12 +523,11 @@ async fn app_logo_put(
     responses(
         (status = 200, description = "The app without a logo.", body = AppView,
             headers(("ETag" = String, description = "The app's new version."))),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
         (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn app_logo_delete(
     State(state): State<AppState>,
@@ -570,9 +571,8 @@ struct FunnelQuery {
     responses(
         (status = 200, description = "One row per bucket, oldest first.", body = Page<FunnelRowView>),
         (status = 400, description = "A bad `bucket`, `since` or `until`, a range over 8 days, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn app_funnel_get(
     State(state): State<AppState>,
@@ -612,12 +612,11 @@ async fn app_funnel_get(
     responses(
         (status = 200, description = "The app with its new client secret.", body = AppWithSecretView,
             headers(("ETag" = String, description = "The app's new version."))),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such app, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The app is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
         (status = 412, description = "The app changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn app_secret_post(
     State(state): State<AppState>,
@@ -645,8 +644,7 @@ async fn app_secret_post(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, description = "The Mini Programs.", body = Page<MiniProgramView>),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn miniprograms_get(
     State(state): State<AppState>,
@@ -666,11 +664,10 @@ async fn miniprograms_get(
         (status = 201, description = "The new Mini Program.", body = MiniProgramView,
             headers(("ETag" = String, description = "The Mini Program's version."))),
         (status = 400, description = "The body is not a Mini Program, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "The pool is outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The AppID is registered already (`conflict`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn miniprograms_post(
     State(state): State<AppState>,
@@ -692,9 +689,8 @@ async fn miniprograms_post(
     responses(
         (status = 200, description = "The Mini Program.", body = MiniProgramView,
             headers(("ETag" = String, description = "The Mini Program's version."))),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn miniprogram_get(
     State(state): State<AppState>,
@@ -722,12 +718,11 @@ async fn miniprogram_get(
         (status = 200, description = "The Mini Program as changed.", body = MiniProgramView,
             headers(("ETag" = String, description = "The Mini Program's new version."))),
         (status = 400, description = "The body is not a change, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The Mini Program is declared in the config file and read-only here (`conflict`).", body = ErrorBody),
         (status = 412, description = "The Mini Program changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn miniprogram_patch(
     State(state): State<AppState>,
@@ -756,12 +751,11 @@ async fn miniprogram_patch(
     ),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The Mini Program is declared in the config file, or apps or users still depend on it (`conflict`).", body = ErrorBody),
         (status = 412, description = "The Mini Program changed since the `If-Match` version (`precondition_failed`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn miniprogram_delete(
     State(state): State<AppState>,
@@ -784,9 +778,8 @@ async fn miniprogram_delete(
     params(("appid" = String, Path, description = "The Mini Program's AppID.")),
     responses(
         (status = 200, description = "What WeChat said.", body = crate::admin::miniprograms::Check),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn miniprogram_check_post(
     State(state): State<AppState>,
@@ -804,9 +797,8 @@ async fn miniprogram_check_post(
     params(("appid" = String, Path, description = "The Mini Program's AppID.")),
     responses(
         (status = 200, description = "The diagnostics of every instance's calls together.", body = crate::admin::miniprograms::Diagnostics),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such Mini Program, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn miniprogram_diagnostics_get(
     State(state): State<AppState>,
@@ -828,9 +820,8 @@ async fn miniprogram_diagnostics_get(
     params(("slug" = String, Path, description = "The pool's slug.")),
     responses(
         (status = 200, description = "The keys.", body = Page<SigningKeyView>),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn signing_keys_get(
     State(state): State<AppState>,
@@ -864,10 +855,9 @@ fn default_alg() -> String {
     responses(
         (status = 201, description = "The new active key.", body = SigningKeyView),
         (status = 400, description = "The body is not a rotation, or an unknown `alg` (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn signing_keys_post(
     State(state): State<AppState>,
@@ -895,11 +885,10 @@ async fn signing_keys_post(
     ),
     responses(
         (status = 204, description = "Withdrawn."),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such pool or signing key, or a pool outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The key is the active one; rotate first (`conflict`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn signing_key_delete(
     State(state): State<AppState>,
@@ -932,9 +921,8 @@ struct UsersQuery {
     responses(
         (status = 200, description = "One page of users.", body = Page<UserView>),
         (status = 400, description = "A bad `q`, `limit` or `cursor`, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn users_get(
     State(state): State<AppState>,
@@ -967,11 +955,10 @@ async fn users_get(
     responses(
         (status = 201, description = "The provisioned user.", body = UserDetailView),
         (status = 400, description = "The body is not a user, or `fields` names what is wrong (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The pool has a user with this `external_id` already (`conflict`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn users_post(
     State(state): State<AppState>,
@@ -1000,11 +987,10 @@ async fn users_post(
     ),
     responses(
         (status = 200, description = "How many users were created, and each line refused and why.", body = crate::admin::users::Imported),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such pool, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 413, description = "Over 10 000 lines; split the import (`payload_too_large`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn users_import_post(
     State(state): State<AppState>,
@@ -1022,9 +1008,8 @@ async fn users_import_post(
     params(("id" = String, Path, description = "The user's id.")),
     responses(
         (status = 200, description = "The user.", body = UserDetailView),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn user_get(
     State(state): State<AppState>,
@@ -1041,10 +1026,9 @@ async fn user_get(
     params(("id" = String, Path, description = "The user's id.")),
     responses(
         (status = 204, description = "Erased."),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn user_delete(
     State(state): State<AppState>,
@@ -1073,11 +1057,10 @@ struct Merge {
     responses(
         (status = 200, description = "The user as merged.", body = UserDetailView),
         (status = 400, description = "The body is not a merge, or a user merged into itself (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "Either user does not exist, or is outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The users belong to different pools (`conflict`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn user_merge_post(
     State(state): State<AppState>,
@@ -1096,10 +1079,9 @@ async fn user_merge_post(
     params(("id" = String, Path, description = "The user's id.")),
     responses(
         (status = 200, description = "The user, blocked.", body = UserDetailView),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn user_block_post(
     State(state): State<AppState>,
@@ -1116,10 +1098,9 @@ async fn user_block_post(
     params(("id" = String, Path, description = "The user's id.")),
     responses(
         (status = 200, description = "The user, unblocked.", body = UserDetailView),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn user_unblock_post(
     State(state): State<AppState>,
@@ -1136,10 +1117,9 @@ async fn user_unblock_post(
     params(("id" = String, Path, description = "The user's id.")),
     responses(
         (status = 200, description = "How many grants were revoked.", body = SignedOutView),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is a viewer (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such user, or one outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn user_sign_out_post(
     State(state): State<AppState>,
@@ -1193,9 +1173,8 @@ fn instant(name: &str, value: Option<&str>) -> AppResult<Option<i64>> {
     responses(
         (status = 200, description = "One page of events.", body = Page<AuditEventView>),
         (status = 400, description = "A bad time, `since` not before `until`, a bad `limit` or `cursor`, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "The `pool` is outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn audit_get(
     State(state): State<AppState>,
@@ -1247,9 +1226,8 @@ struct ExportQuery {
     responses(
         (status = 200, description = "One event per line, as an attachment (`scangate-audit.jsonl`).", body = AuditEventView, content_type = "application/x-ndjson"),
         (status = 400, description = "A bad time, or an unknown query parameter (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 404, description = "The `pool` is outside the key's pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn audit_export_get(
     State(state): State<AppState>,
@@ -1303,9 +1281,8 @@ async fn audit_export_get(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, description = "The keys.", body = Page<KeyView>),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn keys_get(State(state): State<AppState>, Caller(actor): Caller) -> AppResult<Response> {
     let keys = state.admin.list_keys(&actor).await?;
@@ -1333,10 +1310,9 @@ struct NewKey {
     responses(
         (status = 201, description = "The new key, with its secret in `key`.", body = CreatedKeyView),
         (status = 400, description = "The body is not a key, or a bad `name`, `role` or `pool` (`invalid_request`).", body = ErrorBody),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner, or is limited to another pool than the one asked for (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such pool (`not_found`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn keys_post(
     State(state): State<AppState>,
@@ -1368,11 +1344,10 @@ async fn keys_post(
     params(("id" = String, Path, description = "The key's id.")),
     responses(
         (status = 200, description = "The key, revoked.", body = KeyView),
-        (status = 401, description = "No API key, or one unknown or revoked (`unauthorized`).", body = ErrorBody),
         (status = 403, description = "The key is not an owner (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such key, or one outside the key's pool (`not_found`).", body = ErrorBody),
         (status = 409, description = "The key is revoked already (`conflict`).", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate_limited`).", body = ErrorBody),
+        Refusals,
     ))]
 async fn key_delete(
     State(state): State<AppState>,
