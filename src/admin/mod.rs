@@ -238,11 +238,10 @@ impl PageRequest {
         let Some(cursor) = &self.cursor else {
             return Ok(None);
         };
-        let bad = || AppError::invalid("the cursor is not one this API returned");
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-        let key = String::from_utf8(bytes).map_err(|_| bad())?;
-        if key.is_empty() || key.len() > 256 {
-            return Err(bad());
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad_cursor())?;
+        let key = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
+        if key.is_empty() || key.len() > 512 {
+            return Err(bad_cursor());
         }
         Ok(Some(key))
     }
@@ -252,7 +251,7 @@ impl PageRequest {
         let limit = self.limit()? as usize;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|last| URL_SAFE_NO_PAD.encode(key(last)))
+            rows.last().map(|last| encode_cursor(&key(last)))
         } else {
             None
         };
@@ -261,6 +260,15 @@ impl PageRequest {
             next_cursor,
         })
     }
+}
+
+/// The cursor a page ends with: the last key seen, opaque to callers.
+fn encode_cursor(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+fn bad_cursor() -> AppError {
+    AppError::invalid("the cursor is not one this API returned")
 }
 
 /// The version a caller's `If-Match` names, checked against the current one: `None` (no

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{Actor, Admin, Page, PageRequest, Role};
+use super::{bad_cursor, Actor, Admin, Page, PageRequest, Role};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::store::audit::{Filter, Recorded};
 use crate::store::{self, grants::Grant, identities::Identity, users::User};
@@ -189,9 +189,38 @@ impl Admin {
             return Err(AppError::invalid("q must be at most 64 characters"));
         }
         let after = page.after()?;
-        let rows =
-            store::users::page(&self.db, pool, prefix, after.as_deref(), page.limit()? + 1).await?;
-        page.finish(rows, |u| u.id.clone())
+        let limit = page.limit()?;
+        let Some(prefix) = prefix else {
+            let rows = store::users::page(&self.db, pool, after.as_deref(), limit + 1).await?;
+            return page.finish(rows, |u| u.id.clone());
+        };
+        // A search's cursor is the matched value and the id, NUL between (neither holds one).
+        let after = match after {
+            None => None,
+            Some(key) => {
+                let (value, id) = key.rsplit_once('\0').ok_or_else(bad_cursor)?;
+                Some(store::users::SearchKey {
+                    value: value.to_owned(),
+                    id: id.to_owned(),
+                })
+            }
+        };
+        if after.as_ref().is_some_and(|a| !a.value.starts_with(prefix)) {
+            return Err(bad_cursor());
+        }
+        let found = store::users::search(&self.db, pool, prefix, after.as_ref(), limit + 1).await?;
+        let cursor = |k: &store::users::SearchKey| format!("{}\0{}", k.value, k.id);
+        let mut rows = found.users;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|(k, _)| cursor(k))
+        } else {
+            found.resume.as_ref().map(cursor)
+        };
+        Ok(Page {
+            items: rows.into_iter().map(|(_, u)| u).collect(),
+            next_cursor: next.map(|k| super::encode_cursor(&k)),
+        })
     }
 
     /// A user in the actor's scope, with identities, or `not_found`.

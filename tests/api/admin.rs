@@ -18,6 +18,7 @@ both_backends!(
     blocking_a_user_stops_their_tokens_sessions_and_scans_at_once,
     pools_are_created_renamed_and_deleted_only_when_empty,
     users_are_listed_a_page_at_a_time_and_found_by_prefix,
+    a_search_pages_through_every_match_once_in_the_order_of_what_matched,
     every_change_is_audited_with_its_fields_and_no_secret,
     bad_input_gets_its_documented_error,
     a_mini_program_registered_through_the_api_is_checked_and_signs_people_in,
@@ -608,6 +609,94 @@ async fn users_are_listed_a_page_at_a_time_and_found_by_prefix(backend: Backend)
     )
     .await;
     assert_eq!(detail["identities"][0]["openid"], "o-cat");
+}
+
+/// Users found under several keys (an openid and a unionid, and a nickname, all starting with
+/// `o-`) come once each, at the least of their matching values, however small the pages.
+async fn a_search_pages_through_every_match_once_in_the_order_of_what_matched(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key("viewer", None).await;
+    let mut expected = Vec::new();
+    for n in 1..=7 {
+        let openid = format!("o-open-{n}");
+        let unionid = format!("o-union-{n}");
+        let session = app.mp_login_full(APPID, &openid, Some(&unionid)).await;
+        let id = session["user"]["id"].as_str().unwrap().to_owned();
+        // Three users are named so that their nickname is their least matching value; one
+        // is named outside the prefix.
+        let nickname = match n {
+            2 | 5 | 6 => Some(format!("o-a nickname {n}")),
+            3 => Some("somebody".to_owned()),
+            _ => None,
+        };
+        if let Some(nickname) = &nickname {
+            let res = app
+                .client
+                .patch(app.url("/api/mp/v1/me"))
+                .bearer_auth(session["token"].as_str().unwrap())
+                .json(&json!({ "nickname": nickname }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+        let least = nickname.filter(|n| n.starts_with("o-")).unwrap_or(openid);
+        expected.push((least, id));
+    }
+    // One user who does not match at all.
+    app.mp_login(APPID, "x-other").await;
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    for limit in [1, 2, 3, 50] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let path = match &cursor {
+                Some(c) => format!("/pools/default/users?q=o-&limit={limit}&cursor={c}"),
+                None => format!("/pools/default/users?q=o-&limit={limit}"),
+            };
+            let page = json_ok(
+                call(&app, &key, Method::GET, &path, None).await,
+                StatusCode::OK,
+            )
+            .await;
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= limit, "{page}");
+            seen.extend(items.iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "pages of {limit}");
+    }
+    // A list's cursor is not a search's.
+    let first = json_ok(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            "/pools/default/users?limit=1",
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let list_cursor = first["next_cursor"].as_str().unwrap();
+    assert_error(
+        call(
+            &app,
+            &key,
+            Method::GET,
+            &format!("/pools/default/users?q=o-&cursor={list_cursor}"),
+            None,
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
 }
 
 async fn every_change_is_audited_with_its_fields_and_no_secret(backend: Backend) {
