@@ -89,6 +89,10 @@ pub struct NavItem {
     pub href: &'static str,
     pub zh: &'static str,
     pub en: &'static str,
+    /// Who sees it: API keys and admin accounts are an owner's (admin accounts an owner's of
+    /// every pool), so the others are not shown a section that would refuse them.
+    needs: Role,
+    every_pool: bool,
 }
 
 /// The navigation, in order. A new section adds its line here.
@@ -98,54 +102,72 @@ pub const NAV: &[NavItem] = &[
         href: "/admin",
         zh: "概览",
         en: "Dashboard",
+        needs: Role::Viewer,
+        every_pool: false,
     },
     NavItem {
         key: "apps",
         href: "/admin/apps",
         zh: "应用",
         en: "Apps",
+        needs: Role::Viewer,
+        every_pool: false,
     },
     NavItem {
         key: "miniprograms",
         href: "/admin/miniprograms",
         zh: "小程序",
         en: "Mini Programs",
+        needs: Role::Viewer,
+        every_pool: false,
     },
     NavItem {
         key: "pools",
         href: "/admin/pools",
         zh: "用户池",
         en: "Pools",
+        needs: Role::Viewer,
+        every_pool: false,
     },
     NavItem {
         key: "users",
         href: "/admin/users",
         zh: "用户",
         en: "Users",
+        needs: Role::Viewer,
+        every_pool: false,
     },
     NavItem {
         key: "audit",
         href: "/admin/audit",
         zh: "审计",
         en: "Audit",
+        needs: Role::Viewer,
+        every_pool: false,
     },
     NavItem {
         key: "keys",
         href: "/admin/keys",
         zh: "签名密钥",
         en: "Keys",
+        needs: Role::Viewer,
+        every_pool: false,
     },
     NavItem {
         key: "api-keys",
         href: "/admin/api-keys",
         zh: "API 密钥",
         en: "API keys",
+        needs: Role::Owner,
+        every_pool: false,
     },
     NavItem {
         key: "admins",
         href: "/admin/admins",
         zh: "管理员",
         en: "Admins",
+        needs: Role::Owner,
+        every_pool: true,
     },
 ];
 
@@ -178,8 +200,11 @@ impl Chrome {
         format!("{}{sep}lang={lang}", self.path)
     }
 
-    pub fn nav(&self) -> &'static [NavItem] {
-        NAV
+    /// The sections this admin may open.
+    pub fn nav(&self) -> Vec<&'static NavItem> {
+        NAV.iter()
+            .filter(|item| self.role >= item.needs && !(item.every_pool && self.pool.is_some()))
+            .collect()
     }
 
     /// Whether the admin may make changes of `role` (templates hide what they may not do).

@@ -471,6 +471,17 @@ async fn a_viewer_reads_but_cannot_change_anything(backend: Backend) {
         !html.contains("/admin/pools/new"),
         "no create button for a viewer"
     );
+    // Nor a way to the sections only an owner may open; an owner has both.
+    assert!(html.contains(r#"href="/admin/users""#), "{html}");
+    for section in [r#"href="/admin/api-keys""#, r#"href="/admin/admins""#] {
+        assert!(!html.contains(section), "{section} shown to a viewer");
+    }
+    console_admin(&app, "boss", "owner", None).await;
+    let (boss, _) = signed_in(&app, "boss").await;
+    let (_, html) = get(&app, &boss, "/admin/pools").await;
+    for section in [r#"href="/admin/api-keys""#, r#"href="/admin/admins""#] {
+        assert!(html.contains(section), "{section} shown to an owner");
+    }
     let res = post(
         &app,
         &client,

@@ -123,6 +123,10 @@ async fn every_operations_page_refuses_anonymous_access_and_a_viewers_changes(ba
         .await
         .unwrap()
         .len();
+    // The pool's first signing key is made when first needed, perhaps by a task still
+    // running: the JWKS waits for it, so the count below is the settled one.
+    let jwks = app.client.get(app.url("/oidc/jwks")).send().await.unwrap();
+    assert_eq!(jwks.status(), StatusCode::OK);
     let signing_before = app
         .state
         .admin
