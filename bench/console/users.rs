@@ -69,6 +69,12 @@ async fn main() -> Result<(), Error> {
 
     let started = Instant::now();
     let ids = seed(&state.db, cli.users).await?;
+    // Statistics, as a database that grew to this size has them: PostgreSQL's planner has
+    // none for a table loaded a moment ago (autovacuum gathers them a little later), and
+    // without them it reads the whole table to look up fifty users by id.
+    if state.db.kind == scangate::store::DbKind::Postgres {
+        sqlx::query("ANALYZE").execute(&state.db.pool).await?;
+    }
     eprintln!("seeded {} users in {:?}", cli.users, started.elapsed());
     scangate::store::admins::create(
         &state.db,

@@ -205,7 +205,11 @@ pub async fn search(
         if after.is_some() {
             sql.push_str(&format!(" AND ({col} > $3 OR {uid} > ${next})"));
         }
-        sql.push_str(&format!(" ORDER BY {col}, {uid} LIMIT $2"));
+        if key == user {
+            sql.push_str(&format!(" ORDER BY {col} LIMIT $2"));
+        } else {
+            sql.push_str(&format!(" ORDER BY {col}, {uid} LIMIT $2"));
+        }
         let mut query = sqlx::query(&sql).bind(pool).bind(limit).bind(low);
         if let Some(upper) = &upper {
             query = query.bind(upper);
@@ -284,10 +288,15 @@ async fn least_keys(
         query = query.bind(*id);
     }
     let users = query.fetch_all(&db.pool).await?;
-    let identities_sql = format!(
-        "SELECT user_id, openid, unionid FROM identities WHERE pool = $1 AND user_id IN ({list})"
-    );
-    let mut query = sqlx::query(&identities_sql).bind(pool);
+    // By user alone (a user's identities are in its pool): with the pool named too, SQLite
+    // would walk the pool's whole range of a `(pool, …)` index instead of `identities_user_idx`.
+    let list = (0..ids.len())
+        .map(|i| format!("${}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let identities_sql =
+        format!("SELECT user_id, openid, unionid FROM identities WHERE user_id IN ({list})");
+    let mut query = sqlx::query(&identities_sql);
     for id in &ids {
         query = query.bind(*id);
     }
