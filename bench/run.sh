@@ -76,6 +76,10 @@ exchanges_per_minute = 0
 approvals_per_minute = 0
 pending_qrcodes_per_address = 0
 
+[connections]
+per_address = 0
+event_streams_per_address = 0
+
 [[miniprograms]]
 appid = "$APPID"
 secret = "$SECRET"

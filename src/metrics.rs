@@ -9,6 +9,7 @@
 //! so the series stay few. With `metrics = false` nothing is recorded and `/metrics` is a 404.
 //! The HTTP endpoint is `ops::metrics`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -128,6 +129,13 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// One route's series: its latency histogram and its counter for each status seen. Handles
+/// share their values with the families' series, which are what is scraped.
+struct RouteSeries {
+    seconds: Histogram,
+    statuses: Vec<(u16, Counter)>,
+}
+
 /// Set on an error response by `AppError` when the database or Redis failed, for the envelope
 /// to count.
 #[derive(Clone, Copy, Debug)]
@@ -138,6 +146,9 @@ pub struct Metrics {
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Histograms<RouteLabels>,
+    /// The series of each route already answered, so that a request adds to them without
+    /// building and hashing two label sets (the route's `String` twice) in the families.
+    http_routes: std::sync::RwLock<HashMap<String, RouteSeries>>,
     qr_codes: Family<QrLabels, Counter>,
     waiting: Family<WaitLabels, Gauge>,
     wechat_calls: Family<WechatLabels, Counter>,
@@ -296,6 +307,7 @@ impl Metrics {
             registry,
             http_requests,
             http_seconds,
+            http_routes: std::sync::RwLock::default(),
             qr_codes,
             waiting,
             wechat_calls,
@@ -317,17 +329,46 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        self.http_requests
-            .get_or_create(&HttpLabels {
-                route: route.to_owned(),
-                status,
-            })
-            .inc();
-        self.http_seconds
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
-            .observe(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        {
+            let routes = self.http_routes.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(series) = routes.get(route) {
+                if let Some((_, counter)) = series.statuses.iter().find(|(s, _)| *s == status) {
+                    counter.inc();
+                    series.seconds.observe(seconds);
+                    return;
+                }
+            }
+        }
+        // A route or status not seen before: its series are made once, under the write lock.
+        let mut routes = self.http_routes.write().unwrap_or_else(|p| p.into_inner());
+        let series = routes
+            .entry(route.to_owned())
+            .or_insert_with(|| RouteSeries {
+                seconds: self
+                    .http_seconds
+                    .get_or_create(&RouteLabels {
+                        route: route.to_owned(),
+                    })
+                    .clone(),
+                statuses: Vec::new(),
+            });
+        let counter = match series.statuses.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => counter.clone(),
+            None => {
+                let counter = self
+                    .http_requests
+                    .get_or_create(&HttpLabels {
+                        route: route.to_owned(),
+                        status,
+                    })
+                    .clone();
+                series.statuses.push((status, counter.clone()));
+                counter
+            }
+        };
+        counter.inc();
+        series.seconds.observe(seconds);
     }
 
     pub fn qr(&self, app: &str, outcome: QrOutcome) {
