@@ -278,11 +278,10 @@ async fn least_keys(
     if ids.is_empty() {
         return Ok(out);
     }
-    let list = (0..ids.len())
-        .map(|i| format!("${}", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let users_sql = format!("SELECT {COLUMNS} FROM users WHERE pool = $1 AND id IN ({list})");
+    let users_sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE pool = $1 AND id IN ({})",
+        placeholders(2, ids.len())
+    );
     let mut query = sqlx::query(&users_sql).bind(pool);
     for id in &ids {
         query = query.bind(*id);
@@ -290,12 +289,10 @@ async fn least_keys(
     let users = query.fetch_all(&db.pool).await?;
     // By user alone (a user's identities are in its pool): with the pool named too, SQLite
     // would walk the pool's whole range of a `(pool, …)` index instead of `identities_user_idx`.
-    let list = (0..ids.len())
-        .map(|i| format!("${}", i + 1))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let identities_sql =
-        format!("SELECT user_id, openid, unionid FROM identities WHERE user_id IN ({list})");
+    let identities_sql = format!(
+        "SELECT user_id, openid, unionid FROM identities WHERE user_id IN ({})",
+        placeholders(1, ids.len())
+    );
     let mut query = sqlx::query(&identities_sql);
     for id in &ids {
         query = query.bind(*id);
@@ -329,6 +326,14 @@ async fn least_keys(
         }
     }
     Ok(out)
+}
+
+/// `$first, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The least string greater than every string that starts with `prefix`, in code point order

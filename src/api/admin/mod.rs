@@ -120,6 +120,26 @@ enum Refusals {
 /// no version of ours can match nothing.
 struct IfMatch(Option<i64>);
 
+/// The header as the OpenAPI document names it, beside the extractor that reads it.
+impl utoipa::IntoParams for IfMatch {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![utoipa::openapi::path::Parameter::builder()
+            .name("If-Match")
+            .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+            .required(utoipa::openapi::Required::False)
+            .description(Some(
+                "The `ETag` the request is based on; `*` or none for whatever is current.",
+            ))
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String),
+            ))
+            .build()]
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = AppError;
 
@@ -259,7 +279,7 @@ struct PoolChange {
     security(("admin_api_key" = [])),
     params(
         ("slug" = String, Path, description = "The pool's slug."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     request_body = PoolChange,
     responses(
@@ -295,7 +315,7 @@ async fn pool_patch(
     security(("admin_api_key" = [])),
     params(
         ("slug" = String, Path, description = "The pool's slug."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the deletion was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     responses(
         (status = 204, description = "Deleted."),
@@ -395,7 +415,7 @@ async fn app_get(
     security(("admin_api_key" = [])),
     params(
         ("client_id" = String, Path, description = "The app's client id."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     request_body = crate::admin::apps::AppChange,
     responses(
@@ -431,7 +451,7 @@ async fn app_patch(
     security(("admin_api_key" = [])),
     params(
         ("client_id" = String, Path, description = "The app's client id."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the deletion was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     responses(
         (status = 204, description = "Deleted."),
@@ -459,7 +479,7 @@ async fn app_delete(
     security(("admin_api_key" = [])),
     params(
         ("client_id" = String, Path, description = "The app's client id."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     request_body(
         description = "The image itself, at most 1 MiB.",
@@ -518,7 +538,7 @@ async fn app_logo_put(
     security(("admin_api_key" = [])),
     params(
         ("client_id" = String, Path, description = "The app's client id."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     responses(
         (status = 200, description = "The app without a logo.", body = AppView,
@@ -607,7 +627,7 @@ async fn app_funnel_get(
     security(("admin_api_key" = [])),
     params(
         ("client_id" = String, Path, description = "The app's client id."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     responses(
         (status = 200, description = "The app with its new client secret.", body = AppWithSecretView,
@@ -711,7 +731,7 @@ async fn miniprogram_get(
     security(("admin_api_key" = [])),
     params(
         ("appid" = String, Path, description = "The Mini Program's AppID."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the change was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     request_body = crate::admin::miniprograms::MiniProgramChange,
     responses(
@@ -747,7 +767,7 @@ async fn miniprogram_patch(
     security(("admin_api_key" = [])),
     params(
         ("appid" = String, Path, description = "The Mini Program's AppID."),
-        ("If-Match" = Option<String>, Header, description = "The `ETag` the deletion was based on; `*` or none for whatever is current.")
+        IfMatch
     ),
     responses(
         (status = 204, description = "Deleted."),
